@@ -1,0 +1,29 @@
+"""resnet-lab: see why deep plain networks fail and why skip connections fix them."""
+
+from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
+from .models import (
+    ResNet,
+    build,
+    cifar_resnet,
+    deep_mlp,
+    plain_net,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    resnext50_32x4d,
+    resnext101_32x8d,
+    set_skip,
+    summary,
+    wide_resnet50_2,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",
+    "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50", "resnet101",
+    "resnet152", "resnext50_32x4d", "resnext101_32x8d", "set_skip", "summary",
+    "wide_resnet50_2",
+]

@@ -1,0 +1,61 @@
+"""The lab's two commands, needing nothing but Python 3.10+:
+
+    python3 tasks.py lab     install into .venv (first time) and open the lessons in JupyterLab
+    python3 tasks.py test    install into .venv (first time) and run the whole test suite
+    python3 tasks.py app     serve the widget app alone with Voila
+
+Torch is installed first as $RESNET_LAB_TORCH (default "torch==2.13.0"), and only when the venv
+has none: on a GPU machine set RESNET_LAB_TORCH=torch to get your platform's normal build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".resnet-lab-installed"
+
+
+def run(*args: object) -> None:
+    print("+", " ".join(map(str, args)), flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT)
+
+
+def install() -> None:
+    """Create .venv and install the package with its test extras, once per pyproject change."""
+    if not PY.exists():
+        venv.create(VENV, with_pip=True)
+    if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
+        return
+    has_torch = subprocess.run([str(PY), "-c", "import torch"], capture_output=True).returncode == 0
+    if not has_torch:
+        run(PY, "-m", "pip", "install", os.environ.get("RESNET_LAB_TORCH", "torch==2.13.0"))
+    run(PY, "-m", "pip", "install", "-e", ".[test]")
+    STAMP.touch()
+
+
+def main(argv: list[str]) -> int:
+    commands = {
+        "lab": [BIN / "jupyter", "lab", "--ip=127.0.0.1", "--ServerApp.root_dir=notebooks",
+                *argv[1:]],
+        "app": [BIN / "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1", "--port=8866",
+                "--no-browser", *argv[1:]],
+        "test": [PY, "-m", "pytest", *argv[1:]],
+    }
+    if not argv or argv[0] not in commands:
+        print(f"usage: python3 tasks.py {{{','.join(commands)}}} [extra arguments]",
+              file=sys.stderr)
+        return 2
+    install()
+    return subprocess.run([str(a) for a in commands[argv[0]]], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,200 @@
+"""Blocks and builders: shapes, the skip gate, parameter counts against published figures."""
+
+import pytest
+import torch
+from torch import nn
+
+import resnet_lab as rl
+from resnet_lab.blocks import PadShortcut
+from tests.reference import torchvision_resnet as tv
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# He et al. 2015, Table 6: ResNet-20/32/44/56/110 have 0.27/0.46/0.66/0.85/1.7M parameters
+@pytest.mark.parametrize("depth,millions", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85),
+                                            (110, 1.7)])
+def test_cifar_parameter_counts_match_the_paper(depth, millions):
+    assert round(n_params(rl.cifar_resnet(depth)) / 1e6, 2 if depth < 110 else 1) == millions
+
+
+def test_plain_net_has_exactly_the_same_parameters():
+    res, plain = rl.cifar_resnet(56), rl.plain_net(56)
+    assert [(k, v.shape) for k, v in res.state_dict().items()] == \
+           [(k, v.shape) for k, v in plain.state_dict().items()]
+    assert all(b.skip == 0 for b in plain.modules() if isinstance(b, rl.ResidualBlock))
+
+
+# torchvision's documented parameter counts
+IMAGENET_COUNTS = {
+    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
+    "resnet101": 44_549_160, "resnet152": 60_192_808, "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336, "wide_resnet50_2": 68_883_240,
+}
+
+
+@pytest.mark.parametrize("name", IMAGENET_COUNTS)
+def test_imagenet_parameter_counts(name):
+    assert n_params(getattr(rl, name)()) == IMAGENET_COUNTS[name]
+
+
+TORCHVISION = {
+    "resnet18": (tv.BasicBlock, [2, 2, 2, 2], {}),
+    "resnet50": (tv.Bottleneck, [3, 4, 6, 3], {}),
+    "resnext50_32x4d": (tv.Bottleneck, [3, 4, 6, 3], {"groups": 32, "width_per_group": 4}),
+    "wide_resnet50_2": (tv.Bottleneck, [3, 4, 6, 3], {"width_per_group": 128}),
+}
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_weights_load_strictly_and_give_the_same_outputs(name):
+    torch.manual_seed(0)
+    block, layers, kwargs = TORCHVISION[name]
+    ref = tv.ResNet(block, layers, **kwargs).eval()
+    ours = getattr(rl, name)().eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-5)
+
+
+def _block_input(block, channels=16, size=8):
+    torch.manual_seed(0)
+    return torch.randn(2, channels, size, size)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rl.BasicBlock(16, 16),
+    lambda: rl.BasicBlock(16, 32, stride=2, shortcut="A"),
+    lambda: rl.BasicBlock(16, 32, stride=2, shortcut="B"),
+    lambda: rl.Bottleneck(16, 4),
+    lambda: rl.Bottleneck(16, 8, stride=2, groups=4, base_width=16),
+])
+def test_skip_gate_is_the_lecture_equation(make):
+    block = make().eval()
+    x = _block_input(block)
+    with torch.no_grad():
+        f = block.residual(x)
+        block.skip = 0.0
+        assert torch.equal(block(x), torch.relu(f))                       # plain: relu(F(x))
+        block.skip = 1.0
+        assert torch.equal(block(x), torch.relu(f + block.shortcut(x)))   # relu(F(x) + x)
+        block.skip = 0.5
+        torch.testing.assert_close(block(x), torch.relu(f + 0.5 * block.shortcut(x)))
+
+
+def test_identity_shortcut_is_x_and_option_a_pads_zeros():
+    x = _block_input(None)
+    assert torch.equal(rl.BasicBlock(16, 16).shortcut(x), x)
+    y = PadShortcut(2, 16)(x)
+    assert y.shape == (2, 32, 4, 4)
+    assert torch.equal(y[:, :16], x[:, :, ::2, ::2]) and not y[:, 16:].any()
+    assert n_params(rl.BasicBlock(16, 32, stride=2, shortcut="A")) < \
+        n_params(rl.BasicBlock(16, 32, stride=2, shortcut="B"))
+
+
+def test_set_skip_changes_no_parameter_and_selects_stages():
+    model = rl.cifar_resnet(20)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    changed = rl.set_skip(model, 0.0, blocks="layer2")
+    assert changed == ["layer2.0", "layer2.1", "layer2.2"]
+    assert model.layer2[1].skip == 0 and model.layer1[0].skip == 1 and model.layer3[2].skip == 1
+    assert rl.set_skip(model, 0.25, blocks=["layer1.0", "layer3"]) == \
+        ["layer1.0", "layer3.0", "layer3.1", "layer3.2"]
+    assert len(rl.set_skip(model, 1.0)) == 9
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_flipping_skips_changes_the_output_but_not_the_weights():
+    model = rl.cifar_resnet(20).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        a = model(x)
+        rl.set_skip(model, 0.0)
+        b = model(x)
+        rl.set_skip(model, 1.0)
+        torch.testing.assert_close(model(x), a)
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("kwargs", [dict(preact=True), dict(norm=False), dict(init="default"),
+                                    dict(zero_init_residual=True), dict(block="bottleneck"),
+                                    dict(in_channels=1, width=4)])
+def test_cifar_options_build_and_run(kwargs):
+    depth = 29 if kwargs.get("block") == "bottleneck" else 20
+    model = rl.cifar_resnet(depth, **kwargs)
+    x = torch.randn(3, kwargs.get("in_channels", 3), 16, 16)
+    out = model(x)
+    assert out.shape == (3, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+
+
+def test_zero_init_residual_makes_every_block_start_as_identity_plus_relu():
+    model = rl.cifar_resnet(20, zero_init_residual=True).eval()
+    block = model.layer1[1]
+    x = torch.relu(torch.randn(2, 16, 8, 8))
+    with torch.no_grad():
+        assert torch.equal(block(x), x)
+
+
+def test_norm_off_has_no_batchnorm():
+    model = rl.cifar_resnet(20, norm=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_summary_resnet50_matches_published_figures():
+    s = rl.summary(rl.resnet50(), (1, 3, 224, 224))
+    assert [r.stage for r in s.rows] == ["stem", "stage 1", "stage 2", "stage 3", "stage 4",
+                                         "head"]
+    assert s.params == 25_557_032
+    assert round(s.macs / 1e9, 1) == 4.1                       # torchvision: 4.09 GFLOPS (MACs)
+    assert [r.output_shape for r in s.rows][1:5] == [(1, 256, 56, 56), (1, 512, 28, 28),
+                                                    (1, 1024, 14, 14), (1, 2048, 7, 7)]
+    assert "GMACs" in str(s)
+
+
+def test_deep_mlp_shapes_and_skip():
+    plain = rl.deep_mlp(10, 32, "tanh", skip=0.0)
+    assert plain(torch.randn(4, 64)).shape == (4, 10)
+    assert len(rl.set_skip(plain, 1.0)) == 10
+
+
+def test_build_rebuilds_from_config():
+    model = rl.cifar_resnet(32, width=8, skip=0.5)
+    again = rl.build(model.config)
+    assert again.config == model.config
+    assert n_params(again) == n_params(model) and again.layer1[0].skip == 0.5
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: rl.cifar_resnet(21), ["depth=21", "6n+2"]),
+    (lambda: rl.cifar_resnet(20, shortcut="C"), ["shortcut='C'", "'A', 'B'"]),
+    (lambda: rl.cifar_resnet(20, init="xavier"), ["init='xavier'", "'he'"]),
+    (lambda: rl.cifar_resnet(20, skip=1.5), ["skip=1.5", "[0, 1]"]),
+    (lambda: rl.cifar_resnet(20, block="fancy"), ["block='fancy'", "'basic'"]),
+    (lambda: rl.cifar_resnet(20, width=0), ["width=0"]),
+    (lambda: rl.BasicBlock(16, 16, groups=2), ["groups=2", "Bottleneck"]),
+    (lambda: rl.Bottleneck(64, 64, groups=0), ["groups=0"]),
+    (lambda: rl.Bottleneck(64, 3, base_width=4), ["planes=3", "base_width=4"]),
+    (lambda: rl.deep_mlp(activation="swish"), ["activation='swish'", "'sigmoid'"]),
+    (lambda: rl.deep_mlp(depth=0), ["depth=0"]),
+    (lambda: rl.set_skip(rl.cifar_resnet(20), 0.0, blocks="layer9"), ["blocks='layer9'",
+                                                                      "layer1"]),
+    (lambda: rl.set_skip(rl.cifar_resnet(20), -0.1), ["skip=-0.1"]),
+    (lambda: rl.summary(rl.cifar_resnet(20), (3, 0)), ["input_size"]),
+])
+def test_bad_input_names_the_argument(call, words):
+    with pytest.raises(ValueError) as err:
+        call()
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_skip_on_a_built_block_is_refused():
+    block = rl.BasicBlock(16, 16)
+    with pytest.raises(ValueError, match="skip=2"):
+        block.skip = 2
+    assert block.skip == 1.0
