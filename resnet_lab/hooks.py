@@ -1,0 +1,305 @@
+"""Instruments that watch gradients and activations flow through a network, then clean up.
+
+    with GradientNorms(model) as norms:      # hooks go on here ...
+        train_a_few_steps(model)
+    norms.names, norms.values()              # ... and are gone here, even after an exception
+
+`GradientNorms` records, after every backward pass, the gradient norm of each conv/linear
+layer's weights (one batched `torch._foreach_norm` and one device sync per recorded step).
+`ActivationStats` records per-layer mean, std, dead fraction and a histogram.
+`gradient_profile` is a single forward + backward that touches neither `.grad` nor hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import is_block
+
+LAYER_TYPES = (nn.Conv2d, nn.Linear)
+
+
+def weight_layers(model: nn.Module, shortcuts: bool = False) -> dict[str, nn.Module]:
+    """Conv and linear layers in network order, by name. Projection shortcuts (`downsample`)
+    are left out unless `shortcuts=True`: the profile follows the main path through the net."""
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, LAYER_TYPES) and (shortcuts or ".downsample." not in f".{name}.")}
+
+
+class Ring:
+    """A bounded store of rows of floats: the last `capacity` rows are kept (a ring buffer)."""
+
+    def __init__(self, width: int, capacity: int = 10_000):
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity!r} is not allowed; use a whole number >= 1")
+        self.data = np.zeros((capacity, width), dtype=np.float32)
+        self.steps = np.zeros(capacity, dtype=np.int64)
+        self.count = 0
+
+    def append(self, step: int, row: np.ndarray) -> None:
+        i = self.count % len(self.data)
+        self.data[i] = row
+        self.steps[i] = step
+        self.count += 1
+
+    def _order(self) -> np.ndarray:
+        n, cap = min(self.count, len(self.data)), len(self.data)
+        return np.arange(self.count - n, self.count) % cap
+
+    def values(self) -> np.ndarray:
+        """The kept rows, oldest first: an array (rows, width)."""
+        return self.data[self._order()].copy()
+
+    def step_numbers(self) -> np.ndarray:
+        return self.steps[self._order()].copy()
+
+    def __len__(self) -> int:
+        return min(self.count, len(self.data))
+
+
+class Instrument:
+    """Hook bookkeeping shared by the instruments: a context manager that removes itself."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.handles: list = []
+
+    def remove(self) -> None:
+        """Remove every hook this instrument added (safe to call twice)."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class GradientNorms(Instrument):
+    """Per-layer weight-gradient norms after every (or every `every`-th) backward pass.
+
+    `block_outputs=True` also records the norm of the gradient arriving at each residual
+    block's output: the signal that the skip connections carry ("gradient superhighway").
+    Works on any model (an `nn.Sequential` too); hooks are removed on exit or `remove()`.
+    """
+
+    def __init__(self, model: nn.Module, *, every: int = 1, block_outputs: bool = False,
+                 shortcuts: bool = False, capacity: int = 10_000):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every={every!r} is not allowed; use a whole number >= 1")
+        super().__init__(model)
+        layers = weight_layers(model, shortcuts)
+        if not layers:
+            raise ValueError("model has no Conv2d or Linear layer to watch")
+        self.names = list(layers)
+        self.weights = [m.weight for m in layers.values()]
+        self.every = every
+        self.steps = 0                                 # backward passes seen
+        self.ring = Ring(len(self.names), capacity)
+        self.blocks = {n: m for n, m in model.named_modules() if is_block(m)} \
+            if block_outputs else {}
+        self.block_names = list(self.blocks)
+        self.block_ring = Ring(len(self.block_names), capacity) if self.blocks else None
+        self._block_sq: list[list[torch.Tensor]] = [[] for _ in self.block_names]
+        self.handles.append(model.register_forward_hook(self._on_model_output))
+        for i, block in enumerate(self.blocks.values()):
+            self.handles.append(block.register_forward_hook(self._block_hook(i)))
+
+    def _recording(self) -> bool:
+        return self.steps % self.every == 0
+
+    def _on_model_output(self, module, inputs, output) -> None:
+        # A hook on the loss-side end of the graph starts at the beginning of backward; from
+        # there we queue `_record` to run once the whole backward pass has finished.
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(self._queue_record)
+
+    def _queue_record(self, grad: torch.Tensor) -> None:
+        torch.autograd.Variable._execution_engine.queue_callback(self._record)
+
+    def _block_hook(self, i: int) -> Callable:
+        def hook(module, inputs, output) -> None:   # returns None: the output is untouched
+            if output.requires_grad and self._recording():
+                output.register_hook(lambda g: self._block_sq[i].append(g.detach().pow(2).sum()))
+        return hook
+
+    def _record(self) -> None:
+        if self._recording():
+            grads = [torch.zeros((), device=w.device) if w.grad is None else w.grad.detach()
+                     for w in self.weights]
+            rows = [torch.stack(torch._foreach_norm(grads)).float()]
+            if self.blocks:   # a block used twice adds both gradients' squares
+                rows.append(torch.stack([torch.stack(sq).sum() if sq else grads[0].new_zeros(())
+                                         for sq in self._block_sq]).float().sqrt())
+            values = torch.cat(rows).cpu().numpy()       # the one device sync of this step
+            self.ring.append(self.steps, values[:len(self.names)])
+            if self.block_ring is not None:
+                self.block_ring.append(self.steps, values[len(self.names):])
+        for sq in self._block_sq:
+            sq.clear()
+        self.steps += 1
+
+    def values(self) -> np.ndarray:
+        """Recorded norms, an array (recorded steps, layers), oldest first."""
+        return self.ring.values()
+
+    def step_numbers(self) -> np.ndarray:
+        """The backward-pass number (0, 1, ...) of each recorded row."""
+        return self.ring.step_numbers()
+
+    def block_values(self) -> np.ndarray:
+        """Recorded block-output gradient norms, an array (recorded steps, blocks)."""
+        if self.block_ring is None:
+            raise ValueError("block outputs were not recorded; pass block_outputs=True")
+        return self.block_ring.values()
+
+    def latest(self) -> dict[str, float]:
+        """The last recorded norm of each layer, by name."""
+        if not len(self.ring):
+            return {}
+        return dict(zip(self.names, self.ring.values()[-1].tolist(), strict=True))
+
+    def to_dict(self) -> dict:
+        """A plain, JSON-ready form: layer names, step numbers and a list of rows."""
+        out = {"layers": self.names, "step": self.step_numbers().tolist(),
+               "norms": self.values().tolist()}
+        if self.block_ring is not None:
+            out.update(blocks=self.block_names, block_norms=self.block_values().tolist())
+        return out
+
+
+ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.LeakyReLU)
+
+
+class ActivationStats(Instrument):
+    """Per-layer mean, std, fraction of exact zeros ("dead" units) and a fixed-bin histogram
+    of the outputs of each watched module, at every (or every `every`-th) forward pass.
+
+    Watches residual blocks when the model has any, else activation modules, else conv/linear
+    layers; or the `modules` you name. The histogram covers [lo, hi] in `bins` bins: plotted as
+    layer x step it is fast.ai's "colorful dimension" picture.
+    """
+
+    def __init__(self, model: nn.Module, modules: Iterable[str] | None = None, *,
+                 every: int = 1, bins: int = 40, hist_range: tuple[float, float] = (-5.0, 5.0),
+                 train_only: bool = True, capacity: int = 10_000):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every={every!r} is not allowed; use a whole number >= 1")
+        if hist_range[0] >= hist_range[1]:
+            raise ValueError(f"hist_range={hist_range!r} is not allowed; "
+                             "use (low, high) with low < high")
+        super().__init__(model)
+        named = dict(model.named_modules())
+        if modules is not None:
+            modules = list(modules)
+            unknown = [n for n in modules if n not in named]
+            if unknown:
+                raise ValueError(f"modules={unknown!r} are not in the model; e.g. "
+                                 f"{list(named)[1:4]!r}")
+            chosen = {n: named[n] for n in modules}
+        else:
+            chosen = ({n: m for n, m in named.items() if is_block(m)}
+                      or {n: m for n, m in named.items() if isinstance(m, ACTIVATION_TYPES)}
+                      or {n: m for n, m in named.items() if isinstance(m, LAYER_TYPES)})
+        self.names = list(chosen)
+        self.every, self.bins, self.hist_range = every, bins, hist_range
+        self.train_only = train_only
+        self.forwards = 0
+        self._pending: list[list[torch.Tensor]] = [[] for _ in self.names]
+        self.stats = Ring(3 * len(self.names), capacity)          # mean, std, dead per layer
+        self.hist = Ring(bins * len(self.names), capacity)
+        for i, m in enumerate(chosen.values()):
+            self.handles.append(m.register_forward_hook(self._module_hook(i)))
+        self.handles.append(model.register_forward_hook(self._flush))
+
+    def _active(self) -> bool:
+        return self.forwards % self.every == 0 and (self.model.training or not self.train_only)
+
+    def _module_hook(self, i: int) -> Callable:
+        def hook(module, inputs, output) -> None:   # returns None: the output is untouched
+            if self._active() and not self._pending[i]:   # a reused module counts once
+                a = output.detach().float()
+                lo, hi = self.hist_range
+                self._pending[i] = [a.mean(), a.std(), (a == 0).float().mean(),
+                                    torch.histc(a, self.bins, lo, hi) / a.numel()]
+        return hook
+
+    def _flush(self, module, inputs, output) -> None:
+        if self._active() and all(self._pending):
+            scalars = torch.stack([torch.stack(p[:3]) for p in self._pending])     # (L, 3)
+            hists = torch.stack([p[3] for p in self._pending])                     # (L, bins)
+            flat = torch.cat([scalars.flatten(), hists.flatten()]).cpu().numpy()   # one sync
+            self.stats.append(self.forwards, flat[:scalars.numel()])
+            self.hist.append(self.forwards, flat[scalars.numel():])
+        for p in self._pending:
+            p.clear()
+        self.forwards += 1
+
+    def _stat(self, k: int) -> np.ndarray:
+        return self.stats.values().reshape(len(self.stats), len(self.names), 3)[:, :, k]
+
+    def means(self) -> np.ndarray:
+        """(recorded steps, layers)."""
+        return self._stat(0)
+
+    def stds(self) -> np.ndarray:
+        """(recorded steps, layers): He et al. 2015 Fig. 7 plots these."""
+        return self._stat(1)
+
+    def dead(self) -> np.ndarray:
+        """(recorded steps, layers): fraction of outputs that are exactly zero."""
+        return self._stat(2)
+
+    def histograms(self) -> np.ndarray:
+        """(recorded steps, layers, bins), each row a fraction of the layer's outputs."""
+        return self.hist.values().reshape(len(self.hist), len(self.names), self.bins)
+
+    def step_numbers(self) -> np.ndarray:
+        return self.stats.step_numbers()
+
+    def to_dict(self) -> dict:
+        return {"layers": self.names, "step": self.step_numbers().tolist(),
+                "mean": self.means().tolist(), "std": self.stds().tolist(),
+                "dead": self.dead().tolist(), "hist_range": list(self.hist_range),
+                "histograms": self.histograms().tolist()}
+
+
+def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
+                     loss_fn: Callable | None = None, shortcuts: bool = False
+                     ) -> dict[str, float]:
+    """Per-layer weight-gradient norms from one forward + backward pass on (x, y).
+
+    Leaves the model exactly as it was: `.grad` untouched (gradients come from
+    `torch.autograd.grad`), no hooks added, BatchNorm running statistics restored.
+    `loss_fn(output, y)` defaults to cross-entropy; with y=None, to mean(output**2)/2.
+    """
+    layers = weight_layers(model, shortcuts)
+    if not layers:
+        raise ValueError("model has no Conv2d or Linear layer to profile")
+    weights = [m.weight for m in layers.values()]
+    saved = [b.detach().clone() for b in model.buffers()]
+    try:
+        with torch.enable_grad():
+            out = model(x)
+            if loss_fn is not None:
+                loss = loss_fn(out, y)
+            elif y is None:
+                loss = out.pow(2).mean() / 2
+            else:
+                loss = F.cross_entropy(out, y)
+            grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for b, old in zip(model.buffers(), saved, strict=True):
+                b.copy_(old)
+    grads = [torch.zeros((), device=w.device) if g is None else g for w, g in zip(weights, grads,
+                                                                                 strict=True)]
+    norms = torch.stack(torch._foreach_norm(grads)).float().cpu().tolist()
+    return dict(zip(layers, norms, strict=True))

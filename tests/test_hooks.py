@@ -1,0 +1,210 @@
+"""Gradient-flow instruments: right numbers, no leftovers, and the physics of depth."""
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import resnet_lab as rl
+from resnet_lab.hooks import ActivationStats, GradientNorms, gradient_profile
+
+
+def hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in model.modules())
+
+
+def step(model, x, y, opt=None):
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    if opt is not None:
+        opt.step()
+        opt.zero_grad()
+    return loss
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    return torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+
+
+def test_norms_equal_the_gradients_after_each_backward(batch):
+    model = rl.cifar_resnet(20)
+    with GradientNorms(model) as norms:
+        step(model, *batch)
+        expected = [model.get_submodule(n).weight.grad.norm().item() for n in norms.names]
+        model.zero_grad()
+        step(model, *batch)
+    values = norms.values()
+    assert values.shape == (2, 20) and norms.names[0] == "conv1" and norms.names[-1] == "fc"
+    assert "layer2.0.conv1" in norms.names and not any("downsample" in n for n in norms.names)
+    np.testing.assert_allclose(values[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(values[1], expected, rtol=1e-5)   # same batch, same grads
+    assert norms.to_dict()["step"] == [0, 1]
+
+
+def test_every_k_steps_and_ring_keeps_the_newest(batch):
+    model = rl.cifar_resnet(8)
+    with GradientNorms(model, every=2, capacity=2) as norms:
+        for _ in range(7):
+            step(model, *batch)
+    assert norms.step_numbers().tolist() == [4, 6]   # recorded 0, 2, 4, 6; kept the last two
+
+
+def test_no_grad_forward_records_nothing(batch):
+    model = rl.cifar_resnet(8)
+    with GradientNorms(model) as norms, torch.no_grad():
+        model(batch[0])
+    assert len(norms.ring) == 0
+
+
+def test_block_output_norms_match_autograd(batch):
+    model = rl.cifar_resnet(8)
+    outputs = {}
+    handle = model.layer2[0].register_forward_hook(
+        lambda m, i, o: outputs.setdefault("out", o.retain_grad() or o))
+    with GradientNorms(model, block_outputs=True) as norms:
+        step(model, *batch)
+    handle.remove()
+    assert norms.block_names == ["layer1.0", "layer2.0", "layer3.0"]
+    assert norms.block_values()[0, 1] == pytest.approx(outputs["out"].grad.norm().item(), rel=1e-5)
+
+
+def test_sequential_with_inplace_relu_and_a_reused_layer():
+    torch.manual_seed(0)
+    shared = nn.Linear(16, 16)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(inplace=True), shared, nn.ReLU(inplace=True),
+                          shared, nn.Linear(16, 2))
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 1])
+    reference = model(x)
+    with GradientNorms(model) as norms, ActivationStats(model) as acts:
+        out = model(x)
+        torch.testing.assert_close(out, reference)          # hooks did not replace the output
+        F.cross_entropy(out, y).backward()
+    # a reused layer appears once, with its accumulated gradient
+    assert norms.names == ["0", "2", "5"]
+    assert norms.values()[0, 1] == pytest.approx(shared.weight.grad.norm().item(), rel=1e-5)
+    # in-place ReLUs: the stats are those of the ReLU outputs (no negatives, some zeros)
+    assert acts.names == ["1", "3"]
+    assert acts.means().shape == (1, 2) and (acts.dead() > 0).all()
+    assert acts.histograms()[0].sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_activation_stats_on_blocks_and_eval_mode(batch):
+    model = rl.cifar_resnet(20)
+    with ActivationStats(model, bins=10, hist_range=(0, 5)) as acts:
+        model(batch[0])
+        model.eval()
+        model(batch[0])        # train_only: not recorded
+    assert acts.names[0] == "layer1.0" and len(acts.names) == 9
+    assert acts.stds().shape == (1, 9) and acts.histograms().shape == (1, 9, 10)
+    out = model.layer1[0](model.relu(model.bn1(model.conv1(batch[0]))))
+    assert acts.dead()[0, 0] == pytest.approx((out == 0).float().mean().item(), abs=0.05)
+
+
+@pytest.mark.parametrize("make", [lambda m: GradientNorms(m, block_outputs=True),
+                                  lambda m: ActivationStats(m)])
+def test_hooks_are_removed_after_1000_cycles_even_on_exceptions(make, batch):
+    model = rl.cifar_resnet(8)
+    assert hook_count(model) == 0
+    for exc in (None, RuntimeError, KeyboardInterrupt):
+        try:
+            with make(model):
+                step(model, *batch)
+                if exc:
+                    raise exc
+        except (RuntimeError, KeyboardInterrupt):
+            pass
+        assert hook_count(model) == 0
+    gc.collect()
+    tracemalloc.start()
+    for i in range(1000):
+        with make(model):
+            pass
+        if i == 99:
+            gc.collect()
+            start, _ = tracemalloc.get_traced_memory()
+    gc.collect()
+    end, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert hook_count(model) == 0
+    assert end - start < 200_000, f"memory grew by {end - start} bytes over 900 cycles"
+
+
+def test_remove_is_idempotent(batch):
+    model = rl.cifar_resnet(8)
+    norms = GradientNorms(model)
+    norms.remove()
+    norms.remove()
+    assert hook_count(model) == 0
+
+
+def test_gradient_profile_leaves_the_model_as_it_was(batch):
+    model = rl.cifar_resnet(20)
+    step(model, *batch)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    profile = gradient_profile(model, *batch)
+    assert list(profile)[:2] == ["conv1", "layer1.0.conv1"] and len(profile) == 20
+    assert all(torch.equal(p.grad, grads[n]) for n, p in model.named_parameters())
+    assert all(torch.equal(b, buffers[n]) for n, b in model.named_buffers())
+    assert hook_count(model) == 0
+    model.zero_grad()
+    step(model, *batch)
+    # the profile is the gradient a training step would see (BN stats were restored)
+    assert profile["layer2.1.conv2"] == pytest.approx(
+        model.layer2[1].conv2.weight.grad.norm().item(), rel=1e-4)
+
+
+def ratio(profile: dict[str, float]) -> float:
+    """First layer's gradient norm over the last conv layer's (input end / output end)."""
+    values = list(profile.values())
+    return values[0] / values[-2]
+
+
+def profile_of(model, seed=0, size=16):
+    torch.manual_seed(seed)
+    x = torch.randn(16, model.conv1.in_channels, size, size) if hasattr(model, "conv1") \
+        else torch.randn(64, 64)
+    return gradient_profile(model, x, torch.randint(0, 10, (x.shape[0],)))
+
+
+def test_deep_sigmoid_mlp_gradients_vanish_without_skips_not_with():
+    torch.manual_seed(0)
+    plain = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=0.0))
+    torch.manual_seed(0)
+    residual = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=1.0))
+    first_over_last = lambda p: list(p.values())[0] / list(p.values())[-1]
+    assert first_over_last(plain) < 1e-6           # orders of magnitude below the last layer
+    assert 0.05 < first_over_last(residual) < 20   # the same order as the last layer
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cifar_regimes_vanish_without_norm_explode_with_bn_residual_stays(seed):
+    torch.manual_seed(seed)
+    plain_no_norm = ratio(profile_of(rl.plain_net(56, norm=False, init="default"), seed))
+    torch.manual_seed(seed)
+    plain_bn = ratio(profile_of(rl.plain_net(56), seed))
+    assert plain_no_norm < 1e-3                    # vanishing towards the input
+    assert plain_bn > 1e2                          # exploding towards the input (Yang et al.)
+    for depth in (20, 56):
+        for kw in (dict(norm=False, init="default"), dict()):
+            torch.manual_seed(seed)
+            r = ratio(profile_of(rl.cifar_resnet(depth, **kw), seed))
+            assert 0.03 < r < 30, (depth, kw, r)   # within about an order of magnitude
+
+
+def test_bad_arguments_are_refused():
+    model = rl.cifar_resnet(8)
+    with pytest.raises(ValueError, match="every=0"):
+        GradientNorms(model, every=0)
+    with pytest.raises(ValueError, match="modules=\\['nope'\\]"):
+        ActivationStats(model, modules=["nope"])
+    with GradientNorms(model) as norms, pytest.raises(ValueError, match="block_outputs=True"):
+        norms.block_values()
+    assert hook_count(model) == 0
