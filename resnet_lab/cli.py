@@ -1,0 +1,141 @@
+"""`resnet-lab` on the command line: train one net, or compare plain and residual nets.
+
+    resnet-lab compare --depths 20 56 --steps 300 --width 4 --size 16 --recipe constant \\
+        --json runs/degradation.json --plot runs/degradation.png
+    resnet-lab train --depth 20 --plain --max-seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import data as datasets
+from .models import cifar_resnet
+from .train import RECIPES, ProgressBar, compare, save_run, with_lr
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line (naming it) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _depth(text: str) -> int:
+    value = _positive(int)(text)
+    if (value - 2) % 6 or value < 8:
+        raise argparse.ArgumentTypeError(f"{value} is not 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
+    return value
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument("--dataset", choices=datasets.DATASETS, default="synthetic",
+                        help="synthetic (built in, default), fashion_mnist or cifar10")
+    common.add_argument("--data-root", help="folder with the dataset's files")
+    common.add_argument("--size", type=_positive(int), help="resize images to SIZE x SIZE")
+    common.add_argument("--n-train", type=_positive(int), help="use only this many train images")
+    common.add_argument("--width", type=_positive(int), default=16,
+                        help="channels of the first stage (the paper: 16)")
+    common.add_argument("--no-norm", action="store_true", help="switch BatchNorm off")
+    common.add_argument("--init", choices=("he", "default"), default="he")
+    budget = common.add_argument_group("budget (training ends at the first one reached)")
+    budget.add_argument("--steps", type=_positive(int))
+    budget.add_argument("--epochs", type=_positive(float))
+    budget.add_argument("--max-seconds", type=_positive(float))
+    common.add_argument("--batch-size", type=_positive(int), default=128)
+    common.add_argument("--recipe", choices=tuple(RECIPES), default="quick")
+    common.add_argument("--lr", type=_positive(float), help="peak learning rate")
+    common.add_argument("--augment", action="store_true", help="random crop + flip")
+    common.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--json", type=Path, help="write the histories here")
+    common.add_argument("--plot", type=Path, help="write a PNG of the curves here")
+    common.add_argument("--save", type=Path, help="save weights + histories (load_run reads it)")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    parser = Parser(prog="resnet-lab", description="Train plain and residual networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    one = sub.add_parser("train", parents=[common], help="train one network")
+    one.add_argument("--depth", type=_depth, default=20, help="6n+2: 8, 14, 20, 32, 44, 56, 110")
+    one.add_argument("--plain", action="store_true", help="skip connections off")
+    many = sub.add_parser("compare", parents=[common],
+                          help="train plain and residual nets side by side on the same batches")
+    many.add_argument("--depths", type=_depth, nargs="+", default=[20, 56])
+    many.add_argument("--variants", nargs="+", choices=("plain", "residual"),
+                      default=["plain", "residual"])
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.steps is None and args.epochs is None and args.max_seconds is None:
+        args.steps = 300
+    load_args = {"size": args.size} if args.size else {}
+    if args.dataset == "synthetic":
+        load_args.update(n_train=args.n_train or 20_000, seed=args.seed)
+    else:
+        load_args.update(n_train=args.n_train, root=args.data_root)
+    data = datasets.load(args.dataset, **load_args)
+    if args.command == "train":
+        specs = [("plain" if args.plain else "residual", args.depth)]
+    else:
+        specs = [(v, d) for d in args.depths for v in args.variants]
+    torch.manual_seed(args.seed)
+    models = {f"{'plain' if v == 'plain' else 'ResNet'}-{d}":
+              cifar_resnet(d, num_classes=len(data.classes), in_channels=data.shape[0],
+                           width=args.width, norm=not args.no_norm, init=args.init,
+                           skip=0.0 if v == "plain" else 1.0) for v, d in specs}
+    recipe = with_lr(args.recipe, args.lr) if args.lr else args.recipe
+    histories = compare(models, data, steps=args.steps, epochs=args.epochs,
+                        max_seconds=args.max_seconds, batch_size=args.batch_size,
+                        recipe=recipe, device=args.device, seed=args.seed,
+                        augment=args.augment, callbacks=[] if args.quiet else [ProgressBar()])
+    for name, h in histories.items():
+        test = f"test error {100 * h.test_error[-1]:.1f}%" if h.test_error else "no test yet"
+        print(f"{name:>12}: {h.status:<8} {len(h.step)} steps, final train loss "
+              f"{h.final_train_loss():.3f}, {test}. {h.message}".rstrip())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({n: h.to_dict() for n, h in histories.items()}))
+    if args.plot:
+        from .plots import plot_curves
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        steps = max(len(h.step) for h in histories.values())
+        title = f"{data.name}, {args.recipe} recipe, {steps} steps"
+        plot_curves(histories, title=title).savefig(args.plot, dpi=110)
+    if args.save:
+        save_run(args.save, models, histories)
+    return histories
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        histories = run(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        print(f"resnet-lab: error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+    return 1 if any(h.status == "diverged" for h in histories.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

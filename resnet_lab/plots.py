@@ -1,0 +1,239 @@
+"""Pictures of runs and gradient profiles: pure functions from numbers to figures.
+
+matplotlib (`plot_*`) for notebooks, the CLI and the README; plotly (`*_figure`) for the live
+widgets, where the app updates the traces in place (`update_*`). Nothing here trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import plotly.graph_objects as go
+
+from .train import History
+
+COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def color_of(i: int) -> str:
+    """The i-th run's colour (the same in every figure)."""
+    return COLORS[i % len(COLORS)]
+
+
+def stage_of(layer: str) -> str:
+    """'layer2.1.conv1' -> 'layer2'; the stem and head keep their own names."""
+    return layer.split(".")[0]
+
+
+def stage_bounds(layers: Sequence[str]) -> list[tuple[int, str]]:
+    """(index of the first layer, stage name) wherever the stage changes."""
+    bounds, last = [], None
+    for i, name in enumerate(layers):
+        if stage_of(name) != last:
+            last = stage_of(name)
+            bounds.append((i, last))
+    return bounds
+
+
+def verdict(profile: Mapping[str, float] | Sequence[float]) -> tuple[float, str]:
+    """First layer's gradient norm over the last layer's, and a word for it:
+    "vanishing" (< 1e-2), "exploding" (> 1e2) or "healthy"."""
+    values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
+    first, last = values[0], values[-1]
+    ratio = first / last if last > 0 else float("inf")
+    if ratio < 1e-2:
+        return ratio, "vanishing"
+    if ratio > 1e2:
+        return ratio, "exploding"
+    return ratio, "healthy"
+
+
+# ---------------------------------------------------------------------------------------------
+# matplotlib
+
+
+def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
+                title: str = "") -> plt.Figure:
+    """Training loss (left) and test error (right) of each run, against steps."""
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, h) in enumerate(histories.items()):
+        style = "--" if "plain" in name.lower() else "-"
+        c = color_of(i)
+        steps, loss = np.array(h.step), np.array(h.train_loss)
+        if len(loss) >= 20:                                   # light smoothing of the noisy curve
+            k = max(1, len(loss) // 40)
+            loss = np.convolve(loss, np.ones(k) / k, mode="same")
+        ax_loss.plot(steps, loss, style, color=c, label=name, lw=1.6)
+        ax_err.plot(h.test_step, 100 * np.array(h.test_error), style + "o", color=c, label=name,
+                    ms=3)
+    ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
+    if log_loss:
+        ax_loss.set_yscale("log")
+    ax_err.set(xlabel="step", ylabel="test error (%)", title="test error")
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_profile(profiles: Mapping[str, Mapping[str, float]], *, title: str = "",
+                 ax: plt.Axes | None = None) -> plt.Figure:
+    """Per-layer gradient norm (log scale), layers in network order, stages marked."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(10, 4))
+    ax = ax or fig.add_subplot()
+    layers: list[str] = []
+    for i, (name, profile) in enumerate(profiles.items()):
+        layers = list(profile)
+        values = np.maximum(np.array(list(profile.values())), 1e-30)
+        ratio, word = verdict(values)
+        style = "--" if "plain" in name.lower() else "-"
+        ax.semilogy(values, style, marker=".", color=color_of(i),
+                    label=f"{name}: first/last {ratio:.2g} ({word})")
+    for start, stage in stage_bounds(layers):
+        ax.axvline(start - 0.5, color="grey", lw=0.6, alpha=0.5)
+        ax.text(start, 1.0, stage, transform=ax.get_xaxis_transform(), fontsize=7, va="bottom")
+    ax.set(xlabel="layer (input → output)", ylabel="‖∂loss/∂W‖", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_heatmap(history: History, *, ax: plt.Axes | None = None) -> plt.Figure:
+    """Layer x step picture of log10 gradient norms over training."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(8, 4))
+    ax = ax or fig.add_subplot()
+    norms = np.log10(np.maximum(np.array(history.grad_norms, dtype=float), 1e-12)).T
+    steps = history.grad_step or [0]
+    image = ax.imshow(norms, aspect="auto", origin="lower", cmap="viridis",
+                      extent=(steps[0], steps[-1], -0.5, len(history.layers) - 0.5))
+    ax.set(xlabel="step", ylabel="layer (input at the bottom)",
+           title=f"{history.name}: log10 gradient norm")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, title: str = "") -> plt.Figure:
+    """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual)."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for i, (name, values) in enumerate(stds.items()):
+        ax.plot(values, "--" if "plain" in name.lower() else "-", marker=".",
+                color=color_of(i), label=name)
+    ax.set(xlabel="layer", ylabel="std of the layer's output", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(histograms: np.ndarray, hist_range: tuple[float, float], *,
+                    title: str = "") -> plt.Figure:
+    """fast.ai's "colorful dimension": one panel per layer, step on x, value bins on y."""
+    steps, layers, bins = histograms.shape
+    fig, axes = plt.subplots(1, layers, figsize=(1.6 * layers, 2.4), sharey=True, squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        ax.imshow(np.log1p(histograms[:, j, :].T * 100), aspect="auto", origin="lower",
+                  extent=(0, steps, *hist_range), cmap="magma")
+        ax.set_title(f"layer {j}", fontsize=8)
+        ax.set_xticks([])
+    axes[0][0].set_ylabel("activation value")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# plotly: figures for the live widgets
+
+
+def profile_figure(profiles: Mapping[str, Mapping[str, float]], title: str = "") -> go.Figure:
+    """A plotly figure with one trace per profile (log y); update it with `update_profile`."""
+    fig = go.Figure()
+    for i, name in enumerate(profiles):
+        fig.add_scatter(name=name, mode="lines+markers", line=dict(color=color_of(i),
+                        dash="dash" if "plain" in name.lower() else "solid"))
+    fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=50, b=50),
+                      xaxis_title="layer (input → output)", yaxis_title="‖∂loss/∂W‖",
+                      yaxis_type="log", legend=dict(orientation="h", y=-0.25),
+                      template="plotly_white")
+    update_profile(fig, profiles)
+    return fig
+
+
+def update_profile(fig: go.Figure, profiles: Mapping[str, Mapping[str, float]]) -> None:
+    """Put new profiles into `fig`'s traces (works on a live FigureWidget: one message)."""
+    with _batch(fig):
+        for trace, (name, profile) in zip(fig.data, profiles.items(), strict=False):
+            trace.name = name
+            trace.x = list(range(len(profile)))
+            trace.y = [max(v, 1e-30) for v in profile.values()]
+            trace.text = list(profile)
+            trace.hovertemplate = "%{text}: %{y:.3g}<extra>" + name + "</extra>"
+
+
+def curves_figure(names: Sequence[str]) -> go.Figure:
+    """Training loss and test error of several runs, side by side (two x-axes)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "test error (%)"))
+    for i, name in enumerate(names):
+        dash = "dash" if "plain" in name.lower() else "solid"
+        line = dict(color=color_of(i), dash=dash)
+        fig.add_scatter(name=name, x=[], y=[], mode="lines", line=line, row=1, col=1,
+                        legendgroup=name)
+        fig.add_scatter(name=name, x=[], y=[], mode="lines+markers", line=line, row=1, col=2,
+                        legendgroup=name, showlegend=False)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=330, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
+    with _batch(fig):
+        for i, h in enumerate(histories.values()):
+            fig.data[2 * i].x, fig.data[2 * i].y = h.step, h.train_loss
+            fig.data[2 * i + 1].x = h.test_step
+            fig.data[2 * i + 1].y = [100 * e for e in h.test_error]
+
+
+def heatmap_figure(names: Sequence[str]) -> go.Figure:
+    """One layer x step heatmap of log10 gradient norms per run."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=list(names),
+                        horizontal_spacing=0.08)
+    for i, _ in enumerate(names):
+        fig.add_heatmap(z=[[0]], row=1, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
+                        showscale=i == len(names) - 1,
+                        colorbar=dict(title="log10 ‖g‖"))
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="layer", col=1)
+    fig.update_layout(height=300, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white")
+    return fig
+
+
+def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarray, np.ndarray]]
+                   ) -> None:
+    """grads: name -> (layer names, recorded steps, norms array (steps, layers))."""
+    with _batch(fig):
+        for trace, (layers, steps, norms) in zip(fig.data, grads.values(), strict=False):
+            if len(steps):
+                trace.z = np.log10(np.maximum(norms.T, 1e-12)).round(3).tolist()
+                trace.x = list(map(int, steps))
+                trace.y = layers
+
+
+def _batch(fig: go.Figure):
+    """`batch_update` on a live FigureWidget (one message), a no-op context on a Figure."""
+    from contextlib import nullcontext
+
+    return fig.batch_update() if isinstance(fig, go.FigureWidget) else nullcontext()

@@ -1,0 +1,191 @@
+"""The training engine: side-by-side runs, stop/interrupt/divergence, determinism, the CLI."""
+
+import json
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+import resnet_lab as rl
+from resnet_lab import cli, data, train
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return data.synthetic(1024, 256, size=16, seed=0)
+
+
+def small_models(seed=0):
+    torch.manual_seed(seed)
+    return {"plain-8": rl.plain_net(8, width=4), "ResNet-8": rl.cifar_resnet(8, width=4)}
+
+
+class At(train.Callback):
+    """Calls `action(run)` once the run reaches `step`."""
+
+    def __init__(self, step, action):
+        self.step, self.action = step, action
+
+    def on_step(self, run):
+        if run.step == self.step:
+            self.action(run)
+
+
+def test_compare_trains_all_models_on_the_same_steps_and_learns(tiny):
+    histories = train.compare(small_models(), tiny, steps=100, batch_size=64, eval_every=25,
+                              recipe="constant")
+    for h in histories.values():
+        assert h.status == "finished" and h.step == list(range(1, 101))
+        assert h.test_step == [25, 50, 75, 100] and len(h.train_error) == 100
+        assert h.final_train_loss(10) < 0.2 * math.log(10)     # learned (chance: ln 10)
+        assert h.test_error[-1] < 0.2
+        assert h.layers[0] == "conv1" and len(h.grad_norms) == 100 and len(h.grad_norms[0]) == 8
+        assert h.config["depth"] == 8 and h.device == "cpu"
+
+
+def test_same_seed_gives_the_same_history_on_cpu(tiny):
+    a = train.compare(small_models(1), tiny, steps=15, batch_size=32, augment=True, seed=5)
+    b = train.compare(small_models(1), tiny, steps=15, batch_size=32, augment=True, seed=5)
+    c = train.compare(small_models(1), tiny, steps=15, batch_size=32, augment=True, seed=6)
+    for name in a:
+        assert a[name].train_loss == b[name].train_loss
+        assert a[name].grad_norms == b[name].grad_norms
+        assert a[name].train_loss != c[name].train_loss
+
+
+def test_stop_ends_at_a_step_boundary_and_keeps_everything(tiny):
+    stop = threading.Event()
+    models = small_models()
+    before = models["ResNet-8"].fc.weight.detach().clone()
+    histories = train.compare(models, tiny, steps=1000, batch_size=32,
+                              callbacks=[At(7, lambda run: stop.set())], stop=stop)
+    for h in histories.values():
+        assert h.status == "stopped" and h.step[-1] == 7 and len(h.grad_norms) == 7
+        assert "Stop" in h.message
+    assert not torch.equal(models["ResNet-8"].fc.weight, before)   # the trained model is kept
+
+
+def test_keyboard_interrupt_ends_cleanly(tiny):
+    def interrupt(run):
+        raise KeyboardInterrupt
+
+    models = small_models()
+    histories = train.compare(models, tiny, steps=1000, batch_size=32,
+                              callbacks=[At(4, interrupt)])
+    assert {h.status for h in histories.values()} == {"interrupted"}
+    assert all(len(h.step) == 4 for h in histories.values())
+    assert sum(len(m._forward_hooks) for m in models["plain-8"].modules()) == 0
+
+
+def test_divergence_stops_that_model_with_a_clear_message(tiny):
+    torch.manual_seed(0)
+    models = {"no-norm": rl.cifar_resnet(8, width=4, norm=False),
+              "ResNet-8": rl.cifar_resnet(8, width=4)}
+    hot = train.Recipe("hot", lr=1e6, schedule="constant")
+    with pytest.warns(UserWarning, match="diverged"):
+        histories = train.compare(models, tiny, steps=30, batch_size=32, recipe=hot)
+    h = histories["no-norm"]
+    assert h.status == "diverged" and "learning rate" in h.message and "normalization" in h.message
+    assert f"step {len(h.step) + 1}" in h.message
+    assert all(math.isfinite(v) for v in h.train_loss)       # no NaN reached the history
+
+
+def test_one_diverging_model_does_not_stop_the_others(tiny):
+    torch.manual_seed(0)
+    models = {"hot": rl.cifar_resnet(8, width=4, norm=False), "calm": rl.cifar_resnet(8, width=4)}
+    with torch.no_grad():   # make "hot" blow up at once
+        models["hot"].fc.weight.fill_(float("inf"))
+    with pytest.warns(UserWarning, match="hot diverged at step 1"):
+        histories = train.compare(models, tiny, steps=10, batch_size=32)
+    assert histories["hot"].status == "diverged" and histories["hot"].step == []
+    assert histories["calm"].status == "finished" and len(histories["calm"].step) == 10
+
+
+def test_time_budget_and_epochs(tiny):
+    h = train.fit(rl.cifar_resnet(8, width=4), tiny, epochs=0.5, batch_size=64)
+    assert len(h.step) == 8
+    h = train.fit(rl.cifar_resnet(8, width=4), tiny, max_seconds=0.5, batch_size=64)
+    assert h.status == "finished" and len(h.step) > 0 and h.seconds < 5
+
+
+def test_recipes():
+    he = train.RECIPES["he2015"]
+    assert he.lr_at(0.1, 1000) == 0.1 and he.lr_at(0.6, 1000) == pytest.approx(0.01)
+    assert he.lr_at(0.8, 1000) == pytest.approx(0.001)
+    assert he.lr_at(0.0, 10, depth=110) == pytest.approx(0.01)   # ResNet-110 warm-up
+    assert he.lr_at(0.0, 10, depth=56) == 0.1
+    quick = train.RECIPES["quick"]
+    assert quick.lr_at(0.15, 0) == pytest.approx(0.1) and quick.lr_at(1.0, 0) == pytest.approx(0)
+    assert train.with_lr("quick", 0.05).lr == 0.05
+
+
+def test_early_stop(tiny):
+    # error that cannot improve: a frozen model
+    model = rl.cifar_resnet(8, width=4)
+    h = train.fit(model, tiny, steps=200, batch_size=32, eval_every=1,
+                  recipe=train.Recipe("frozen", lr=1e-12, schedule="constant"),
+                  callbacks=[train.EarlyStop(patience=3)])
+    assert h.status == "early-stopped" and len(h.test_error) < 10
+
+
+def test_save_and_load_a_run(tiny, tmp_path):
+    models = small_models()
+    histories = train.compare(models, tiny, steps=5, batch_size=32)
+    path = train.save_run(tmp_path / "run.pt", models, histories)
+    loaded, again = train.load_run(path)
+    assert again["ResNet-8"].train_loss == histories["ResNet-8"].train_loss
+    x = tiny.x_test[:4]
+    for name in models:
+        models[name].eval()
+        torch.testing.assert_close(loaded[name].eval()(x), models[name](x))
+    assert loaded["plain-8"].layer1[0].skip == 0.0
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(steps=0), ["steps=0"]),
+    (dict(), ["budget"]),
+    (dict(steps=5, recipe="fast"), ["recipe='fast'", "'quick'"]),
+    (dict(steps=5, batch_size=0), ["batch_size=0"]),
+    (dict(steps=5, grad_every=-1), ["grad_every=-1"]),
+])
+def test_bad_arguments_are_refused_before_training(tiny, kwargs, words):
+    with pytest.raises(ValueError) as err:
+        train.fit(rl.cifar_resnet(8, width=4), tiny, **kwargs)
+    assert all(w in str(err.value) for w in words)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_cuda_on_a_cpu_machine_is_refused():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train.pick_device("cuda")
+
+
+def test_cli_compare_writes_json_and_png(tmp_path, capsys):
+    code = cli.main(["compare", "--depths", "8", "--steps", "12", "--width", "4", "--size", "8",
+                     "--n-train", "512", "--quiet", "--json", str(tmp_path / "h.json"),
+                     "--plot", str(tmp_path / "c.png"), "--save", str(tmp_path / "run.pt")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "plain-8" in out and "ResNet-8" in out
+    saved = json.loads((tmp_path / "h.json").read_text())
+    assert set(saved) == {"plain-8", "ResNet-8"} and len(saved["ResNet-8"]["train_loss"]) == 12
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    models, _ = train.load_run(tmp_path / "run.pt")
+    assert set(models) == {"plain-8", "ResNet-8"}
+
+
+@pytest.mark.parametrize("args,words", [
+    (["train", "--depth", "21"], ["--depth", "6n+2"]),
+    (["train", "--dataset", "mnist"], ["--dataset", "invalid choice"]),
+    (["compare", "--steps", "0"], ["--steps", "must be > 0"]),
+    (["fly"], ["invalid choice"]),
+])
+def test_cli_bad_arguments_exit_2_with_one_line(args, words):
+    result = subprocess.run([sys.executable, "-m", "resnet_lab", *args], capture_output=True,
+                            text=True)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert all(w in result.stderr for w in words)
