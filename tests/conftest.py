@@ -1,0 +1,9 @@
+"""Shared test set-up: keep Jupyter, IPython and matplotlib out of the home folder."""
+
+import os
+import tempfile
+
+_TMP = tempfile.mkdtemp(prefix="resnet-lab-tests-")
+for var in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):
+    os.environ.setdefault(var, os.path.join(_TMP, var.lower()))
+os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,90 @@
+"""The app's handlers, without a browser: controls change what the figures hold."""
+
+import pytest
+
+from resnet_lab import data
+from resnet_lab.app import Explorer, TrainingLab
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer()
+
+
+def plotted(explorer):
+    return list(explorer.figure.data[1].y)
+
+
+def test_explorer_starts_on_a_plain_56_layer_net_that_explodes(explorer):
+    assert len(plotted(explorer)) == 56
+    assert "exploding" in explorer.readout.value
+
+
+def test_depth_slider_gives_a_new_profile(explorer):
+    before = plotted(explorer)
+    explorer.depth.value = 20
+    after = plotted(explorer)
+    assert len(after) == 20 and after != before[:20]
+    assert list(explorer.figure.data[0].y) == before        # the ghost shows the last setting
+    explorer.depth.value = 56
+
+
+def test_skip_gate_and_stage_toggles_change_the_profile(explorer):
+    assert explorer.stages.children[1].disabled                  # gate 0: no skips to switch
+    explorer.skip.value = 1.0
+    assert not explorer.stages.children[1].disabled
+    residual = plotted(explorer)
+    assert "healthy" in explorer.readout.value
+    explorer.stages.children[1].value = False               # stage 2 plain again
+    partly = plotted(explorer)
+    assert partly != residual
+    explorer.stages.children[1].value = True
+    assert plotted(explorer) == residual                     # back where we were, no rebuild
+    explorer.skip.value = 0.0
+
+
+def test_mlp_and_batchnorm_switches(explorer):
+    explorer.norm.value = False
+    explorer.init.value = "default"
+    assert "vanishing" in explorer.readout.value           # no BN, default init: vanishing
+    explorer.norm.value, explorer.init.value = True, "he"
+    explorer.kind.value = "deep MLP, sigmoid"
+    assert explorer.norm.disabled and "vanishing" in explorer.readout.value
+    explorer.skip.value = 1.0
+    assert "healthy" in explorer.readout.value
+    explorer.kind.value, explorer.skip.value = "CIFAR ResNet (conv)", 0.0
+
+
+def test_training_lab_trains_draws_and_stops():
+    lab = TrainingLab(redraw_seconds=0.0)
+    lab.depth.value, lab.steps.value = 8, 40
+    lab.start()
+    lab.thread.join(120)
+    assert [len(lab.curves.data[i].x) for i in (0, 2)] == [40, 40]
+    assert lab.heatmap.data[0].z is not None and len(lab.heatmap.data[0].y) == 8
+    assert "plain-8: finished" in lab.status.value and not lab.train_button.disabled
+    # Stop: a long run ends at a step boundary, everything so far is kept
+    lab.steps.value = 3000
+    lab.start()
+    while not lab.curves.data[0].x or len(lab.curves.data[0].x) < 5:
+        lab.thread.join(0.05)
+    lab.stop_button.click()
+    lab.thread.join(60)
+    assert not lab.thread.is_alive()
+    assert all(h.status == "stopped" for h in lab.histories.values())
+    assert len(lab.histories["ResNet-8"].step) < 3000 and "stopped" in lab.status.value
+
+
+def test_training_lab_reports_bad_settings_in_the_page(tmp_path, monkeypatch):
+    lab = TrainingLab()
+    lab.plain.value = lab.residual.value = False
+    lab.start()
+    assert lab.thread is None and "Choose" in lab.status.value
+    lab.plain.value = True
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not an archive")
+    monkeypatch.setattr(data, "CACHE", tmp_path)
+    lab.dataset.value = "cifar10"
+    lab.start()
+    lab.thread.join(60)
+    assert "Error" in lab.status.value and "MD5" in lab.status.value
+    assert not lab.train_button.disabled                    # ready for the next try

@@ -1,0 +1,162 @@
+"""The app in a real browser: Voilà serves notebooks/app.ipynb, Chromium (Playwright) clicks.
+
+Every request that is not to 127.0.0.1 is blocked, so the app must work offline. Screenshots
+of each state go to test-artifacts/. The server's whole process group (kernels included) is
+stopped at the end.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Voilà's page template links Font Awesome from a CDN; it ships its own copy, so this is harmless
+HARMLESS = ("fontawesome",)
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: .ci/run installs it with apt-get", pytrace=False)
+    pytest.skip("Chromium not installed (apt-get install chromium)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1",
+         f"--port={port}", "--no-browser"], cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "api/status", timeout=1)   # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(voila, tmp_path_factory):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, headless=True,
+            args=ARGS, viewport={"width": 1200, "height": 1100})
+        outside: list[str] = []
+
+        def route(r):
+            if r.request.url.startswith("http://127.0.0.1"):
+                r.continue_()
+            else:
+                outside.append(r.request.url)
+                r.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.outside = outside
+        page.goto(voila, timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+        page.wait_for_timeout(1000)
+        yield page
+        context.close()
+
+
+PROFILE_Y = "() => Array.from(document.querySelectorAll('.js-plotly-plot')[0].data[1].y)"
+
+
+def wait_for_change(page, script, before, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = page.evaluate(script)
+        if now != before:
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{script} did not change within {timeout} s")
+
+
+def test_page_renders_offline_without_errors(page):
+    page.screenshot(path=str(ARTIFACTS / "app-explorer.png"))
+    assert page.errors == []
+    assert all(any(h in url for h in HARMLESS) for url in page.outside), page.outside
+    assert "exploding" in page.inner_text(".widget-html-content >> nth=1")
+    assert len(page.evaluate(PROFILE_Y)) == 56
+
+
+def test_depth_slider_changes_the_plotted_profile(page):
+    before = page.evaluate(PROFILE_Y)
+    page.locator(".widget-slider .noUi-handle").first.click()
+    page.keyboard.press("ArrowLeft")                                      # 56 -> 44 layers
+    after = wait_for_change(page, PROFILE_Y, before)
+    assert len(after) == 44
+    page.screenshot(path=str(ARTIFACTS / "app-depth-44.png"))
+
+
+def test_skip_gate_and_stage_toggle_change_the_profile(page):
+    before = page.evaluate(PROFILE_Y)
+    page.locator(".widget-slider .noUi-handle").nth(1).click()            # the skip gate
+    page.keyboard.press("End")                                            # 0 -> 1: a ResNet
+    residual = wait_for_change(page, PROFILE_Y, before)
+    assert "healthy" in page.inner_text(".widget-html-content >> nth=1")
+    page.screenshot(path=str(ARTIFACTS / "app-residual.png"))
+    before = residual
+    page.get_by_text("stage 2 skips").click()
+    after = wait_for_change(page, PROFILE_Y, before)
+    assert len(after) == len(before) and after != before
+    page.screenshot(path=str(ARTIFACTS / "app-stage2-toggled.png"))
+
+
+CURVE_LEN = "() => { const p = document.querySelectorAll('.js-plotly-plot')[1];" \
+            " return p && p.data ? p.data[0].x.length : 0 }"
+
+
+def test_train_grows_the_curves_and_stop_halts_them(page):
+    page.get_by_role("tab", name="Training lab").click()
+    page.locator(".widget-slider .noUi-handle >> visible=true").first.click()   # depth
+    for _ in range(5):
+        page.keyboard.press("ArrowLeft")                                  # 56 -> 8 layers
+    page.get_by_role("button", name="Train").click()
+    first = wait_for_change(page, CURVE_LEN, 0, timeout=60)
+    grown = wait_for_change(page, CURVE_LEN, first, timeout=30)
+    assert grown > first > 0
+    page.screenshot(path=str(ARTIFACTS / "app-training.png"))
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=30_000)
+    stopped = page.evaluate(CURVE_LEN)
+    page.wait_for_timeout(2000)
+    assert page.evaluate(CURVE_LEN) == stopped                            # no more steps
+    heat = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[2].data[0].z.length")
+    assert heat == 8                                                      # one row per layer
+    page.screenshot(path=str(ARTIFACTS / "app-stopped.png"))
+    assert page.errors == []
