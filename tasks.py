@@ -42,9 +42,10 @@ def install() -> None:
 
 
 def main(argv: list[str]) -> int:
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     commands = {
         "lab": [BIN / "jupyter", "lab", "--ip=127.0.0.1", "--ServerApp.root_dir=notebooks",
-                *argv[1:]],
+                *as_root, *argv[1:]],
         "app": [BIN / "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1", "--port=8866",
                 "--no-browser", *argv[1:]],
         "test": [PY, "-m", "pytest", *argv[1:]],

@@ -1,10 +1,12 @@
 """resnet-lab: see why deep plain networks fail and why skip connections fix them."""
 
 from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
+from .hooks import ActivationStats, GradientNorms, gradient_profile
 from .models import (
     ResNet,
     build,
     cifar_resnet,
+    complexity,
     deep_mlp,
     plain_net,
     resnet18,
@@ -22,8 +24,9 @@ from .models import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationStats", "GradientNorms", "gradient_profile",
     "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",
-    "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50", "resnet101",
-    "resnet152", "resnext50_32x4d", "resnext101_32x8d", "set_skip", "summary",
+    "complexity", "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50",
+    "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "set_skip", "summary",
     "wide_resnet50_2",
 ]

@@ -32,7 +32,7 @@ from .plots import (
     update_profile,
     verdict,
 )
-from .train import Callback, Run, compare, pick_device
+from .train import Callback, Recipe, Run, compare, pick_device
 
 DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 KINDS = {"CIFAR ResNet (conv)": "cifar", "deep MLP, sigmoid": "sigmoid",
@@ -263,7 +263,6 @@ class TrainingLab:
                     trace.visible = i < len(names)
                 for i, n in enumerate(names):
                     self.heatmap.layout.annotations[i].text = n
-            from .train import Recipe
             recipe = Recipe("lab", lr=self.lr.value, weight_decay=5e-4, schedule="constant")
             self.histories = compare(self.models, data, steps=self.steps.value, recipe=recipe,
                                      callbacks=[self.live], stop=self.stop)

@@ -352,6 +352,17 @@ def _stage_name(child: str) -> str:
     return child
 
 
+def complexity(module: nn.Module, input_size: Sequence[int]) -> tuple[int, int]:
+    """(parameters, MACs) of any module for one input of `input_size` (batch included)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    device = next(module.parameters()).device
+    with torch.no_grad(), counter:
+        module(torch.zeros(*input_size, device=device))
+    return sum(p.numel() for p in module.parameters()), counter.get_total_flops() // 2
+
+
 def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
     """Per-stage table (stem, stage 1-4, head) of output shape, parameters and MACs.
 

@@ -62,9 +62,10 @@ def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
         style = "--" if "plain" in name.lower() else "-"
         c = color_of(i)
         steps, loss = np.array(h.step), np.array(h.train_loss)
-        if len(loss) >= 20:                                   # light smoothing of the noisy curve
-            k = max(1, len(loss) // 40)
-            loss = np.convolve(loss, np.ones(k) / k, mode="same")
+        k = max(1, len(loss) // 40)                           # light smoothing: running mean
+        if k > 1:
+            loss = np.convolve(loss, np.ones(k) / k, mode="valid")
+            steps = steps[k - 1:]
         ax_loss.plot(steps, loss, style, color=c, label=name, lw=1.6)
         ax_err.plot(h.test_step, 100 * np.array(h.test_error), style + "o", color=c, label=name,
                     ms=3)
@@ -216,7 +217,8 @@ def heatmap_figure(names: Sequence[str]) -> go.Figure:
                         showscale=i == len(names) - 1,
                         colorbar=dict(title="log10 ‖g‖"))
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="layer", col=1)
+    fig.update_yaxes(showticklabels=False)                 # the layer names, once, on the left
+    fig.update_yaxes(title_text="layer", showticklabels=True, col=1)
     fig.update_layout(height=300, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white")
     return fig
 

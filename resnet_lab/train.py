@@ -34,7 +34,7 @@ from .models import build
 class History:
     """Everything recorded for one model. Steps count optimizer updates, from 1.
 
-    - `step`, `train_loss`, `train_error`: every training step (error = 1 - accuracy)
+    - `step`, `train_loss`, `train_error`, `lr`: every training step (error = 1 - accuracy)
     - `test_step`, `test_loss`, `test_error`: every evaluation
     - `layers`, `grad_step`, `grad_norms`: per-layer weight-gradient norms, one row per
       recorded step, layers in network order
@@ -329,6 +329,7 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
             stats = []
             for name in run.active:
                 lr = recipe.lr_at(progress, run.step, _depth(models[name]))
+                histories[name].lr.append(lr)
                 for group in optimizers[name].param_groups:
                     group["lr"] = lr
                 with _autocast(device):
@@ -339,21 +340,22 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
                 optimizers[name].step()
                 stats.append(torch.stack([loss.detach(), (out.argmax(1) != y).float().mean()]))
             values = torch.stack(stats).tolist()          # one sync for all models
+            lr_of = {name: histories[name].lr[-1] for name in run.active}
             run.step += 1
             for name, (loss_value, error) in zip(list(run.active), values, strict=True):
                 h = histories[name]
                 if not math.isfinite(loss_value):
+                    h.lr.pop()                            # the lr of a step that was not kept
                     norm = getattr(models[name], "config", {}).get("norm", True)
                     run.finish(name, "diverged", (
                         f"{name} diverged at step {run.step}: the loss became {loss_value}. "
-                        f"Try a smaller learning rate (it was {h.lr[-1] if h.lr else lr:g})"
+                        f"Try a smaller learning rate (it was {lr_of[name]:g})"
                         + ("" if norm else " or switch normalization (BatchNorm) on") + "."))
                     warnings.warn(h.message, stacklevel=2)
                     continue
                 h.step.append(run.step)
                 h.train_loss.append(loss_value)
                 h.train_error.append(error)
-                h.lr.append(optimizers[name].param_groups[0]["lr"])
             for cb in callbacks:
                 cb.on_step(run)
             if run.step % eval_every == 0:

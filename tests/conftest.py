@@ -1,4 +1,4 @@
-"""Shared test set-up: keep Jupyter, IPython and matplotlib out of the home folder."""
+"""Shared test set-up: keep Jupyter, IPython and matplotlib files out of the home folder."""
 
 import os
 import tempfile
@@ -6,4 +6,3 @@ import tempfile
 _TMP = tempfile.mkdtemp(prefix="resnet-lab-tests-")
 for var in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):
     os.environ.setdefault(var, os.path.join(_TMP, var.lower()))
-os.environ.setdefault("MPLBACKEND", "Agg")

@@ -5,6 +5,7 @@ of each state go to test-artifacts/. The server's whole process group (kernels i
 stopped at the end.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -39,30 +40,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def voila(tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1",
-         f"--port={port}", "--no-browser"], cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
+@contextlib.contextmanager
+def server(args: list[str], status_url: str, env: dict):
+    """Run a server in its own process group until `status_url` answers; stop the whole group
+    (kernels included) afterwards."""
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **env},
+                               start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
-        for _ in range(120):
+        for _ in range(240):
             try:
-                urllib.request.urlopen(url + "api/status", timeout=1)   # noqa: S310
+                urllib.request.urlopen(status_url, timeout=1)   # noqa: S310
                 break
             except OSError:
                 time.sleep(0.5)
-        yield url
+        yield
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            server.wait(10)
+            process.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with server(["-m", "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1", f"--port={port}",
+                 "--no-browser"], url + "api/status",
+                {"JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +169,29 @@ def test_train_grows_the_curves_and_stop_halts_them(page):
     assert heat == 8                                                      # one row per layer
     page.screenshot(path=str(ARTIFACTS / "app-stopped.png"))
     assert page.errors == []
+
+
+def test_readme_lab_command_opens_a_lesson_in_jupyterlab(tmp_path):
+    """`python3 tasks.py lab` (the README's command) serves the lessons; Chromium opens one."""
+    port, token = free_port(), "resnet-lab-test"
+    base = f"http://127.0.0.1:{port}"
+    env = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    with server(["tasks.py", "lab", "--no-browser", f"--port={port}",
+                 f"--IdentityProvider.token={token}"], f"{base}/api/status?token={token}", env), \
+            sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium"), executable_path=CHROMIUM, headless=True, args=ARGS,
+            viewport={"width": 1200, "height": 900})
+        context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base)
+                      else r.abort())
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/lab/tree/01_vanishing_gradients.ipynb?reset&token={token}",
+                  timeout=120_000)
+        page.get_by_text("Lesson 1 — Vanishing and exploding gradients").first.wait_for(
+            timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-lesson1.png"))
+        context.close()
+    assert errors == []

@@ -1,0 +1,93 @@
+"""Is the training engine as fast as a hand-written loop? Ratios measured in one run.
+
+    python benchmarks/bench_train.py [--depth 20] [--steps 25] [--repeats 3] [--device cpu]
+
+Runs `train.fit` (live GradientNorms recording every step, no plots) and a minimal PyTorch loop
+(index a batch on the device, forward, backward, SGD step) alternately on the same model, data
+and device, and prints images/s of both and their ratio (target: >= 0.95). The first step of
+each run is left out of the timing, and the engine evaluates only after the timed steps (the
+minimal loop does not evaluate at all).
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import resnet_lab as rl
+from resnet_lab import data, train
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def minimal_loop(model, images, steps, batch_size, device) -> float:
+    """Images/s of the simplest loop that trains the same way."""
+    x_all, y_all = images.x_train.to(device), images.y_train.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator(device).manual_seed(0)
+    for step in range(steps + 1):
+        if step == 1:
+            sync(device)
+            start = time.perf_counter()
+        index = torch.randint(0, len(x_all), (batch_size,), generator=g, device=device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(x_all[index])
+        loss = F.cross_entropy(out.float(), y_all[index])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()                                  # the engine reads the loss every step too
+    sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+class StepClock(train.Callback):
+    def on_step(self, run):
+        if run.step == 1:
+            sync(run.device)
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+        self.steps = run.step - 1
+
+
+def engine(model, images, steps, batch_size, device) -> float:
+    clock = StepClock()
+    train.fit(model, images, steps=steps + 1, batch_size=batch_size, recipe="constant",
+              device=device, eval_every=steps + 1, eval_samples=batch_size, callbacks=[clock])
+    return clock.steps * batch_size / (clock.end - clock.start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = train.pick_device(args.device)
+    images = data.synthetic(10_000, 256, size=args.size)
+    ours, minimal = [], []
+    for _ in range(args.repeats):                    # alternate, so drift hits both alike
+        torch.manual_seed(0)
+        minimal.append(minimal_loop(rl.cifar_resnet(args.depth).to(device), images, args.steps,
+                                    args.batch_size, device))
+        torch.manual_seed(0)
+        ours.append(engine(rl.cifar_resnet(args.depth), images, args.steps, args.batch_size,
+                           device))
+    a, b = statistics.median(minimal), statistics.median(ours)
+    print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.size}x{args.size}, {device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"minimal loop: {a:8.0f} images/s")
+    print(f"resnet-lab:   {b:8.0f} images/s (GradientNorms every step)")
+    print(f"ratio engine / minimal: {b / a:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The lessons as files: stripped outputs, verdicts that say "shown", the course notes covered.
+
+(nbval executes the notebooks themselves: see pyproject.toml's pytest options.)
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+LESSONS = [p for p in NOTEBOOKS if re.match(r"\d\d_", p.name)]
+sys.path.insert(0, str(ROOT / "scripts"))
+import strip_notebooks  # noqa: E402
+
+
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def joined(text: str | list[str]) -> str:
+    """nbformat stores a cell's source and a stream's text as a string or a list of lines."""
+    return text if isinstance(text, str) else "".join(text)
+
+
+def text(path: Path) -> str:
+    return "\n".join(joined(c["source"]) for c in cells(path))
+
+
+def test_there_are_five_lessons_and_the_app():
+    assert len(LESSONS) == 5 and (ROOT / "notebooks" / "app.ipynb") in NOTEBOOKS
+
+
+def test_outputs_are_stripped_except_verdicts():
+    assert strip_notebooks.main(["--check", *map(str, NOTEBOOKS)]) == 0, \
+        "run: python scripts/strip_notebooks.py notebooks/*.ipynb"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_verdict_says_shown(path):
+    verdicts = [c for c in cells(path) if "# NBVAL_CHECK_OUTPUT" in joined(c["source"])]
+    assert verdicts, "a lesson needs at least one verdict"
+    for cell in verdicts:
+        lines = "".join(joined(o["text"]) for o in cell["outputs"]).splitlines()
+        assert lines and all(line.startswith("VERDICT ") for line in lines)
+        assert all(line.endswith("-> shown") for line in lines), lines
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_lesson_has_mode_exercise_with_solution_and_summary(path):
+    source = text(path)
+    assert "MODE = None" in source and "lesson.settings(MODE)" in source
+    assert "## Exercise" in source and "<details><summary>Solution" in source
+    assert "## Summary" in source
+    assert 'find_spec("resnet_lab")' in source          # installs itself on Colab/Binder
+
+
+# Every point of the course notes (shared/seed, "Day 12: ResNet & Skip Connections"), and the
+# lesson that teaches it.
+NOTES = {
+    "01": ["Not overfitting", "training* error goes up", "vanish", "explode",
+           "early layers stop learning"],
+    "02": ["H(x)", "F(x) = H(x) - x", r"F(x) \to 0", r"H(x) \to x", "y = F(x, \\{W_i\\}) + x",
+           "element-wise addition", "directly", "gradient superhighway", "100+"],
+    "03": ["Basic block", "ResNet-18, 34", "Bottleneck block", "ResNet-50, 101, 152",
+           "256 → 64", "64 → 64", "64 → 256", "7×7 conv", "max-pool", "3 bottleneck blocks (64",
+           "4 bottleneck blocks (128", "6 bottleneck blocks (256", "3 bottleneck blocks (512",
+           "global average pool", "FC-1000"],
+    "04": ["Cardinality", "Inception", "identical", "Grouped convolution",
+           "Better accuracy than ResNet for the same parameter count"],
+}
+
+
+@pytest.mark.parametrize("number", NOTES)
+def test_lessons_teach_every_point_of_the_course_notes(number):
+    source = text(next(p for p in LESSONS if p.name.startswith(number)))
+    missing = [phrase for phrase in NOTES[number] if phrase not in source]
+    assert not missing, missing
+
+
+def test_readme_lists_every_lesson_with_a_picture():
+    readme = (ROOT / "README.md").read_text()
+    for path in LESSONS:
+        assert f"notebooks/{path.name}" in readme
+    pictures = re.findall(r"!\[[^\]]*\]\((docs/[^)]+\.png)\)", readme)
+    assert len(pictures) >= len(LESSONS) + 1                # one per lesson, and the app
+    assert all((ROOT / p).exists() for p in pictures)

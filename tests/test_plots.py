@@ -1,0 +1,82 @@
+"""Plots draw what they are given: the right curves, in the right order, updated in place."""
+
+import matplotlib
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from resnet_lab import plots
+from resnet_lab.train import History
+
+matplotlib.use("Agg")
+
+
+def history(name, n=50, layers=("conv1", "layer1.0.conv1", "layer2.0.conv1", "fc")):
+    rng = np.random.default_rng(len(name))
+    h = History(name, step=list(range(1, n + 1)), train_loss=list(np.linspace(2, 0.1, n)),
+                train_error=[0.5] * n, test_step=[25, 50], test_loss=[1.0, 0.5],
+                test_error=[0.3, 0.1], layers=list(layers), grad_step=list(range(1, n + 1)))
+    h.grad_norms = rng.uniform(0.01, 1, (n, len(layers))).tolist()
+    return h
+
+
+def test_verdict_words():
+    assert plots.verdict([1e-5, 1.0])[1] == "vanishing"
+    assert plots.verdict({"a": 500.0, "b": 1.0}) == (500.0, "exploding")
+    assert plots.verdict([1.0, 2.0])[1] == "healthy"
+
+
+def test_stage_bounds():
+    assert plots.stage_bounds(["conv1", "layer1.0.conv1", "layer1.1.conv1", "layer2.0.conv1",
+                               "fc"]) == [(0, "conv1"), (1, "layer1"), (3, "layer2"), (4, "fc")]
+
+
+def test_curves_have_one_line_per_run_and_plain_is_dashed():
+    runs = {"plain-20": history("plain-20"), "ResNet-20": history("ResNet-20")}
+    fig = plots.plot_curves(runs)
+    loss_ax, err_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["plain-20", "ResNet-20"]
+    assert loss_ax.lines[0].get_linestyle() == "--" and loss_ax.lines[1].get_linestyle() == "-"
+    assert list(err_ax.lines[0].get_ydata()) == pytest.approx([30, 10])
+
+    # smoothing (a running mean of len/40 steps) keeps the ends honest: no dip from padding
+    long = history("long", n=200)
+    line = plots.plot_curves({"long": long}).axes[0].lines[0]
+    assert line.get_xdata()[-1] == 200
+    assert line.get_ydata()[-1] == pytest.approx(np.mean(long.train_loss[-5:]))
+
+
+def test_profile_plot_marks_stages_and_reports_the_ratio():
+    fig = plots.plot_profile({"plain": {"conv1": 100.0, "layer1.0.conv1": 10.0, "fc": 0.1}})
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_ydata()) == [100.0, 10.0, 0.1]
+    assert "1e+03 (exploding)" in ax.lines[0].get_label()
+    assert [t.get_text() for t in ax.texts] == ["conv1", "layer1", "fc"]
+
+
+def test_heatmap_and_activation_pictures():
+    h = history("ResNet")
+    fig = plots.plot_heatmap(h)
+    image = fig.axes[0].images[0].get_array()
+    assert image.shape == (4, 50)                           # layers x steps
+    assert np.allclose(image, np.log10(np.array(h.grad_norms)).T)
+    fig = plots.plot_activation_stds({"plain": [1, 2, 3], "ResNet": [1, 1, 1]})
+    assert len(fig.axes[0].lines) == 2
+    fig = plots.plot_histograms(np.random.rand(10, 3, 20), (0, 5))
+    assert len(fig.axes) == 3
+
+
+def test_plotly_figures_update_in_place():
+    fig = go.FigureWidget(plots.profile_figure({"a": {"x": 1.0, "y": 2.0}}))
+    plots.update_profile(fig, {"a": {"x": 3.0, "y": 4.0, "z": 5.0}})
+    assert list(fig.data[0].y) == [3.0, 4.0, 5.0] and list(fig.data[0].text) == ["x", "y", "z"]
+    runs = {"plain": history("plain"), "ResNet": history("ResNet")}
+    curves = go.FigureWidget(plots.curves_figure(list(runs)))
+    plots.update_curves(curves, runs)
+    assert len(curves.data) == 4 and list(curves.data[3].y) == [30, 10]
+    heat = go.FigureWidget(plots.heatmap_figure(list(runs)))
+    h = runs["ResNet"]
+    plots.update_heatmap(heat, {n: (r.layers, np.array(r.grad_step), np.array(r.grad_norms))
+                                for n, r in runs.items()})
+    assert np.allclose(heat.data[1].z, np.log10(np.array(h.grad_norms)).T, atol=1e-3)
+    assert list(heat.data[1].y) == h.layers
