@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from resnet_lab import data
+from tests.util import assert_value_error_naming
 
 FASHION_DIR = data.FASHION_SYSTEM_DIR
 
@@ -231,7 +232,4 @@ def test_random_crop_shifts_without_changing_content():
     (lambda: data.Batches(data.synthetic(100, 10, size=8), 1000), ["batch_size=1000", "100"]),
 ])
 def test_bad_input_names_the_argument(call, words):
-    with pytest.raises(ValueError) as err:
-        call()
-    for word in words:
-        assert word in str(err.value)
+    assert_value_error_naming(call, words)

@@ -11,6 +11,7 @@ import torch
 
 import resnet_lab as rl
 from resnet_lab import cli, data, train
+from tests.util import assert_value_error_naming
 
 
 @pytest.fixture(scope="module")
@@ -152,9 +153,8 @@ def test_save_and_load_a_run(tiny, tmp_path):
     (dict(steps=5, grad_every=-1), ["grad_every=-1"]),
 ])
 def test_bad_arguments_are_refused_before_training(tiny, kwargs, words):
-    with pytest.raises(ValueError) as err:
-        train.fit(rl.cifar_resnet(8, width=4), tiny, **kwargs)
-    assert all(w in str(err.value) for w in words)
+    assert_value_error_naming(lambda: train.fit(rl.cifar_resnet(8, width=4), tiny, **kwargs),
+                              words)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
