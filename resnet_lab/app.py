@@ -34,18 +34,20 @@ from .plots import (
 )
 from .train import Callback, Recipe, Run, compare, pick_device
 
-DEPTHS = (8, 14, 20, 32, 44, 56, 110)
+DEPTHS = (8, 14, 20, 32, 44, 56, 110)                   # 6n+2: basic blocks, the MLP
+BOTTLENECK_DEPTHS = (11, 20, 29, 38, 47, 56, 110)      # 9n+2: bottleneck blocks
 KINDS = {"CIFAR ResNet (conv)": "cifar", "deep MLP, sigmoid": "sigmoid",
          "deep MLP, tanh": "tanh", "deep MLP, ReLU": "relu"}
 STAGES = ("layer1", "layer2", "layer3")
 
 
 @lru_cache(maxsize=32)
-def cached_model(kind: str, depth: int, norm: bool, init: str) -> torch.nn.Module:
+def cached_model(kind: str, depth: int, norm: bool, init: str, block: str = "basic"
+                 ) -> torch.nn.Module:
     """Build (once) the network the explorer shows; the skip gates are set per call."""
     torch.manual_seed(0)
     if kind == "cifar":
-        return cifar_resnet(depth, norm=norm, init=init)
+        return cifar_resnet(depth, norm=norm, init=init, block=block)
     return deep_mlp(depth, 64, kind, skip=1.0)
 
 
@@ -72,7 +74,7 @@ class Explorer:
     def __init__(self):
         self.kind = _label("network", "Convolutional CIFAR net or a deep fully connected net",
                            W.Dropdown(options=list(KINDS), value="CIFAR ResNet (conv)"))
-        self.depth = _label("depth (layers)", "Number of layers: 6n+2 for the CIFAR nets",
+        self.depth = _label("depth (layers)", "Layers: 6n+2 (basic blocks) or 9n+2 (bottleneck)",
                             W.SelectionSlider(options=DEPTHS, value=56, continuous_update=False))
         self.skip = _label("skip gate", "0 = plain network (F(x) only), 1 = ResNet (F(x) + x)",
                            W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05,
@@ -82,10 +84,14 @@ class Explorer:
         self.init = _label("init", "He (kaiming) init or PyTorch's default init",
                            W.Dropdown(options=[("He (kaiming)", "he"),
                                                ("PyTorch default", "default")], value="he"))
+        self.block = _label("block", "Basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1)",
+                            W.Dropdown(options=[("basic", "basic"), ("bottleneck", "bottleneck")],
+                                       value="basic"))
         self.stages = W.HBox([W.ToggleButton(value=True, description=f"stage {i + 1} skips",
                                              tooltip=f"skip connections of {s} on/off")
                               for i, s in enumerate(STAGES)])
         self.readout = W.HTML()
+        self.quiet = False
         self.last: dict[str, float] = {}
         self.previous: dict[str, float] = {}
         profile = self.compute()
@@ -94,6 +100,7 @@ class Explorer:
         figure.update_traces(selector=0, line=dict(color="#bbbbbb", dash="dot"))
         self.figure = go.FigureWidget(figure)
         self._show(profile)
+        self.block.observe(self.on_block, names="value")
         for w in (self.kind, self.depth, self.skip, self.norm, self.init, *self.stages.children):
             w.observe(self.on_change, names="value")
         # build the other depths now, so the first move of the depth slider is quick too
@@ -102,18 +109,19 @@ class Explorer:
             W.HTML("<b>Gradient-flow explorer.</b> How large is the gradient at each layer of "
                    "a freshly initialized network? Move the sliders."),
             W.HBox([W.VBox([self.kind, self.depth, self.skip]),
-                    W.VBox([self.norm, self.init, self.stages])]),
+                    W.VBox([self.norm, self.init, self.block, self.stages])]),
             self.readout, self.figure])
 
     def compute(self) -> dict[str, float]:
         """The profile for the current control values (cached model, fixed batch)."""
         kind = KINDS[self.kind.value]
         cifar = kind == "cifar"
-        for w in (self.norm, self.init):
+        for w in (self.norm, self.init, self.block):
             w.disabled = not cifar
         for t in self.stages.children:   # a stage's skips can only be switched off if they are on
             t.disabled = not cifar or self.skip.value == 0
-        model = cached_model(kind, self.depth.value, self.norm.value, self.init.value)
+        model = cached_model(kind, self.depth.value, self.norm.value, self.init.value,
+                             self.block.value)
         set_skip(model, self.skip.value)
         if cifar:
             off = [s for s, t in zip(STAGES, self.stages.children, strict=True) if not t.value]
@@ -125,7 +133,21 @@ class Explorer:
         for depth in DEPTHS:
             cached_model("cifar", depth, self.norm.value, self.init.value)
 
+    def on_block(self, change) -> None:
+        """Bottleneck nets have 9n+2 layers: move the depth slider to the nearest such depth."""
+        depths = BOTTLENECK_DEPTHS if change["new"] == "bottleneck" else DEPTHS
+        nearest = min(depths, key=lambda d: abs(d - self.depth.value))
+        self.quiet = True                  # one redraw for the whole swap, not one per step
+        try:
+            self.depth.options = depths
+            self.depth.value = nearest
+        finally:
+            self.quiet = False
+        self.on_change()
+
     def on_change(self, change=None) -> None:
+        if self.quiet:
+            return
         start = time.perf_counter()
         try:
             profile = self.compute()

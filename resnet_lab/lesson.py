@@ -57,7 +57,6 @@ def lesson_data(s: Settings):
     return data.synthetic(s.n_train, 2000, size=s.size)
 
 
-def verdict(name: str, shown: bool, evidence: str) -> bool:
+def verdict(name: str, shown: bool, evidence: str) -> None:
     """Print one line saying whether the lesson's phenomenon showed in this run."""
     print(f"VERDICT {name}: {evidence} -> {'shown' if shown else 'NOT shown'}")
-    return shown

@@ -23,11 +23,12 @@ def strip(notebook: dict) -> dict:
         cell.pop("id", None)
         if cell["cell_type"] != "code":
             continue
-        cell["execution_count"] = None
         keep = KEEP in "".join(cell["source"])
         cell["outputs"] = [{"name": o["name"], "output_type": "stream", "text": o["text"]}
                            for o in cell["outputs"]
                            if keep and o.get("output_type") == "stream"]
+        # nbval rejects stored outputs of a cell that was never run: give kept ones a fixed count
+        cell["execution_count"] = 1 if cell["outputs"] else None
     notebook["metadata"] = {k: v for k, v in notebook["metadata"].items()
                             if k in ("kernelspec", "language_info")}
     notebook["metadata"].get("language_info", {}).pop("version", None)

@@ -43,6 +43,17 @@ def test_skip_gate_and_stage_toggles_change_the_profile(explorer):
     explorer.skip.value = 0.0
 
 
+def test_block_type_switches_to_bottleneck_depths(explorer):
+    explorer.block.value = "bottleneck"
+    assert explorer.depth.options[0] == 11 and explorer.depth.value == 56   # 56 = 9*6 + 2
+    assert len(plotted(explorer)) == 56
+    explorer.depth.value = 29
+    assert len(plotted(explorer)) == 29
+    explorer.block.value = "basic"
+    assert explorer.depth.value == 32 and len(plotted(explorer)) == 32      # nearest 6n+2
+    explorer.depth.value = 56
+
+
 def test_mlp_and_batchnorm_switches(explorer):
     explorer.norm.value = False
     explorer.init.value = "default"

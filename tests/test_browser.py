@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,11 +49,16 @@ def server(args: list[str], status_url: str, env: dict):
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        for _ in range(240):
+        deadline = time.time() + 180
+        while True:
             try:
-                urllib.request.urlopen(status_url, timeout=1)   # noqa: S310
+                urllib.request.urlopen(status_url, timeout=2)   # noqa: S310
                 break
+            except urllib.error.HTTPError:
+                break                  # it answered (a login redirect counts): the server is up
             except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"{' '.join(args)} did not start") from None
                 time.sleep(0.5)
         yield
     finally:
