@@ -41,14 +41,21 @@ def install() -> None:
     STAMP.touch()
 
 
+def with_defaults(defaults: list[str], extra: list[str]) -> list[str]:
+    """`defaults` less those whose option the user gave in `extra`, then `extra`."""
+    given = {a.split("=")[0] for a in extra}
+    return [d for d in defaults if d.split("=")[0] not in given] + extra
+
+
 def main(argv: list[str]) -> int:
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    extra = argv[1:]
     commands = {
-        "lab": [BIN / "jupyter", "lab", "--ip=127.0.0.1", "--ServerApp.root_dir=notebooks",
-                *as_root, *argv[1:]],
-        "app": [BIN / "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1", "--port=8866",
-                "--no-browser", *argv[1:]],
-        "test": [PY, "-m", "pytest", *argv[1:]],
+        "lab": [BIN / "jupyter", "lab", *with_defaults(
+            ["--ip=127.0.0.1", "--ServerApp.root_dir=notebooks", *as_root], extra)],
+        "app": [BIN / "voila", "notebooks/app.ipynb", *with_defaults(
+            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser"], extra)],
+        "test": [PY, "-m", "pytest", *extra],
     }
     if not argv or argv[0] not in commands:
         print(f"usage: python3 tasks.py {{{','.join(commands)}}} [extra arguments]",

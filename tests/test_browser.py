@@ -1,4 +1,4 @@
-"""The app in a real browser: Voilà serves notebooks/app.ipynb, Chromium (Playwright) clicks.
+"""The app in a real browser: `python3 tasks.py app` serves it with Voilà, Chromium clicks.
 
 Every request that is not to 127.0.0.1 is blocked, so the app must work offline. Screenshots
 of each state go to test-artifacts/. The server's whole process group (kernels included) is
@@ -74,38 +74,44 @@ def server(args: list[str], status_url: str, env: dict):
 def voila(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    with server(["-m", "voila", "notebooks/app.ipynb", "--Voila.ip=127.0.0.1", f"--port={port}",
-                 "--no-browser"], url + "api/status",
+    # the README's command; a later --port overrides its default 8866
+    with server(["tasks.py", "app", f"--port={port}"], url + "api/status",
                 {"JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}):
         yield url
 
 
 @pytest.fixture(scope="module")
-def page(voila, tmp_path_factory):
+def playwright():
+    """One Playwright per module: its sync API allows only one at a time in a thread."""
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, headless=True,
-            args=ARGS, viewport={"width": 1200, "height": 1100})
-        outside: list[str] = []
+        yield p
 
-        def route(r):
-            if r.request.url.startswith("http://127.0.0.1"):
-                r.continue_()
-            else:
-                outside.append(r.request.url)
-                r.abort()
 
-        context.route("**/*", route)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.outside = outside
-        page.goto(voila, timeout=180_000)
-        page.wait_for_selector(".js-plotly-plot", timeout=180_000)
-        page.wait_for_timeout(1000)
-        yield page
-        context.close()
+@pytest.fixture(scope="module")
+def page(voila, playwright, tmp_path_factory):
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, headless=True,
+        args=ARGS, viewport={"width": 1200, "height": 1100})
+    outside: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith("http://127.0.0.1"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.outside = outside
+    page.goto(voila, timeout=180_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    page.wait_for_timeout(1000)
+    yield page
+    context.close()
 
 
 PROFILE_Y = "() => Array.from(document.querySelectorAll('.js-plotly-plot')[0].data[1].y)"
@@ -177,16 +183,15 @@ def test_train_grows_the_curves_and_stop_halts_them(page):
     assert page.errors == []
 
 
-def test_readme_lab_command_opens_a_lesson_in_jupyterlab(tmp_path):
+def test_readme_lab_command_opens_a_lesson_in_jupyterlab(playwright, tmp_path):
     """`python3 tasks.py lab` (the README's command) serves the lessons; Chromium opens one."""
     port, token = free_port(), "resnet-lab-test"
     base = f"http://127.0.0.1:{port}"
     env = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
     with server(["tasks.py", "lab", "--no-browser", f"--port={port}",
-                 f"--IdentityProvider.token={token}"], f"{base}/api/status?token={token}", env), \
-            sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
+                 f"--IdentityProvider.token={token}"], f"{base}/api/status?token={token}", env):
+        context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium"), executable_path=CHROMIUM, headless=True, args=ARGS,
             viewport={"width": 1200, "height": 900})
         context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base)
@@ -196,8 +201,8 @@ def test_readme_lab_command_opens_a_lesson_in_jupyterlab(tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{base}/lab/tree/01_vanishing_gradients.ipynb?reset&token={token}",
                   timeout=120_000)
-        page.get_by_text("Lesson 1 — Vanishing and exploding gradients").first.wait_for(
-            timeout=120_000)
+        page.locator(".jp-RenderedMarkdown h1", has_text="Lesson 1").first.wait_for(
+            timeout=120_000)                               # the rendered lesson, not the source
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-lesson1.png"))
         context.close()
     assert errors == []
