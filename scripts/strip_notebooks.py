@@ -4,7 +4,7 @@
     python scripts/strip_notebooks.py --check notebooks/*.ipynb  # exit 1 if any needs it
 
 Cells marked `# NBVAL_CHECK_OUTPUT` keep their text output: nbval compares it (numbers
-sanitized, see notebooks/sanitize.cfg), so a verdict that turns "NOT shown" fails the tests.
+sanitized, see tests/nbval-sanitize.cfg), so a verdict that turns "NOT shown" fails the tests.
 """
 
 from __future__ import annotations
