@@ -102,6 +102,7 @@ class GradientNorms(Instrument):
         self.weights = [m.weight for m in layers.values()]
         self.every = every
         self.steps = 0                                 # backward passes seen
+        self._queued = False
         self.ring = Ring(len(self.names), capacity)
         self.blocks = {n: m for n, m in model.named_modules() if is_block(m)} \
             if block_outputs else {}
@@ -122,7 +123,9 @@ class GradientNorms(Instrument):
             output.register_hook(self._queue_record)
 
     def _queue_record(self, grad: torch.Tensor) -> None:
-        torch.autograd.Variable._execution_engine.queue_callback(self._record)
+        if not self._queued:       # two forwards into one backward still make one record
+            self._queued = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._record)
 
     def _block_hook(self, i: int) -> Callable:
         def hook(module, inputs, output) -> None:   # returns None: the output is untouched
@@ -131,6 +134,7 @@ class GradientNorms(Instrument):
         return hook
 
     def _record(self) -> None:
+        self._queued = False
         if self._recording():
             grads = [torch.zeros((), device=w.device) if w.grad is None else w.grad.detach()
                      for w in self.weights]

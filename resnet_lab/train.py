@@ -11,6 +11,7 @@ boundary and keeps everything; a loss that turns NaN/inf stops that model with a
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -131,7 +132,11 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     """"auto" gives CUDA, then Apple's MPS, then the CPU."""
     if str(device) != "auto":
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device={device!r} is not allowed; use 'auto', 'cpu', 'cuda' "
+                             "or 'mps'") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' is not allowed here: no CUDA GPU is available; "
                              "use 'auto' or 'cpu'")
@@ -273,8 +278,9 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
             batch_size: int = 128, recipe: str | Recipe = "quick",
             device: str | torch.device = "auto", seed: int = 0, augment: bool = False,
             eval_every: int | None = None, eval_samples: int | None = 2000,
-            grad_every: int = 1, callbacks: Sequence[Callback] = (), stop=None,
-            compile: bool = False) -> dict[str, History]:
+            grad_every: int = 1, callbacks: Sequence[Callback] = (),
+            stop: threading.Event | None = None, compile: bool = False
+            ) -> dict[str, History]:
     """Train several models side by side on the same batches; return a History per model.
 
     Give a budget with `steps`, `epochs` and/or `max_seconds` (training ends at the first one
@@ -291,6 +297,9 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
     if not isinstance(grad_every, int) or grad_every < 0:
         raise ValueError(f"grad_every={grad_every!r} is not allowed; use 0 (off) or a whole "
                          "number >= 1")
+    for arg, value in (("eval_every", eval_every), ("eval_samples", eval_samples)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{arg}={value!r} is not allowed; use a whole number >= 1 or None")
     recipe = get_recipe(recipe)
     device = pick_device(device)
     batches = Batches(data, batch_size, device=device, augment=augment, seed=seed)
@@ -340,16 +349,15 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
                 optimizers[name].step()
                 stats.append(torch.stack([loss.detach(), (out.argmax(1) != y).float().mean()]))
             values = torch.stack(stats).tolist()          # one sync for all models
-            lr_of = {name: histories[name].lr[-1] for name in run.active}
             run.step += 1
             for name, (loss_value, error) in zip(list(run.active), values, strict=True):
                 h = histories[name]
                 if not math.isfinite(loss_value):
-                    h.lr.pop()                            # the lr of a step that was not kept
+                    lr = h.lr.pop()                       # a step that is not kept
                     norm = getattr(models[name], "config", {}).get("norm", True)
                     run.finish(name, "diverged", (
                         f"{name} diverged at step {run.step}: the loss became {loss_value}. "
-                        f"Try a smaller learning rate (it was {lr_of[name]:g})"
+                        f"Try a smaller learning rate (it was {lr:g})"
                         + ("" if norm else " or switch normalization (BatchNorm) on") + "."))
                     warnings.warn(h.message, stacklevel=2)
                     continue

@@ -56,6 +56,15 @@ def test_every_k_steps_and_ring_keeps_the_newest(batch):
     assert norms.step_numbers().tolist() == [4, 6]   # recorded 0, 2, 4, 6; kept the last two
 
 
+def test_two_forwards_into_one_backward_make_one_record(batch):
+    model = rl.cifar_resnet(8)
+    x, y = batch
+    with GradientNorms(model) as norms:
+        (F.cross_entropy(model(x[:4]), y[:4]) + F.cross_entropy(model(x[4:]), y[4:])).backward()
+        expected = model.conv1.weight.grad.norm().item()
+    assert len(norms.ring) == 1 and norms.values()[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
 def test_no_grad_forward_records_nothing(batch):
     model = rl.cifar_resnet(8)
     with GradientNorms(model) as norms, torch.no_grad():

@@ -151,6 +151,9 @@ def test_save_and_load_a_run(tiny, tmp_path):
     (dict(steps=5, recipe="fast"), ["recipe='fast'", "'quick'"]),
     (dict(steps=5, batch_size=0), ["batch_size=0"]),
     (dict(steps=5, grad_every=-1), ["grad_every=-1"]),
+    (dict(steps=5, eval_every=0), ["eval_every=0"]),
+    (dict(steps=5, eval_samples=0), ["eval_samples=0"]),
+    (dict(steps=5, device="gpu"), ["device='gpu'", "'cuda'"]),
 ])
 def test_bad_arguments_are_refused_before_training(tiny, kwargs, words):
     assert_value_error_naming(lambda: train.fit(rl.cifar_resnet(8, width=4), tiny, **kwargs),
