@@ -223,14 +223,16 @@ def heatmap_figure(names: Sequence[str]) -> go.Figure:
     return fig
 
 
-def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarray, np.ndarray]]
-                   ) -> None:
-    """grads: name -> (layer names, recorded steps, norms array (steps, layers))."""
+def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarray, np.ndarray]],
+                   max_columns: int = 300) -> None:
+    """grads: name -> (layer names, recorded steps, norms array (steps, layers)).
+    Long runs are thinned to at most `max_columns` steps, so each redraw stays small."""
     with _batch(fig):
         for trace, (layers, steps, norms) in zip(fig.data, grads.values(), strict=False):
             if len(steps):
-                trace.z = np.log10(np.maximum(norms.T, 1e-12)).round(3).tolist()
-                trace.x = list(map(int, steps))
+                every = -(-len(steps) // max_columns)          # ceil: keep <= max_columns
+                trace.z = np.log10(np.maximum(norms[::every].T, 1e-12)).round(3).tolist()
+                trace.x = list(map(int, steps[::every]))
                 trace.y = layers
 
 

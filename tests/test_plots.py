@@ -80,3 +80,7 @@ def test_plotly_figures_update_in_place():
                                 for n, r in runs.items()})
     assert np.allclose(heat.data[1].z, np.log10(np.array(h.grad_norms)).T, atol=1e-3)
     assert list(heat.data[1].y) == h.layers
+    long = history("long", n=1000)
+    plots.update_heatmap(heat, {"long": (long.layers, np.array(long.grad_step),
+                                         np.array(long.grad_norms))})
+    assert len(heat.data[0].x) == 250 and heat.data[0].x[-1] == 997   # every 4th step
