@@ -297,16 +297,21 @@ def load(name: str, **kwargs) -> Dataset:
 # Batches on the device, with augmentation there
 
 
+def _offsets(n: int, high: int, generator: torch.Generator | None, device: torch.device
+             ) -> torch.Tensor:
+    """n random whole numbers in [0, high), drawn with `generator` (on its device)."""
+    where = generator.device if generator is not None else "cpu"
+    return torch.randint(0, high, (n, 1, 1), generator=generator, device=where).to(device)
+
+
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None
                 ) -> torch.Tensor:
     """Zero-pad each image by `padding` and cut a random window of the original size: the
     whole batch at once, on x's device."""
     n, c, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator,
-                       device=generator.device if generator else "cpu").to(x.device)
-    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator,
-                       device=generator.device if generator else "cpu").to(x.device)
+    dy = _offsets(n, 2 * padding + 1, generator, x.device)
+    dx = _offsets(n, 2 * padding + 1, generator, x.device)
     rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy).expand(n, h, w)
     cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx).expand(n, h, w)
     flat = (rows * (w + 2 * padding) + cols).view(n, 1, h * w).expand(n, c, h * w)
@@ -315,9 +320,8 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mirror a random half of the images left-right."""
-    flip = torch.rand(len(x), generator=generator,
-                      device=generator.device if generator else "cpu").to(x.device) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    flip = _offsets(len(x), 2, generator, x.device).view(-1, 1, 1, 1) == 1
+    return torch.where(flip, x.flip(-1), x)
 
 
 class Batches:
