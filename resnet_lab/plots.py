@@ -134,15 +134,16 @@ def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, title: str = ""
 
 
 def plot_histograms(histograms: np.ndarray, hist_range: tuple[float, float], *,
-                    title: str = "") -> plt.Figure:
-    """fast.ai's "colorful dimension": one panel per layer, step on x, value bins on y."""
+                    names: Sequence[str] | None = None, title: str = "") -> plt.Figure:
+    """fast.ai's "colorful dimension": one panel per layer, step on x, value bins on y,
+    brightness = log of the fraction of outputs in the bin."""
     steps, layers, bins = histograms.shape
-    fig, axes = plt.subplots(1, layers, figsize=(1.6 * layers, 2.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, layers, figsize=(2.2 * layers, 2.6), sharey=True, squeeze=False)
     for j, ax in enumerate(axes[0]):
         ax.imshow(np.log1p(histograms[:, j, :].T * 100), aspect="auto", origin="lower",
                   extent=(0, steps, *hist_range), cmap="magma")
-        ax.set_title(f"layer {j}", fontsize=8)
-        ax.set_xticks([])
+        ax.set_title(names[j] if names else f"layer {j}", fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
     axes[0][0].set_ylabel("activation value")
     if title:
         fig.suptitle(title)
