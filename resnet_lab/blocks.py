@@ -30,6 +30,15 @@ def check_choice(name: str, value: object, allowed: tuple) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of {choices}")
 
 
+def check_count(name: str, value: object, allow_none: bool = False) -> None:
+    """Raise a ValueError unless `value` is a whole number >= 1 (or None, if allowed)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "a whole number >= 1" + (" or None" if allow_none else "")
+        raise ValueError(f"{name}={value!r} is not allowed; use {allowed}")
+
+
 def check_skip(skip: float) -> float:
     """Validate a skip gate: a number in [0, 1]."""
     if isinstance(skip, bool) or not isinstance(skip, (int, float)) or not 0.0 <= skip <= 1.0:
@@ -169,8 +178,8 @@ class Bottleneck(ResidualBlock):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, *, shortcut: str = "B",
                  norm: bool = True, skip: float = 1.0, preact: bool = False,
                  groups: int = 1, base_width: int = 64):
-        if groups < 1 or base_width < 1:
-            raise ValueError(f"groups={groups} and base_width={base_width} must be >= 1")
+        check_count("groups", groups)
+        check_count("base_width", base_width)
         if (planes * base_width) % 64:
             raise ValueError(f"planes * base_width / 64 must be a whole number of channels per "
                              f"group (got planes={planes}, base_width={base_width})")

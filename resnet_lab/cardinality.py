@@ -12,14 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blocks import check_count
+
 
 class AggregatedTransform(nn.Module):
     """F(x) = sum_i T_i(x) with C = `cardinality` paths of `width` channels each."""
 
     def __init__(self, channels: int = 256, cardinality: int = 32, width: int = 4):
         super().__init__()
-        if cardinality < 1 or width < 1:
-            raise ValueError(f"cardinality={cardinality} and width={width} must be >= 1")
+        check_count("cardinality", cardinality)
+        check_count("width", width)
         inner = cardinality * width
         self.cardinality, self.width = cardinality, width
         self.reduce = nn.Conv2d(channels, inner, 1, bias=False)           # all paths' 1x1s

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blocks import check_choice
+from .blocks import check_choice, check_count
 
 CACHE = Path(os.environ.get("RESNET_LAB_DATA", Path.home() / ".cache" / "resnet_lab"))
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -77,8 +77,7 @@ def _finish(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: tor
             n_test: int | None) -> Dataset:
     """Subset, resize and normalise with the training set's per-channel statistics."""
     for arg, value in (("size", size), ("n_train", n_train), ("n_test", n_test)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{arg}={value!r} is not allowed; use a whole number >= 1 or None")
+        check_count(arg, value, allow_none=True)
     x_train, y_train = x_train[:n_train], y_train[:n_train]
     x_test, y_test = x_test[:n_test], y_test[:n_test]
     if size is not None and size != x_train.shape[-1]:
@@ -106,8 +105,7 @@ def synthetic(n_train: int = 20_000, n_test: int = 2_000, *, size: int = 32, cha
         raise ValueError(f"size={size!r} is not allowed; use a whole number >= 8")
     for arg, value in (("n_train", n_train), ("n_test", n_test), ("channels", channels),
                        ("num_classes", num_classes)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg}={value!r} is not allowed; use a whole number >= 1")
+        check_count(arg, value)
     g = torch.Generator().manual_seed(seed)
     templates = torch.randn(num_classes, channels, size, size, generator=g)
     sigma = size / 16

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import is_block
+from .blocks import check_count, is_block
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -35,8 +35,7 @@ class Ring:
     """A bounded store of rows of floats: the last `capacity` rows are kept (a ring buffer)."""
 
     def __init__(self, width: int, capacity: int = 10_000):
-        if capacity < 1:
-            raise ValueError(f"capacity={capacity!r} is not allowed; use a whole number >= 1")
+        check_count("capacity", capacity)
         self.data = np.zeros((capacity, width), dtype=np.float32)
         self.steps = np.zeros(capacity, dtype=np.int64)
         self.count = 0
@@ -92,8 +91,7 @@ class GradientNorms(Instrument):
 
     def __init__(self, model: nn.Module, *, every: int = 1, block_outputs: bool = False,
                  shortcuts: bool = False, capacity: int = 10_000):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every={every!r} is not allowed; use a whole number >= 1")
+        check_count("every", every)
         super().__init__(model)
         layers = weight_layers(model, shortcuts)
         if not layers:
@@ -194,8 +192,8 @@ class ActivationStats(Instrument):
     def __init__(self, model: nn.Module, modules: Iterable[str] | None = None, *,
                  every: int = 1, bins: int = 40, hist_range: tuple[float, float] = (-5.0, 5.0),
                  train_only: bool = True, capacity: int = 10_000):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every={every!r} is not allowed; use a whole number >= 1")
+        check_count("every", every)
+        check_count("bins", bins)
         if hist_range[0] >= hist_range[1]:
             raise ValueError(f"hist_range={hist_range!r} is not allowed; "
                              "use (low, high) with low < high")

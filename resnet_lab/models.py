@@ -20,6 +20,7 @@ from .blocks import (
     MLPBlock,
     ResidualBlock,
     check_choice,
+    check_count,
     check_skip,
     is_block,
     norm_layer,
@@ -138,8 +139,7 @@ def cifar_resnet(depth: int = 20, *, num_classes: int = 10, in_channels: int = 3
         rule = "6n+2 (8, 14, 20, 32, 44, 56, 110, ...)" if block == "basic" else \
                "9n+2 (11, 20, 29, 56, 110, 164, ...)"
         raise ValueError(f"depth={depth!r} is not allowed for block={block!r}; use {rule}")
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"width={width!r} is not allowed; use a whole number >= 1")
+    check_count("width", width)
     n = (depth - 2) // (3 * per_block)
     model = ResNet(BLOCKS[block], [n, n, n], [width, 2 * width, 4 * width],
                    num_classes=num_classes, in_channels=in_channels, stem="cifar",
@@ -246,8 +246,7 @@ def deep_mlp(depth: int = 20, width: int = 64, activation: str = "sigmoid", skip
     check_skip(skip)
     for arg, value in (("depth", depth), ("width", width), ("in_features", in_features),
                        ("out_features", out_features)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg}={value!r} is not allowed; use a whole number >= 1")
+        check_count(arg, value)
     model = DeepMLP(depth, width, activation, skip, in_features, out_features, branch_scale)
     return _remember(model, "deep_mlp", depth=depth, width=width, activation=activation,
                      skip=skip, in_features=in_features, out_features=out_features,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import check_choice
+from .blocks import check_choice, check_count
 from .data import Batches, Dataset
 from .hooks import GradientNorms
 from .models import build
@@ -297,9 +297,8 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
     if not isinstance(grad_every, int) or grad_every < 0:
         raise ValueError(f"grad_every={grad_every!r} is not allowed; use 0 (off) or a whole "
                          "number >= 1")
-    for arg, value in (("eval_every", eval_every), ("eval_samples", eval_samples)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{arg}={value!r} is not allowed; use a whole number >= 1 or None")
+    check_count("eval_every", eval_every, allow_none=True)
+    check_count("eval_samples", eval_samples, allow_none=True)
     recipe = get_recipe(recipe)
     device = pick_device(device)
     batches = Batches(data, batch_size, device=device, augment=augment, seed=seed)
