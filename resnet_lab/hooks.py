@@ -31,6 +31,22 @@ def weight_layers(model: nn.Module, shortcuts: bool = False) -> dict[str, nn.Mod
             if isinstance(m, LAYER_TYPES) and (shortcuts or ".downsample." not in f".{name}.")}
 
 
+def watched_weights(model: nn.Module, shortcuts: bool) -> tuple[list[str], list[torch.Tensor]]:
+    """Names and weights of `weight_layers`; a clear error when there are none."""
+    layers = weight_layers(model, shortcuts)
+    if not layers:
+        raise ValueError("model has no Conv2d or Linear layer to watch")
+    return list(layers), [m.weight for m in layers.values()]
+
+
+def layer_norms(weights: list[torch.Tensor], grads: list[torch.Tensor | None]) -> torch.Tensor:
+    """The norm of each layer's gradient (0 where it got none), in one batched call, on the
+    device: no sync here."""
+    grads = [torch.zeros((), device=w.device) if g is None else g.detach()
+             for w, g in zip(weights, grads, strict=True)]
+    return torch.stack(torch._foreach_norm(grads)).float()
+
+
 class Ring:
     """A bounded store of rows of floats: the last `capacity` rows are kept (a ring buffer)."""
 
@@ -93,11 +109,7 @@ class GradientNorms(Instrument):
                  shortcuts: bool = False, capacity: int = 10_000):
         check_count("every", every)
         super().__init__(model)
-        layers = weight_layers(model, shortcuts)
-        if not layers:
-            raise ValueError("model has no Conv2d or Linear layer to watch")
-        self.names = list(layers)
-        self.weights = [m.weight for m in layers.values()]
+        self.names, self.weights = watched_weights(model, shortcuts)
         self.every = every
         self.steps = 0                                 # backward passes seen
         self._queued = False
@@ -134,11 +146,9 @@ class GradientNorms(Instrument):
     def _record(self) -> None:
         self._queued = False
         if self._recording():
-            grads = [torch.zeros((), device=w.device) if w.grad is None else w.grad.detach()
-                     for w in self.weights]
-            rows = [torch.stack(torch._foreach_norm(grads)).float()]
+            rows = [layer_norms(self.weights, [w.grad for w in self.weights])]
             if self.blocks:   # a block used twice adds both gradients' squares
-                rows.append(torch.stack([torch.stack(sq).sum() if sq else grads[0].new_zeros(())
+                rows.append(torch.stack([torch.stack(sq).sum() if sq else rows[0].new_zeros(())
                                          for sq in self._block_sq]).float().sqrt())
             values = torch.cat(rows).cpu().numpy()       # the one device sync of this step
             self.ring.append(self.steps, values[:len(self.names)])
@@ -282,10 +292,7 @@ def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None =
     `torch.autograd.grad`), no hooks added, BatchNorm running statistics restored.
     `loss_fn(output, y)` defaults to cross-entropy; with y=None, to mean(output**2)/2.
     """
-    layers = weight_layers(model, shortcuts)
-    if not layers:
-        raise ValueError("model has no Conv2d or Linear layer to profile")
-    weights = [m.weight for m in layers.values()]
+    names, weights = watched_weights(model, shortcuts)
     saved = [b.detach().clone() for b in model.buffers()]
     try:
         with torch.enable_grad():
@@ -301,7 +308,4 @@ def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None =
         with torch.no_grad():
             for b, old in zip(model.buffers(), saved, strict=True):
                 b.copy_(old)
-    grads = [torch.zeros((), device=w.device) if g is None else g for w, g in zip(weights, grads,
-                                                                                 strict=True)]
-    norms = torch.stack(torch._foreach_norm(grads)).float().cpu().tolist()
-    return dict(zip(layers, norms, strict=True))
+    return dict(zip(names, layer_norms(weights, list(grads)).cpu().tolist(), strict=True))
