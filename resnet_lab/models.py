@@ -351,15 +351,30 @@ def _stage_name(child: str) -> str:
     return child
 
 
-def complexity(module: nn.Module, input_size: Sequence[int]) -> tuple[int, int]:
-    """(parameters, MACs) of any module for one input of `input_size` (batch included)."""
+def flop_counts(module: nn.Module, input_size: Sequence[int]) -> dict[str, dict]:
+    """FLOPs per (sub)module and operator for one forward pass on zeros of `input_size`, from
+    `torch.utils.flop_counter`. Runs in eval mode, so BatchNorm statistics are not touched."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    if len(input_size) < 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
+        raise ValueError(f"input_size={tuple(input_size)!r} is not allowed; give the batch and "
+                         "feature dimensions as positive integers, e.g. (1, 3, 224, 224)")
     counter = FlopCounterMode(display=False)
     device = next(module.parameters()).device
-    with torch.no_grad(), counter:
-        module(torch.zeros(*input_size, device=device))
-    return sum(p.numel() for p in module.parameters()), counter.get_total_flops() // 2
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad(), counter:
+            module(torch.zeros(*input_size, device=device))
+    finally:
+        module.train(was_training)
+    return counter.get_flop_counts()
+
+
+def complexity(module: nn.Module, input_size: Sequence[int]) -> tuple[int, int]:
+    """(parameters, MACs) of any module for one input of `input_size` (batch included)."""
+    macs = sum(flop_counts(module, input_size).get("Global", {}).values()) // 2
+    return sum(p.numel() for p in module.parameters()), macs
 
 
 def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
@@ -368,11 +383,6 @@ def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
     MACs come from `torch.utils.flop_counter` (FLOPs / 2), not from hand-written formulas.
     `input_size` includes the batch dimension, e.g. (1, 3, 224, 224).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    if len(input_size) < 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
-        raise ValueError(f"input_size={tuple(input_size)!r} is not allowed; give the batch and "
-                         "feature dimensions as positive integers, e.g. (1, 3, 224, 224)")
     children = list(model.named_children())
     stages: dict[str, dict] = {}
     for name, child in children:
@@ -385,18 +395,11 @@ def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
     handles = [module.register_forward_hook(
         lambda m, i, o, s=stage: shapes.__setitem__(s, tuple(o.shape)))
         for stage, module in last.items()]
-    counter = FlopCounterMode(display=False)
-    device = next(model.parameters()).device
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad(), counter:
-            model(torch.zeros(*input_size, device=device))
+        counts = flop_counts(model, input_size)   # keys: "ResNet.layer1", "ResNet.layer1.0", ...
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
-    counts = counter.get_flop_counts()   # keys: "ResNet.layer1", "ResNet.layer1.0", ...
     root = type(model).__name__
     rows = []
     for stage, info in stages.items():

@@ -157,6 +157,16 @@ def test_summary_resnet50_matches_published_figures():
     assert "GMACs" in str(s)
 
 
+def test_complexity_counts_without_touching_batchnorm_statistics():
+    model = rl.cifar_resnet(8)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    params, macs = rl.complexity(model, (2, 3, 8, 8))
+    assert params == sum(p.numel() for p in model.parameters())
+    assert macs == rl.summary(model, (2, 3, 8, 8)).macs > 0
+    assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())
+    assert model.training
+
+
 def test_deep_mlp_shapes_and_skip():
     plain = rl.deep_mlp(10, 32, "tanh", skip=0.0)
     assert plain(torch.randn(4, 64)).shape == (4, 10)
@@ -186,6 +196,7 @@ def test_build_rebuilds_from_config():
                                                                       "layer1"]),
     (lambda: rl.set_skip(rl.cifar_resnet(20), -0.1), ["skip=-0.1"]),
     (lambda: rl.summary(rl.cifar_resnet(20), (3, 0)), ["input_size"]),
+    (lambda: rl.complexity(rl.cifar_resnet(20), (3,)), ["input_size"]),
 ])
 def test_bad_input_names_the_argument(call, words):
     assert_value_error_naming(call, words)
