@@ -22,6 +22,11 @@ def color_of(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
+def dashed(name: str) -> bool:
+    """Plain networks are drawn dashed in every figure."""
+    return "plain" in name.lower()
+
+
 def stage_of(layer: str) -> str:
     """'layer2.1.conv1' -> 'layer2'; the stem and head keep their own names."""
     return layer.split(".")[0]
@@ -59,7 +64,7 @@ def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
     """Training loss (left) and test error (right) of each run, against steps."""
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (name, h) in enumerate(histories.items()):
-        style = "--" if "plain" in name.lower() else "-"
+        style = "--" if dashed(name) else "-"
         c = color_of(i)
         steps, loss = np.array(h.step), np.array(h.train_loss)
         k = max(1, len(loss) // 40)                           # light smoothing: running mean
@@ -92,7 +97,7 @@ def plot_profile(profiles: Mapping[str, Mapping[str, float]], *, title: str = ""
         layers = list(profile)
         values = np.maximum(np.array(list(profile.values())), 1e-30)
         ratio, word = verdict(values)
-        style = "--" if "plain" in name.lower() else "-"
+        style = "--" if dashed(name) else "-"
         ax.semilogy(values, style, marker=".", color=color_of(i),
                     label=f"{name}: first/last {ratio:.2g} ({word})")
     for start, stage in stage_bounds(layers):
@@ -124,7 +129,7 @@ def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, title: str = ""
     """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual)."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for i, (name, values) in enumerate(stds.items()):
-        ax.plot(values, "--" if "plain" in name.lower() else "-", marker=".",
+        ax.plot(values, "--" if dashed(name) else "-", marker=".",
                 color=color_of(i), label=name)
     ax.set(xlabel="layer", ylabel="std of the layer's output", title=title)
     ax.grid(alpha=0.3)
@@ -160,7 +165,7 @@ def profile_figure(profiles: Mapping[str, Mapping[str, float]], title: str = "")
     fig = go.Figure()
     for i, name in enumerate(profiles):
         fig.add_scatter(name=name, mode="lines+markers", line=dict(color=color_of(i),
-                        dash="dash" if "plain" in name.lower() else "solid"))
+                        dash="dash" if dashed(name) else "solid"))
     fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=50, b=50),
                       xaxis_title="layer (input → output)", yaxis_title="‖∂loss/∂W‖",
                       yaxis_type="log", legend=dict(orientation="h", y=-0.25),
@@ -186,7 +191,7 @@ def curves_figure(names: Sequence[str]) -> go.Figure:
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "test error (%)"))
     for i, name in enumerate(names):
-        dash = "dash" if "plain" in name.lower() else "solid"
+        dash = "dash" if dashed(name) else "solid"
         line = dict(color=color_of(i), dash=dash)
         fig.add_scatter(name=name, x=[], y=[], mode="lines", line=line, row=1, col=1,
                         legendgroup=name)
