@@ -2,7 +2,10 @@
 
     python3 tasks.py lab     install into .venv (first time) and open the lessons in JupyterLab
     python3 tasks.py test    install into .venv (first time) and run the whole test suite
-    python3 tasks.py app     serve the widget app alone with Voila
+
+and one more for the widget app alone:
+
+    python3 tasks.py app     serve the widget app with Voila
 
 Torch is installed first as $RESNET_LAB_TORCH (default "torch==2.13.0"), and only when the venv
 has none: on a GPU machine set RESNET_LAB_TORCH=torch to get your platform's normal build.

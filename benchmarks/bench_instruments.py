@@ -35,16 +35,13 @@ def train_step(model, opt, x, y, device) -> float:
 
 
 def overhead(device: str, steps: int, depth: int = 56, batch: int = 128) -> None:
-    torch.manual_seed(0)
-    model = rl.cifar_resnet(depth).to(device)
+    model = rl.cifar_resnet(depth, seed=0).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     for _ in range(2):                                   # warm-up
         train_step(model, opt, x, y, device)
     plain, watched = [], []
-    norms = GradientNorms(model)
-    norms.remove()
     for i in range(2 * steps):                            # interleave: off, on, off, on ...
         if i % 2:
             with GradientNorms(model):

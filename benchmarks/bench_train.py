@@ -71,16 +71,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = train.pick_device(args.device)
+    device = rl.pick_device(args.device)
     images = data.synthetic(10_000, 256, size=args.size)
     ours, minimal = [], []
     for _ in range(args.repeats):                    # alternate, so drift hits both alike
-        torch.manual_seed(0)
-        minimal.append(minimal_loop(rl.cifar_resnet(args.depth).to(device), images, args.steps,
-                                    args.batch_size, device))
-        torch.manual_seed(0)
-        ours.append(engine(rl.cifar_resnet(args.depth), images, args.steps, args.batch_size,
-                           device))
+        minimal.append(minimal_loop(rl.cifar_resnet(args.depth, seed=0).to(device), images,
+                                    args.steps, args.batch_size, device))
+        ours.append(engine(rl.cifar_resnet(args.depth, seed=0), images, args.steps,
+                           args.batch_size, device))
     a, b = statistics.median(minimal), statistics.median(ours)
     print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.size}x{args.size}, {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -1,8 +1,12 @@
 """resnet-lab: see why deep plain networks fail and why skip connections fix them."""
 
 from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
-from .hooks import ActivationStats, GradientNorms, gradient_profile
+from .devices import pick_device
+from .hooks import ActivationStats, GradientNorms, first_last_ratio, gradient_profile, regime
 from .models import (
+    CifarConfig,
+    ImageNetConfig,
+    MLPConfig,
     ResNet,
     build,
     cifar_resnet,
@@ -24,7 +28,8 @@ from .models import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationStats", "GradientNorms", "gradient_profile",
+    "ActivationStats", "GradientNorms", "first_last_ratio", "gradient_profile", "regime",
+    "CifarConfig", "ImageNetConfig", "MLPConfig", "pick_device",
     "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",
     "complexity", "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50",
     "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "set_skip", "summary",

@@ -21,7 +21,9 @@ import plotly.graph_objects as go
 import torch
 
 from . import data as datasets
-from .hooks import gradient_profile
+from .checks import depths
+from .devices import pick_device
+from .hooks import first_last_ratio, gradient_profile, regime
 from .models import cifar_resnet, deep_mlp, set_skip
 from .plots import (
     curves_figure,
@@ -30,25 +32,23 @@ from .plots import (
     update_curves,
     update_heatmap,
     update_profile,
-    verdict,
 )
-from .train import Callback, Recipe, Run, compare, pick_device
+from .train import Callback, Recipe, Run, compare
 
-DEPTHS = (8, 14, 20, 32, 44, 56, 110)                   # 6n+2: basic blocks, the MLP
-BOTTLENECK_DEPTHS = (11, 20, 29, 38, 47, 56, 110)      # 9n+2: bottleneck blocks
+DEPTHS = depths("basic")                   # 6n+2: 8, 14, ..., 110 (basic blocks, the MLP)
+BOTTLENECK_DEPTHS = depths("bottleneck")   # 9n+2: 11, 20, ..., 110
+SEED = 0                                   # every net the app builds starts from these weights
 KINDS = {"CIFAR ResNet (conv)": "cifar", "deep MLP, sigmoid": "sigmoid",
          "deep MLP, tanh": "tanh", "deep MLP, ReLU": "relu"}
 STAGES = ("layer1", "layer2", "layer3")
 
 
 @lru_cache(maxsize=32)
-def cached_model(kind: str, depth: int, norm: bool, init: str, block: str = "basic"
-                 ) -> torch.nn.Module:
+def cached_model(kind: str, depth: int, norm: bool, init: str, block: str) -> torch.nn.Module:
     """Build (once) the network the explorer shows; the skip gates are set per call."""
-    torch.manual_seed(0)
     if kind == "cifar":
-        return cifar_resnet(depth, norm=norm, init=init, block=block)
-    return deep_mlp(depth, 64, kind, skip=1.0)
+        return cifar_resnet(depth, norm=norm, init=init, block=block, seed=SEED)
+    return deep_mlp(depth, width=64, activation=kind, skip=1.0, seed=SEED)
 
 
 @lru_cache(maxsize=2)
@@ -103,8 +103,10 @@ class Explorer:
         self.block.observe(self.on_block, names="value")
         for w in (self.kind, self.depth, self.skip, self.norm, self.init, *self.stages.children):
             w.observe(self.on_change, names="value")
-        # build the other depths now, so the first move of the depth slider is quick too
-        threading.Thread(target=self.warm_cache, daemon=True).start()
+        # build the other depths now, so the first move of the depth slider is quick too. Not a
+        # daemon: at exit Python waits for it (a model or two) instead of killing it mid-build.
+        self.warm_thread = threading.Thread(target=self.warm_cache, name="explorer warm-up")
+        self.warm_thread.start()
         self.widget = W.VBox([
             W.HTML("<b>Gradient-flow explorer.</b> How large is the gradient at each layer of "
                    "a freshly initialized network? Move the sliders."),
@@ -130,8 +132,11 @@ class Explorer:
         return gradient_profile(model, *explorer_batch("cifar" if cifar else "mlp"))
 
     def warm_cache(self) -> None:
-        for depth in DEPTHS:
-            cached_model("cifar", depth, self.norm.value, self.init.value)
+        """Build the nets of every depth with the current settings: the same cache keys that
+        `compute` asks for, so none of this work is thrown away."""
+        norm, init, block = self.norm.value, self.init.value, self.block.value
+        for depth in BOTTLENECK_DEPTHS if block == "bottleneck" else DEPTHS:
+            cached_model("cifar", depth, norm, init, block)
 
     def on_block(self, change) -> None:
         """Bottleneck nets have 9n+2 layers: move the depth slider to the nearest such depth."""
@@ -161,8 +166,9 @@ class Explorer:
 
     def _show(self, profile: dict[str, float], seconds: float | None = None) -> None:
         self.last = profile
-        ratio, word = verdict(profile)
-        color = {"healthy": "#2a7", "vanishing": "#c60", "exploding": "#c00"}[word]
+        ratio, word = first_last_ratio(profile), regime(profile)
+        color = {"healthy": "#2a7", "vanishing": "#c60", "exploding": "#c00",
+                 "no gradient": "#888"}[word]
         took = f" &middot; {1000 * seconds:.0f} ms" if seconds is not None else ""
         self.readout.value = (f"first layer / last layer gradient norm = <b>{ratio:.3g}</b>: "
                               f"<b style='color:{color}'>{word}</b>"
@@ -192,7 +198,8 @@ class LivePlots(Callback):
         update_curves(self.lab.curves, run.histories)
         update_heatmap(self.lab.heatmap, {n: (g.names, g.step_numbers() + 1, g.values())
                                           for n, g in run.norms.items()})
-        self.lab.status.value = (f"step {run.step}{'/' + str(run.steps) if run.steps else ''}"
+        self.lab.status.value = (f"step {run.step}"
+                                 f"{'/' + str(run.max_steps) if run.max_steps else ''}"
                                  f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
                                  f"device {run.device}")
 
@@ -271,10 +278,9 @@ class TrainingLab:
             if name == "synthetic":
                 kwargs["n_train"] = 20_000
             data = datasets.load(name, **kwargs)
-            torch.manual_seed(0)
             self.models = {n: cifar_resnet(self.depth.value, width=self.width, skip=skip,
                                            norm=self.norm.value, in_channels=data.shape[0],
-                                           num_classes=len(data.classes))
+                                           num_classes=len(data.classes), seed=SEED)
                            for n, skip in configs.items()}
             names = list(configs)
             with self.curves.batch_update(), self.heatmap.batch_update():

@@ -19,32 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SHORTCUTS = ("A", "B")
-INITS = ("he", "default")
-
-
-def check_choice(name: str, value: object, allowed: tuple) -> None:
-    """Raise a ValueError naming the argument, its value and the allowed values."""
-    if value not in allowed:
-        choices = ", ".join(map(repr, allowed))
-        raise ValueError(f"{name}={value!r} is not allowed; choose one of {choices}")
-
-
-def check_count(name: str, value: object, allow_none: bool = False) -> None:
-    """Raise a ValueError unless `value` is a whole number >= 1 (or None, if allowed)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "a whole number >= 1" + (" or None" if allow_none else "")
-        raise ValueError(f"{name}={value!r} is not allowed; use {allowed}")
-
-
-def check_skip(skip: float) -> float:
-    """Validate a skip gate: a number in [0, 1]."""
-    if isinstance(skip, bool) or not isinstance(skip, (int, float)) or not 0.0 <= skip <= 1.0:
-        raise ValueError(f"skip={skip!r} is not allowed; use a number in [0, 1] "
-                         "(0 = plain block, 1 = residual block)")
-    return float(skip)
+from .checks import SHORTCUTS, check_choice, check_count, check_skip
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import check_count
+from .checks import check_count
 
 
 class AggregatedTransform(nn.Module):

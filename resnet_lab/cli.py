@@ -12,9 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from . import data as datasets
+from .checks import INITS, blocks_per_stage, depth_rule
 from .models import cifar_resnet
 from .train import RECIPES, ProgressBar, compare, save_run, with_lr
 
@@ -39,24 +38,32 @@ def _positive(kind):
     return parse
 
 
-def _depth(text: str) -> int:
+def _cifar_depth(text: str) -> int:
     value = _positive(int)(text)
-    if (value - 2) % 6 or value < 8:
-        raise argparse.ArgumentTypeError(f"{value} is not 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
+    try:
+        blocks_per_stage(value, "basic")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not {depth_rule('basic')}") from None
     return value
+
+
+def _folder(text: str) -> Path:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    return Path(text)
 
 
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     common.add_argument("--dataset", choices=datasets.DATASETS, default="synthetic",
                         help="synthetic (built in, default), fashion_mnist or cifar10")
-    common.add_argument("--data-root", help="folder with the dataset's files")
+    common.add_argument("--data-root", type=_folder, help="folder with the dataset's files")
     common.add_argument("--size", type=_positive(int), help="resize images to SIZE x SIZE")
     common.add_argument("--n-train", type=_positive(int), help="use only this many train images")
     common.add_argument("--width", type=_positive(int), default=16,
                         help="channels of the first stage (the paper: 16)")
     common.add_argument("--no-norm", action="store_true", help="switch BatchNorm off")
-    common.add_argument("--init", choices=("he", "default"), default="he")
+    common.add_argument("--init", choices=INITS, default="he")
     budget = common.add_argument_group("budget (training ends at the first one reached)")
     budget.add_argument("--steps", type=_positive(int))
     budget.add_argument("--epochs", type=_positive(float))
@@ -75,11 +82,12 @@ def build_parser() -> Parser:
     parser = Parser(prog="resnet-lab", description="Train plain and residual networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("train", parents=[common], help="train one network")
-    one.add_argument("--depth", type=_depth, default=20, help="6n+2: 8, 14, 20, 32, 44, 56, 110")
+    one.add_argument("--depth", type=_cifar_depth, default=20, help=depth_rule("basic"))
     one.add_argument("--plain", action="store_true", help="skip connections off")
     many = sub.add_parser("compare", parents=[common],
                           help="train plain and residual nets side by side on the same batches")
-    many.add_argument("--depths", type=_depth, nargs="+", default=[20, 56])
+    many.add_argument("--depths", type=_cifar_depth, nargs="+", default=[20, 56],
+                      help=depth_rule("basic"))
     many.add_argument("--variants", nargs="+", choices=("plain", "residual"),
                       default=["plain", "residual"])
     return parser
@@ -98,11 +106,11 @@ def run(args: argparse.Namespace) -> dict:
         specs = [("plain" if args.plain else "residual", args.depth)]
     else:
         specs = [(v, d) for d in args.depths for v in args.variants]
-    torch.manual_seed(args.seed)
     models = {f"{'plain' if v == 'plain' else 'ResNet'}-{d}":
               cifar_resnet(d, num_classes=len(data.classes), in_channels=data.shape[0],
                            width=args.width, norm=not args.no_norm, init=args.init,
-                           skip=0.0 if v == "plain" else 1.0) for v, d in specs}
+                           skip=0.0 if v == "plain" else 1.0, seed=args.seed)
+              for v, d in specs}
     recipe = with_lr(args.recipe, args.lr) if args.lr else args.recipe
     histories = compare(models, data, steps=args.steps, epochs=args.epochs,
                         max_seconds=args.max_seconds, batch_size=args.batch_size,
@@ -119,7 +127,8 @@ def run(args: argparse.Namespace) -> dict:
         from .plots import plot_curves
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         steps = max(len(h.step) for h in histories.values())
-        title = f"{data.name}, {args.recipe} recipe, {steps} steps"
+        title = f"{data.name}, {recipe if isinstance(recipe, str) else recipe.name} recipe, " \
+                f"{steps} steps"
         plot_curves(histories, title=title).savefig(args.plot, dpi=110)
     if args.save:
         save_run(args.save, models, histories)

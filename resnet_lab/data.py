@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blocks import check_choice, check_count
+from .checks import check_choice, check_count
 
 CACHE = Path(os.environ.get("RESNET_LAB_DATA", Path.home() / ".cache" / "resnet_lab"))
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -75,14 +75,21 @@ class Dataset:
 def _finish(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
             y_test: torch.Tensor, classes: list[str], size: int | None, n_train: int | None,
             n_test: int | None) -> Dataset:
-    """Subset, resize and normalise with the training set's per-channel statistics."""
+    """Subset, resize and normalise with the training set's per-channel statistics. A smaller
+    `size` average-pools; a larger one pads with zeros around the image (28 -> 32, as LeNet-5
+    did for MNIST), so no pixel is invented."""
     for arg, value in (("size", size), ("n_train", n_train), ("n_test", n_test)):
         check_count(arg, value, allow_none=True)
     x_train, y_train = x_train[:n_train], y_train[:n_train]
     x_test, y_test = x_test[:n_test], y_test[:n_test]
-    if size is not None and size != x_train.shape[-1]:
+    if size is not None and size < x_train.shape[-1]:
         x_train = F.adaptive_avg_pool2d(x_train, size)
         x_test = F.adaptive_avg_pool2d(x_test, size)
+    elif size is not None and size > x_train.shape[-1]:
+        before = (size - x_train.shape[-1]) // 2
+        after = size - x_train.shape[-1] - before
+        x_train = F.pad(x_train, (before, after, before, after))
+        x_test = F.pad(x_test, (before, after, before, after))
     mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
     std = x_train.std(dim=(0, 2, 3), keepdim=True)
     return Dataset(name, ((x_train - mean) / std).contiguous(), y_train.long(),
@@ -159,7 +166,7 @@ def download(url: str, path: Path, md5: str | None = None, *, timeout: float = 3
             raise RuntimeError(
                 f"could not download {url} ({getattr(err, 'reason', err)}). Are you offline? "
                 f"Download it elsewhere and put it at {path}, or pass root= a folder that has "
-                "it.") from err
+                "it (--data-root on the command line).") from err
         if md5 is None or file_md5(part) == md5:
             part.replace(path)
             return path
@@ -195,6 +202,13 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+def _existing(root: Path | None) -> Path | None:
+    if root is not None and not root.is_dir():
+        raise FileNotFoundError(f"root={str(root)!r} is not a folder; give the folder that holds "
+                                "the dataset's files (--data-root on the command line)")
+    return root
+
+
 def _fashion_folder(root: Path | None, download_ok: bool) -> Path:
     candidates = [Path(root)] if root is not None else [CACHE / "fashion-mnist",
                                                         FASHION_SYSTEM_DIR]
@@ -221,7 +235,7 @@ def fashion_mnist(root: str | Path | None = None, *, size: int | None = 28,
     Looks in `root`, else in the cache folder and /usr/share/datasets/fashion-mnist; downloads
     into the cache when missing and `download` is true. `size=16` average-pools to 16x16.
     """
-    folder = _fashion_folder(Path(root) if root is not None else None, download)
+    folder = _fashion_folder(_existing(Path(root) if root is not None else None), download)
     arrays = [torch.from_numpy(read_idx(folder / name).copy()) for name in FASHION_FILES]
     x_train, y_train, x_test, y_test = arrays
     to_float = lambda x: x.float().div(255).unsqueeze(1)
@@ -272,7 +286,8 @@ def cifar10(root: str | Path | None = None, *, size: int | None = 32,
     Reads `root` (a folder with the archive or the extracted `cifar-10-batches-py`), else the
     cache folder; downloads the official archive there (checksummed, resumable) when missing.
     """
-    folder = _cifar_folder(Path(root) if root is not None else None, download, url, md5)
+    folder = _cifar_folder(_existing(Path(root) if root is not None else None), download, url,
+                           md5)
     parts = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)
              if (folder / f"data_batch_{i}").exists()]
     if not parts:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from math import comb
 
-import torch
 from torch import nn
 
 from .blocks import ResidualBlock
@@ -27,11 +26,6 @@ def deletable_blocks(model: nn.Module) -> list[str]:
             if isinstance(m, ResidualBlock) and m.downsample is None]
 
 
-class _Identity(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 @contextmanager
 def without_block(model: nn.Module, name: str):
     """Delete block `name` for the duration of the `with`: its output becomes its input."""
@@ -41,7 +35,7 @@ def without_block(model: nn.Module, name: str):
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name)
     block = getattr(parent, child)
-    setattr(parent, child, _Identity())
+    setattr(parent, child, nn.Identity())
     try:
         yield model
     finally:

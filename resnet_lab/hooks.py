@@ -12,14 +12,17 @@ layer's weights (one batched `torch._foreach_norm` and one device sync per recor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import check_count, is_block
+from .blocks import is_block
+from .checks import check_count
+from .devices import to_device_of
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -45,6 +48,23 @@ def layer_norms(weights: list[torch.Tensor], grads: list[torch.Tensor | None]) -
     grads = [torch.zeros((), device=w.device) if g is None else g.detach()
              for w, g in zip(weights, grads, strict=True)]
     return torch.stack(torch._foreach_norm(grads)).float()
+
+
+def weight_snapshot(model: nn.Module, shortcuts: bool = False) -> dict[str, torch.Tensor]:
+    """A CPU copy of each watched layer's weights, to see later how far training moved them."""
+    return {name: m.weight.detach().cpu().clone()
+            for name, m in weight_layers(model, shortcuts).items()}
+
+
+def relative_weight_change(model: nn.Module, snapshot: dict[str, torch.Tensor]
+                           ) -> dict[str, float]:
+    """||W - W0|| / ||W0|| of each layer in `snapshot`, wherever the model lives now."""
+    change = {}
+    for name, start in snapshot.items():
+        weight = model.get_submodule(name).weight.detach()
+        start = start.to(weight.device)
+        change[name] = ((weight - start).norm() / start.norm()).item()
+    return change
 
 
 class Ring:
@@ -111,7 +131,7 @@ class GradientNorms(Instrument):
         super().__init__(model)
         self.names, self.weights = watched_weights(model, shortcuts)
         self.every = every
-        self.steps = 0                                 # backward passes seen
+        self.backward_passes = 0                       # seen so far
         self._queued = False
         self.ring = Ring(len(self.names), capacity)
         self.blocks = {n: m for n, m in model.named_modules() if is_block(m)} \
@@ -124,11 +144,13 @@ class GradientNorms(Instrument):
             self.handles.append(block.register_forward_hook(self._block_hook(i)))
 
     def _recording(self) -> bool:
-        return self.steps % self.every == 0
+        return self.backward_passes % self.every == 0
 
     def _on_model_output(self, module, inputs, output) -> None:
         # A hook on the loss-side end of the graph starts at the beginning of backward; from
-        # there we queue `_record` to run once the whole backward pass has finished.
+        # there we queue `_record` to run once the whole backward pass has finished. A backward
+        # pass that raised never ran its queued `_record`: a new forward pass starts afresh.
+        self._queued = False
         if isinstance(output, torch.Tensor) and output.requires_grad:
             output.register_hook(self._queue_record)
 
@@ -151,12 +173,12 @@ class GradientNorms(Instrument):
                 rows.append(torch.stack([torch.stack(sq).sum() if sq else rows[0].new_zeros(())
                                          for sq in self._block_sq]).float().sqrt())
             values = torch.cat(rows).cpu().numpy()       # the one device sync of this step
-            self.ring.append(self.steps, values[:len(self.names)])
+            self.ring.append(self.backward_passes, values[:len(self.names)])
             if self.block_ring is not None:
-                self.block_ring.append(self.steps, values[len(self.names):])
+                self.block_ring.append(self.backward_passes, values[len(self.names):])
         for sq in self._block_sq:
             sq.clear()
-        self.steps += 1
+        self.backward_passes += 1
 
     def values(self) -> np.ndarray:
         """Recorded norms, an array (recorded steps, layers), oldest first."""
@@ -220,6 +242,10 @@ class ActivationStats(Instrument):
             chosen = ({n: m for n, m in named.items() if is_block(m)}
                       or {n: m for n, m in named.items() if isinstance(m, ACTIVATION_TYPES)}
                       or {n: m for n, m in named.items() if isinstance(m, LAYER_TYPES)})
+        if not chosen:
+            raise ValueError("modules=[] watches nothing; name at least one module, e.g. "
+                             f"{list(named)[1:4]!r}" if modules is not None else
+                             "model has no block, activation, Conv2d or Linear layer to watch")
         self.names = list(chosen)
         self.every, self.bins, self.hist_range = every, bins, hist_range
         self.train_only = train_only
@@ -291,8 +317,10 @@ def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None =
     Leaves the model exactly as it was: `.grad` untouched (gradients come from
     `torch.autograd.grad`), no hooks added, BatchNorm running statistics restored.
     `loss_fn(output, y)` defaults to cross-entropy; with y=None, to mean(output**2)/2.
+    x and y are moved to the model's device.
     """
     names, weights = watched_weights(model, shortcuts)
+    x, y = to_device_of(model, x, y)
     saved = [b.detach().clone() for b in model.buffers()]
     try:
         with torch.enable_grad():
@@ -309,3 +337,38 @@ def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None =
             for b, old in zip(model.buffers(), saved, strict=True):
                 b.copy_(old)
     return dict(zip(names, layer_norms(weights, list(grads)).cpu().tolist(), strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a gradient profile says: one definition, one set of thresholds, for the app, the lessons
+# and the tests alike.
+
+VANISHING_BELOW = 1e-2   # the first layer gets < 1/100 of the last layer's gradient
+EXPLODING_ABOVE = 1e2    # the first layer gets > 100x the last layer's gradient
+
+
+def first_last_ratio(profile: Mapping[str, float] | Sequence[float]) -> float:
+    """The first weight layer's gradient norm over the last one's (the fc layer in a ResNet):
+    how much of the gradient reaches the input end of the network. 0 when the first layer's
+    gradient underflowed to zero, inf when only the last layer's did, nan when both did."""
+    values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
+    if len(values) < 2:
+        raise ValueError(f"profile has {len(values)} layer(s); a ratio needs at least two")
+    first, last = float(values[0]), float(values[-1])
+    if last == 0:
+        return math.nan if first == 0 else math.inf
+    return first / last
+
+
+def regime(profile: Mapping[str, float] | Sequence[float]) -> str:
+    """"vanishing" (ratio < VANISHING_BELOW), "exploding" (> EXPLODING_ABOVE), "healthy", or
+    "no gradient" when every layer's gradient is zero (nothing to compare)."""
+    values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
+    if not any(values):
+        return "no gradient"
+    ratio = first_last_ratio(values)
+    if math.isnan(ratio) or ratio < VANISHING_BELOW:   # nan: nothing reached either end
+        return "vanishing"
+    if ratio > EXPLODING_ABOVE:
+        return "exploding"
+    return "healthy"

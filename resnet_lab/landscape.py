@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import to_device_of
+
 
 def filter_normalized_direction(model: nn.Module, seed: int = 0) -> list[torch.Tensor]:
     """A random direction, one tensor per parameter, scaled filter by filter (zero for 1-D)."""
@@ -37,8 +39,10 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  ) -> np.ndarray:
     """Loss at theta + sum_k a_k d_k over the grid `alphas` (1-D: len(alphas); 2-D: a square).
 
-    The model's parameters and buffers are restored afterwards.
+    The model's parameters and buffers are restored afterwards. x and y go to the model's
+    device.
     """
+    x, y = to_device_of(model, x, y)
     params = [p for p in model.parameters()]
     theta = [p.detach().clone() for p in params]
     buffers = [b.detach().clone() for b in model.buffers()]

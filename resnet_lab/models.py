@@ -6,28 +6,26 @@ same parameters, so any difference in how they train comes from the skip connect
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from torch import nn
 
-from .blocks import (
+from .blocks import BasicBlock, Bottleneck, MLPBlock, ResidualBlock, is_block, norm_layer
+from .checks import (
     INITS,
     SHORTCUTS,
-    BasicBlock,
-    Bottleneck,
-    MLPBlock,
-    ResidualBlock,
+    blocks_per_stage,
     check_choice,
     check_count,
     check_skip,
-    is_block,
-    norm_layer,
 )
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}   # keys: checks.BLOCK_TYPES
 
 
 class ResNet(nn.Module):
@@ -55,7 +53,8 @@ class ResNet(nn.Module):
             self.conv1 = nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=not norm)
         else:
             self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=not norm)
-        self.bn1 = norm_layer(widths[0], norm)
+        # a pre-activation net's first block normalises its own input: no BN in the stem
+        self.bn1 = nn.Identity() if preact else norm_layer(widths[0], norm)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
 
@@ -78,10 +77,10 @@ class ResNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The stem and all stages: the picture before pooling."""
-        if self.preact:
-            x = self.maxpool(self.conv1(x))
-        else:
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.conv1(x)
+        if not self.preact:
+            x = self.relu(self.bn1(x))
+        x = self.maxpool(x)
         for i in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{i}")(x)
         if self.final_norm is not None:
@@ -117,45 +116,142 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
                 nn.init.zeros_(last.weight)
 
 
-def _remember(model: nn.Module, builder: str, **kwargs) -> nn.Module:
-    """Record how a model was built, so a saved run can rebuild it (see `build`)."""
-    model.config = {"builder": builder, **kwargs}
+# ---------------------------------------------------------------------------------------------
+# Configs: one dataclass per builder. `model.config` is the dataclass the model was built from;
+# it goes into saved runs whole, and `build(config)` makes the same network again.
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResNetOptions:
+    """What every ResNet config holds besides its size (keyword-only fields).
+
+    `seed` (when given) fixes the initial weights without touching the global random state.
+    """
+
+    num_classes: int = 1000
+    in_channels: int = 3
+    shortcut: str = "B"
+    norm: bool = True
+    init: str = "he"
+    skip: float = 1.0
+    preact: bool = False
+    zero_init_residual: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for arg in ("num_classes", "in_channels"):
+            check_count(arg, getattr(self, arg))
+        check_choice("shortcut", self.shortcut, SHORTCUTS)
+        check_choice("init", self.init, INITS)
+        check_skip(self.skip)
+
+    def resnet_options(self) -> dict:
+        """The keyword arguments of `ResNet` that these options set."""
+        return {f.name: getattr(self, f.name) for f in fields(ResNetOptions) if f.name != "seed"}
+
+
+@dataclass(frozen=True)
+class CifarConfig(ResNetOptions):
+    """A CIFAR-style net (He et al. 2015, §4.2): 6n+2 layers of basic blocks (9n+2 with
+    bottlenecks), stages of `width`, 2*`width` and 4*`width` channels, option-A shortcuts."""
+
+    depth: int = 20
+    width: int = 16
+    block: str = "basic"
+    num_classes: int = field(default=10, kw_only=True)
+    shortcut: str = field(default="A", kw_only=True)
+
+    def __post_init__(self) -> None:
+        blocks_per_stage(self.depth, self.block)
+        check_count("width", self.width)
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class ImageNetConfig(ResNetOptions):
+    """One of the ImageNet models of `IMAGENET` (He et al. 2015 Table 1, ResNeXt, WRN)."""
+
+    name: str = "resnet50"
+
+    def __post_init__(self) -> None:
+        check_choice("name", self.name, tuple(IMAGENET))
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """A deep fully connected net of `depth` blocks h <- scale * W act(h) + b + skip * h."""
+
+    depth: int = 20
+    width: int = 64
+    activation: str = "sigmoid"
+    skip: float = 0.0
+    in_features: int = 64
+    out_features: int = 10
+    branch_scale: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_skip(self.skip)
+        for arg in ("depth", "width", "in_features", "out_features"):
+            check_count(arg, getattr(self, arg))
+
+
+Config = CifarConfig | ImageNetConfig | MLPConfig
+
+
+def make_config(kind: type[Config], args: tuple, options: dict) -> Config:
+    """The config a builder was called with: `args[0]` when it is already a `kind` (with
+    `options` replacing fields), else `kind(*args, **options)`. Unknown options get a
+    ValueError that lists the allowed ones."""
+    if args and isinstance(args[0], kind):
+        return replace(args[0], **options)
+    allowed = [f.name for f in fields(kind)]
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        raise ValueError(f"{unknown[0]}={options[unknown[0]]!r} is not allowed here; the "
+                         f"options are {', '.join(allowed)}")
+    return kind(*args, **options)
+
+
+_SEEDING = threading.Lock()   # two threads building seeded models take turns
+
+
+@contextmanager
+def seeded(seed: int | None):
+    """Run the body with torch's global generator at `seed`, then put the caller's random state
+    back (`torch.random.fork_rng`); no-op for seed=None."""
+    if seed is None:
+        yield
+        return
+    with _SEEDING, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def cifar_resnet(depth: int | CifarConfig = 20, **options) -> ResNet:
+    """The CIFAR-10 ResNet of He et al. 2015, §4.2: depth = 6n+2, three stages of n basic blocks
+    with 16/32/64 channels (`width` 16), option-A shortcuts, global average pool, fc. Works on
+    any input size of at least 4x4 (the lessons use 16x16 for speed).
+
+    Takes a `CifarConfig`, or its fields as arguments: `cifar_resnet(56, width=4)`.
+    `block="bottleneck"` gives the 9n+2 bottleneck variant (He et al. 2016) for comparisons.
+    """
+    c = make_config(CifarConfig, (depth,), options)
+    n = blocks_per_stage(c.depth, c.block)
+    with seeded(c.seed):
+        model = ResNet(BLOCKS[c.block], [n, n, n], [c.width, 2 * c.width, 4 * c.width],
+                       stem="cifar", **c.resnet_options())
+    model.config = c
     return model
 
 
-def cifar_resnet(depth: int = 20, *, num_classes: int = 10, in_channels: int = 3,
-                 width: int = 16, block: str = "basic", shortcut: str = "A", norm: bool = True,
-                 init: str = "he", skip: float = 1.0, preact: bool = False,
-                 zero_init_residual: bool = False) -> ResNet:
-    """The CIFAR-10 ResNet of He et al. 2015, §4.2: depth = 6n+2, three stages of n basic blocks
-    with `width`, 2*width, 4*width channels (16/32/64 in the paper), option-A shortcuts, global
-    average pool, fc. Works on any input size of at least 4x4 (the lessons use 16x16 for speed).
-
-    `block="bottleneck"` gives the 9n+2 bottleneck variant (He et al. 2016) for comparisons.
-    """
-    check_choice("block", block, tuple(BLOCKS))
-    per_block = 2 if block == "basic" else 3
-    if not isinstance(depth, int) or depth < 3 * per_block + 2 or (depth - 2) % (3 * per_block):
-        rule = "6n+2 (8, 14, 20, 32, 44, 56, 110, ...)" if block == "basic" else \
-               "9n+2 (11, 20, 29, 56, 110, 164, ...)"
-        raise ValueError(f"depth={depth!r} is not allowed for block={block!r}; use {rule}")
-    check_count("width", width)
-    n = (depth - 2) // (3 * per_block)
-    model = ResNet(BLOCKS[block], [n, n, n], [width, 2 * width, 4 * width],
-                   num_classes=num_classes, in_channels=in_channels, stem="cifar",
-                   shortcut=shortcut, norm=norm, init=init, skip=skip, preact=preact,
-                   zero_init_residual=zero_init_residual)
-    return _remember(model, "cifar_resnet", depth=depth, num_classes=num_classes,
-                     in_channels=in_channels, width=width, block=block, shortcut=shortcut,
-                     norm=norm, init=init, skip=skip, preact=preact,
-                     zero_init_residual=zero_init_residual)
-
-
-def plain_net(depth: int = 20, **kwargs) -> ResNet:
+def plain_net(depth: int | CifarConfig = 20, **options) -> ResNet:
     """The plain counterpart of `cifar_resnet`: the same network, every skip gate at 0."""
-    if "skip" in kwargs:
+    if "skip" in options:
         raise ValueError("plain_net has skip=0 by definition; use cifar_resnet(skip=...)")
-    return cifar_resnet(depth, skip=0.0, **kwargs)
+    return cifar_resnet(depth, **options, skip=0.0)
 
 
 IMAGENET = {  # name: (block, blocks per stage, groups, width per group) — He et al. Table 1
@@ -170,53 +266,37 @@ IMAGENET = {  # name: (block, blocks per stage, groups, width per group) — He 
 }
 
 
-def imagenet_resnet(name: str, **kwargs) -> ResNet:
-    """Build one of the ImageNet models by name (see `IMAGENET`); kwargs go to `ResNet`."""
-    check_choice("name", name, tuple(IMAGENET))
-    block, layers, groups, width_per_group = IMAGENET[name]
-    model = ResNet(BLOCKS[block], layers, groups=groups, width_per_group=width_per_group,
-                   **kwargs)
-    return _remember(model, "imagenet_resnet", name=name, **kwargs)
+def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
+    """Build one of the ImageNet models by name (see `IMAGENET`) or from an `ImageNetConfig`."""
+    c = make_config(ImageNetConfig, (name,), options)
+    block, layers, groups, width_per_group = IMAGENET[c.name]
+    with seeded(c.seed):
+        model = ResNet(BLOCKS[block], layers, groups=groups, width_per_group=width_per_group,
+                       **c.resnet_options())
+    model.config = c
+    return model
 
 
-def resnet18(**kwargs) -> ResNet:
-    """ResNet-18: basic blocks [2, 2, 2, 2], 11.7M parameters."""
-    return imagenet_resnet("resnet18", **kwargs)
+def _builder(name: str, doc: str):
+    """A named builder for one ImageNet model, e.g. `resnet50(num_classes=10)`."""
+    def build_named(**options) -> ResNet:
+        return imagenet_resnet(name, **options)
+    build_named.__name__ = build_named.__qualname__ = name
+    build_named.__doc__ = doc
+    return build_named
 
 
-def resnet34(**kwargs) -> ResNet:
-    """ResNet-34: basic blocks [3, 4, 6, 3], 21.8M parameters."""
-    return imagenet_resnet("resnet34", **kwargs)
-
-
-def resnet50(**kwargs) -> ResNet:
-    """ResNet-50: bottleneck blocks [3, 4, 6, 3], 25.6M parameters, 4.1 GMACs at 224x224."""
-    return imagenet_resnet("resnet50", **kwargs)
-
-
-def resnet101(**kwargs) -> ResNet:
-    """ResNet-101: bottleneck blocks [3, 4, 23, 3], 44.5M parameters."""
-    return imagenet_resnet("resnet101", **kwargs)
-
-
-def resnet152(**kwargs) -> ResNet:
-    """ResNet-152: bottleneck blocks [3, 8, 36, 3], 60.2M parameters."""
-    return imagenet_resnet("resnet152", **kwargs)
-
-
-def resnext50_32x4d(**kwargs) -> ResNet:
-    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of 4 channels in each 3x3 conv."""
-    return imagenet_resnet("resnext50_32x4d", **kwargs)
-
-
-def resnext101_32x8d(**kwargs) -> ResNet:
-    """ResNeXt-101 (32x8d)."""
-    return imagenet_resnet("resnext101_32x8d", **kwargs)
-
-
-def wide_resnet50_2(**kwargs) -> ResNet:
-    """Wide ResNet-50-2: ResNet-50 with twice the channels in each bottleneck."""
-    return imagenet_resnet("wide_resnet50_2", **kwargs)
+resnet18 = _builder("resnet18", "ResNet-18: basic blocks [2, 2, 2, 2], 11.7M parameters.")
+resnet34 = _builder("resnet34", "ResNet-34: basic blocks [3, 4, 6, 3], 21.8M parameters.")
+resnet50 = _builder("resnet50", "ResNet-50: bottleneck blocks [3, 4, 6, 3], 25.6M parameters, "
+                                "4.1 GMACs at 224x224.")
+resnet101 = _builder("resnet101", "ResNet-101: bottleneck blocks [3, 4, 23, 3], 44.5M parameters.")
+resnet152 = _builder("resnet152", "ResNet-152: bottleneck blocks [3, 8, 36, 3], 60.2M parameters.")
+resnext50_32x4d = _builder("resnext50_32x4d", "ResNeXt-50 (32x4d): ResNet-50 with 32 groups of "
+                                              "4 channels in each 3x3 conv.")
+resnext101_32x8d = _builder("resnext101_32x8d", "ResNeXt-101 (32x8d).")
+wide_resnet50_2 = _builder("wide_resnet50_2", "Wide ResNet-50-2: ResNet-50 with twice the "
+                                              "channels in each bottleneck.")
 
 
 class DeepMLP(nn.Module):
@@ -234,35 +314,51 @@ class DeepMLP(nn.Module):
         return self.head(self.blocks(self.input(x.flatten(1))))
 
 
-def deep_mlp(depth: int = 20, width: int = 64, activation: str = "sigmoid", skip: float = 0.0,
-             *, in_features: int = 64, out_features: int = 10,
-             branch_scale: float = 1.0) -> DeepMLP:
+def deep_mlp(*args, **options) -> DeepMLP:
     """A deep fully connected net of `depth` blocks h <- scale * W act(h) + b + skip * h.
 
+    Takes an `MLPConfig`, or its fields: `deep_mlp(20, 64, "sigmoid", skip=0.0)` (depth, width,
+    activation and skip may be given by position).
     With skip=0 it is an ordinary deep MLP (sigmoid: the textbook vanishing gradient);
     with skip=1 each block adds its input back, as in a ResNet.
     """
-    check_choice("activation", activation, tuple(ACTIVATIONS))
-    check_skip(skip)
-    for arg, value in (("depth", depth), ("width", width), ("in_features", in_features),
-                       ("out_features", out_features)):
-        check_count(arg, value)
-    model = DeepMLP(depth, width, activation, skip, in_features, out_features, branch_scale)
-    return _remember(model, "deep_mlp", depth=depth, width=width, activation=activation,
-                     skip=skip, in_features=in_features, out_features=out_features,
-                     branch_scale=branch_scale)
+    c = make_config(MLPConfig, args, options)
+    with seeded(c.seed):
+        model = DeepMLP(c.depth, c.width, c.activation, c.skip, c.in_features, c.out_features,
+                        c.branch_scale)
+    model.config = c
+    return model
 
 
-BUILDERS = {"cifar_resnet": cifar_resnet, "imagenet_resnet": imagenet_resnet,
-            "deep_mlp": deep_mlp}
+BUILDERS = {"cifar_resnet": (CifarConfig, cifar_resnet),
+            "imagenet_resnet": (ImageNetConfig, imagenet_resnet),
+            "deep_mlp": (MLPConfig, deep_mlp)}
 
 
-def build(config: dict) -> nn.Module:
-    """Rebuild a model from its `model.config` (as saved with a run)."""
-    config = dict(config)
-    builder = config.pop("builder", None)
+def config_to_dict(config: Config) -> dict:
+    """A JSON-ready form of a config: {"builder": ..., its fields ...}."""
+    builder = next(name for name, (kind, _) in BUILDERS.items() if isinstance(config, kind))
+    return {"builder": builder, **asdict(config)}
+
+
+def config_from_dict(saved: dict) -> Config:
+    """The config that `config_to_dict` wrote (runs saved before configs were dataclasses
+    wrote the same dictionary)."""
+    saved = dict(saved)
+    builder = saved.pop("builder", None)
     check_choice("builder", builder, tuple(BUILDERS))
-    return BUILDERS[builder](**config)
+    return make_config(BUILDERS[builder][0], (), saved)
+
+
+def build(config: Config | dict) -> nn.Module:
+    """Rebuild a model from its `model.config` (a config dataclass, or its saved dictionary)."""
+    if isinstance(config, dict):
+        config = config_from_dict(config)
+    builder = next((b for kind, b in BUILDERS.values() if isinstance(config, kind)), None)
+    if builder is None:
+        raise ValueError(f"config={config!r} is not allowed; give a CifarConfig, "
+                         "ImageNetConfig or MLPConfig (or its saved dictionary)")
+    return builder(config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +368,12 @@ def build(config: dict) -> nn.Module:
 def blocks_of(model: nn.Module) -> dict[str, nn.Module]:
     """All blocks with a skip gate, by name, in network order."""
     return {name: m for name, m in model.named_modules() if is_block(m)}
+
+
+def is_plain(model: nn.Module) -> bool:
+    """True when the model has skip gates and every one is at 0: a plain network."""
+    gates = [block.skip for block in blocks_of(model).values()]
+    return bool(gates) and not any(gates)
 
 
 def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None = None

@@ -6,12 +6,13 @@ widgets, where the app updates the traces in place (`update_*`). Nothing here tr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
 
+from .hooks import first_last_ratio, regime
 from .train import History
 
 COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
@@ -22,9 +23,19 @@ def color_of(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
-def dashed(name: str) -> bool:
-    """Plain networks are drawn dashed in every figure."""
-    return "plain" in name.lower()
+def line_style(plain: bool) -> str:
+    """Plain networks are drawn dashed in every figure, so the difference never relies on
+    colour alone: "--" for plain, "-" for residual (plotly: `plotly_dash`)."""
+    return "--" if plain else "-"
+
+
+def plotly_dash(plain: bool) -> str:
+    return "dash" if plain else "solid"
+
+
+def trained_plain(history: History) -> bool:
+    """Whether a run's model had every skip gate at 0, from the config `compare` recorded."""
+    return bool(history.config.get("plain", history.config.get("skip") == 0))
 
 
 def stage_of(layer: str) -> str:
@@ -42,19 +53,6 @@ def stage_bounds(layers: Sequence[str]) -> list[tuple[int, str]]:
     return bounds
 
 
-def verdict(profile: Mapping[str, float] | Sequence[float]) -> tuple[float, str]:
-    """First layer's gradient norm over the last layer's, and a word for it:
-    "vanishing" (< 1e-2), "exploding" (> 1e2) or "healthy"."""
-    values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
-    first, last = values[0], values[-1]
-    ratio = first / last if last > 0 else float("inf")
-    if ratio < 1e-2:
-        return ratio, "vanishing"
-    if ratio > 1e2:
-        return ratio, "exploding"
-    return ratio, "healthy"
-
-
 # ---------------------------------------------------------------------------------------------
 # matplotlib
 
@@ -64,7 +62,7 @@ def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
     """Training loss (left) and test error (right) of each run, against steps."""
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (name, h) in enumerate(histories.items()):
-        style = "--" if dashed(name) else "-"
+        style = line_style(trained_plain(h))
         c = color_of(i)
         steps, loss = np.array(h.step), np.array(h.train_loss)
         k = max(1, len(loss) // 40)                           # light smoothing: running mean
@@ -87,18 +85,18 @@ def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
     return fig
 
 
-def plot_profile(profiles: Mapping[str, Mapping[str, float]], *, title: str = "",
-                 ax: plt.Axes | None = None) -> plt.Figure:
-    """Per-layer gradient norm (log scale), layers in network order, stages marked."""
+def plot_profile(profiles: Mapping[str, Mapping[str, float]], *, plain: Collection[str] = (),
+                 title: str = "", ax: plt.Axes | None = None) -> plt.Figure:
+    """Per-layer gradient norm (log scale), layers in network order, stages marked; the
+    profiles named in `plain` are drawn dashed."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(10, 4))
     ax = ax or fig.add_subplot()
     layers: list[str] = []
     for i, (name, profile) in enumerate(profiles.items()):
         layers = list(profile)
+        ratio, word = first_last_ratio(profile), regime(profile)
         values = np.maximum(np.array(list(profile.values())), 1e-30)
-        ratio, word = verdict(values)
-        style = "--" if dashed(name) else "-"
-        ax.semilogy(values, style, marker=".", color=color_of(i),
+        ax.semilogy(values, line_style(name in plain), marker=".", color=color_of(i),
                     label=f"{name}: first/last {ratio:.2g} ({word})")
     for start, stage in stage_bounds(layers):
         ax.axvline(start - 0.5, color="grey", lw=0.6, alpha=0.5)
@@ -125,11 +123,13 @@ def plot_heatmap(history: History, *, ax: plt.Axes | None = None) -> plt.Figure:
     return fig
 
 
-def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, title: str = "") -> plt.Figure:
-    """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual)."""
+def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, plain: Collection[str] = (),
+                         title: str = "") -> plt.Figure:
+    """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual); the
+    runs named in `plain` are drawn dashed."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for i, (name, values) in enumerate(stds.items()):
-        ax.plot(values, "--" if dashed(name) else "-", marker=".",
+        ax.plot(values, line_style(name in plain), marker=".",
                 color=color_of(i), label=name)
     ax.set(xlabel="layer", ylabel="std of the layer's output", title=title)
     ax.grid(alpha=0.3)
@@ -160,12 +160,13 @@ def plot_histograms(histograms: np.ndarray, hist_range: tuple[float, float], *,
 # plotly: figures for the live widgets
 
 
-def profile_figure(profiles: Mapping[str, Mapping[str, float]], title: str = "") -> go.Figure:
+def profile_figure(profiles: Mapping[str, Mapping[str, float]], title: str = "", *,
+                   plain: Collection[str] = ()) -> go.Figure:
     """A plotly figure with one trace per profile (log y); update it with `update_profile`."""
     fig = go.Figure()
     for i, name in enumerate(profiles):
-        fig.add_scatter(name=name, mode="lines+markers", line=dict(color=color_of(i),
-                        dash="dash" if dashed(name) else "solid"))
+        fig.add_scatter(name=name, mode="lines+markers",
+                        line=dict(color=color_of(i), dash=plotly_dash(name in plain)))
     fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=50, b=50),
                       xaxis_title="layer (input → output)", yaxis_title="‖∂loss/∂W‖",
                       yaxis_type="log", legend=dict(orientation="h", y=-0.25),
@@ -191,8 +192,7 @@ def curves_figure(names: Sequence[str]) -> go.Figure:
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "test error (%)"))
     for i, name in enumerate(names):
-        dash = "dash" if dashed(name) else "solid"
-        line = dict(color=color_of(i), dash=dash)
+        line = dict(color=color_of(i))          # dashed or not: set from each run's history
         fig.add_scatter(name=name, x=[], y=[], mode="lines", line=line, row=1, col=1,
                         legendgroup=name)
         fig.add_scatter(name=name, x=[], y=[], mode="lines+markers", line=line, row=1, col=2,
@@ -205,8 +205,11 @@ def curves_figure(names: Sequence[str]) -> go.Figure:
 
 
 def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
+    """Put each run's curves into its pair of traces; plain runs are drawn dashed."""
     with _batch(fig):
         for i, h in enumerate(histories.values()):
+            for trace in fig.data[2 * i:2 * i + 2]:
+                trace.line.dash = plotly_dash(trained_plain(h))
             fig.data[2 * i].x, fig.data[2 * i].y = h.step, h.train_loss
             fig.data[2 * i + 1].x = h.test_step
             fig.data[2 * i + 1].y = [100 * e for e in h.test_error]

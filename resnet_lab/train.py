@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import check_choice, check_count
+from .checks import check_choice, check_count, check_positive
 from .data import Batches, Dataset
+from .devices import device_of, pick_device
 from .hooks import GradientNorms
-from .models import build
+from .models import build, config_to_dict, is_plain
 
 # ---------------------------------------------------------------------------------------------
 # The record of a run
@@ -126,29 +127,6 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 
 
 # ---------------------------------------------------------------------------------------------
-# Devices
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" gives CUDA, then Apple's MPS, then the CPU."""
-    if str(device) != "auto":
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device={device!r} is not allowed; use 'auto', 'cpu', 'cuda' "
-                             "or 'mps'") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' is not allowed here: no CUDA GPU is available; "
-                             "use 'auto' or 'cpu'")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-# ---------------------------------------------------------------------------------------------
 # Callbacks
 
 
@@ -166,7 +144,7 @@ class ProgressBar(Callback):
 
     def on_start(self, run: Run) -> None:
         from tqdm.auto import tqdm
-        self.bar = tqdm(total=run.steps, desc="training", unit="step", leave=False)
+        self.bar = tqdm(total=run.max_steps, desc="training", unit="step", leave=False)
 
     def on_step(self, run: Run) -> None:
         self.bar.update(run.step - self.bar.n)
@@ -197,10 +175,12 @@ class Run:
     """The state of a training run, handed to callbacks."""
 
     models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
     histories: dict[str, History]
     norms: dict[str, GradientNorms]
+    recipe: Recipe
     device: torch.device
-    steps: int | None
+    max_steps: int | None
     max_seconds: float | None
     step: int = 0
     last_eval: int = -1
@@ -214,10 +194,15 @@ class Run:
     @property
     def progress(self) -> float:
         """Fraction of the budget (steps or seconds, whichever runs out first) used."""
-        p = [self.step / self.steps] if self.steps else []
+        p = [self.step / self.max_steps] if self.max_steps else []
         if self.max_seconds:
             p.append(self.elapsed / self.max_seconds)
         return min(max(p), 1.0)
+
+    @property
+    def budget_spent(self) -> bool:
+        return bool((self.max_steps and self.step >= self.max_steps)
+                    or (self.max_seconds and self.elapsed >= self.max_seconds))
 
     @property
     def steps_per_second(self) -> float:
@@ -239,24 +224,27 @@ class Run:
 
 
 # ---------------------------------------------------------------------------------------------
-# The loop
+# The loop, in named steps: checks, setup, one step, recording
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
-             device: torch.device | None = None) -> tuple[float, float]:
-    """Mean cross-entropy loss and error rate (1 - accuracy) of `model` on (x, y)."""
-    device = device or next(model.parameters()).device
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+             ) -> tuple[float, float]:
+    """Mean cross-entropy loss and error rate (1 - accuracy) of `model` on (x, y), in eval
+    mode (restored afterwards, even after an exception). x and y go to the model's device."""
+    device = device_of(model)
     was_training = model.training
     model.eval()
     loss = errors = 0.0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        with _autocast(device):
-            out = model(_layout(xb, device))
-        loss += F.cross_entropy(out.float(), yb, reduction="sum").item()
-        errors += (out.argmax(1) != yb).sum().item()
-    model.train(was_training)
+    try:
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            with _autocast(device):
+                out = model(_layout(xb, device))
+            loss += F.cross_entropy(out.float(), yb, reduction="sum").item()
+            errors += (out.argmax(1) != yb).sum().item()
+    finally:
+        model.train(was_training)
     return loss / len(x), errors / len(x)
 
 
@@ -269,8 +257,119 @@ def _layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
         if device.type == "cuda" and x.dim() == 4 else x
 
 
-def _depth(model: nn.Module) -> int:
-    return int(getattr(model, "config", {}).get("depth", 0))
+def depth_of(model: nn.Module) -> int:
+    """The depth its config gives (0 when it has none): ResNet-110 gets the warm-up."""
+    return int(getattr(getattr(model, "config", None), "depth", 0))
+
+
+def check_budget(steps: int | None, epochs: float | None, max_seconds: float | None) -> None:
+    """At least one budget, each a positive number."""
+    for arg, value in (("steps", steps), ("epochs", epochs), ("max_seconds", max_seconds)):
+        check_positive(arg, value, allow_none=True)
+    if steps is None and epochs is None and max_seconds is None:
+        raise ValueError("give a budget: steps=, epochs= or max_seconds=")
+
+
+def check_arguments(models: dict, steps: int | None, epochs: float | None,
+                    max_seconds: float | None, grad_every: int, eval_every: int | None,
+                    eval_samples: int | None) -> None:
+    """`compare`'s checks, all made before any tensor work starts."""
+    if not models:
+        raise ValueError("models={} is not allowed; give at least one {name: model}")
+    check_budget(steps, epochs, max_seconds)
+    if isinstance(grad_every, bool) or not isinstance(grad_every, int) or grad_every < 0:
+        raise ValueError(f"grad_every={grad_every!r} is not allowed; use 0 (off) or a whole "
+                         "number >= 1")
+    check_count("eval_every", eval_every, allow_none=True)
+    check_count("eval_samples", eval_samples, allow_none=True)
+
+
+def step_budget(steps: int | None, epochs: float | None, n_train: int, batch_size: int
+                ) -> int | None:
+    """The number of steps to run: `steps`, or `epochs` of the training set if fewer."""
+    if epochs is None:
+        return steps
+    from_epochs = max(1, round(epochs * n_train / batch_size))
+    return from_epochs if steps is None else min(steps, from_epochs)
+
+
+def run_config(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> dict:
+    """What a History records about how its model was trained: the model's config, whether
+    every skip gate was 0 (plain), the whole recipe, the batch size and the data seed."""
+    config = getattr(model, "config", None)
+    return {**(config_to_dict(config) if config is not None else {}), "plain": is_plain(model),
+            "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
+
+
+def start_run(models: dict[str, nn.Module], recipe: Recipe, device: torch.device,
+              grad_every: int, batch_size: int, seed: int, max_steps: int | None,
+              max_seconds: float | None) -> Run:
+    """Move the models to `device` in training mode, give each an optimizer, a History and
+    (grad_every > 0) a GradientNorms."""
+    optimizers = {}
+    for name, model in models.items():
+        model.to(device).train()
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        optimizers[name] = torch.optim.SGD(model.parameters(), lr=recipe.lr,
+                                           momentum=recipe.momentum,
+                                           weight_decay=recipe.weight_decay)
+    histories = {name: History(name, run_config(m, recipe, batch_size, seed), device=str(device))
+                 for name, m in models.items()}
+    norms = {name: GradientNorms(m, every=grad_every) for name, m in models.items()} \
+        if grad_every else {}
+    return Run(models, optimizers, histories, norms, recipe, device, max_steps, max_seconds,
+               active=list(models))
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, lr: float) -> torch.Tensor:
+    """One SGD step on (x, y) at learning rate `lr`. Returns [loss, error rate] as a tensor on
+    the device: reading it is left to the caller, so the step itself never waits for the GPU."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(x.device):
+        out = model(x)
+    loss = F.cross_entropy(out.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return torch.stack([loss.detach(), (out.argmax(1) != y).float().mean()])
+
+
+DIVERGED_FACTOR = 1e3   # a loss this many times its first value has diverged, though finite
+
+
+def divergence(h: History, loss: float) -> str:
+    """Why a loss means the run diverged ("" when it has not): NaN/inf, or a loss that grew
+    to over DIVERGED_FACTOR times its first value."""
+    if not math.isfinite(loss):
+        return f"the loss became {loss}"
+    if h.train_loss and loss > DIVERGED_FACTOR * h.train_loss[0]:
+        return (f"the loss grew to {loss:.3g}, over {DIVERGED_FACTOR:g}x its first value "
+                f"{h.train_loss[0]:.3g}")
+    return ""
+
+
+def record_step(run: Run, values: list[list[float]]) -> None:
+    """Append one step's [loss, error] per active model to the histories; a model whose loss
+    diverged stops there (its history so far is kept), with a message and a warning."""
+    for name, (loss, error) in zip(list(run.active), values, strict=True):
+        h = run.histories[name]
+        why = divergence(h, loss)
+        if why:
+            lr = h.lr.pop()                            # a step that is not kept
+            has_batchnorm = getattr(run.models[name].config, "norm", True) \
+                if hasattr(run.models[name], "config") else True
+            run.finish(name, "diverged", (
+                f"{name} diverged at step {run.step}: {why}. Try a smaller learning rate "
+                f"(it was {lr:g})"
+                + ("" if has_batchnorm else " or switch normalization (BatchNorm) on") + "."))
+            warnings.warn(h.message, stacklevel=3)
+            continue
+        h.step.append(run.step)
+        h.train_loss.append(loss)
+        h.train_error.append(error)
 
 
 def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = None,
@@ -279,120 +378,77 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
             device: str | torch.device = "auto", seed: int = 0, augment: bool = False,
             eval_every: int | None = None, eval_samples: int | None = 2000,
             grad_every: int = 1, callbacks: Sequence[Callback] = (),
-            stop: threading.Event | None = None, compile: bool = False
-            ) -> dict[str, History]:
+            stop: threading.Event | None = None) -> dict[str, History]:
     """Train several models side by side on the same batches; return a History per model.
 
     Give a budget with `steps`, `epochs` and/or `max_seconds` (training ends at the first one
     reached; the learning-rate schedule follows whichever runs out first). `eval_every` steps
-    (default: 10 times per run) the models are tested on `eval_samples` test images.
-    """
-    if not models:
-        raise ValueError("models={} is not allowed; give at least one {name: model}")
-    for arg, value in (("steps", steps), ("epochs", epochs), ("max_seconds", max_seconds)):
-        if value is not None and (isinstance(value, bool) or not value > 0):
-            raise ValueError(f"{arg}={value!r} is not allowed; use a positive number or None")
-    if steps is None and epochs is None and max_seconds is None:
-        raise ValueError("give a budget: steps=, epochs= or max_seconds=")
-    if not isinstance(grad_every, int) or grad_every < 0:
-        raise ValueError(f"grad_every={grad_every!r} is not allowed; use 0 (off) or a whole "
-                         "number >= 1")
-    check_count("eval_every", eval_every, allow_none=True)
-    check_count("eval_samples", eval_samples, allow_none=True)
-    recipe = get_recipe(recipe)
-    device = pick_device(device)
-    batches = Batches(data, batch_size, device=device, augment=augment, seed=seed)
-    if epochs is not None:
-        from_epochs = max(1, round(epochs * len(data.x_train) / batch_size))
-        steps = from_epochs if steps is None else min(steps, from_epochs)
-    eval_every = eval_every if eval_every is not None else max(1, (steps or 500) // 10)
-    n_eval = len(data.x_test) if eval_samples is None else min(eval_samples, len(data.x_test))
-    x_test, y_test = data.x_test[:n_eval].to(device), data.y_test[:n_eval].to(device)
+    (default: 10 times per run) the models are tested on `eval_samples` test images. `seed`
+    fixes the batches and their augmentation; the global random state is not touched.
 
-    torch.manual_seed(seed)
-    optimizers, forwards = {}, {}
-    for name, model in models.items():
-        model.to(device).train()
-        if device.type == "cuda":
-            model.to(memory_format=torch.channels_last)
-        optimizers[name] = torch.optim.SGD(model.parameters(), lr=recipe.lr,
-                                           momentum=recipe.momentum,
-                                           weight_decay=recipe.weight_decay)
-        forwards[name] = torch.compile(model) if compile else model
-    histories = {name: History(name, {**getattr(m, "config", {}), "recipe": recipe.name,
-                                      "batch_size": batch_size, "seed": seed},
-                               device=str(device)) for name, m in models.items()}
-    norms = {name: GradientNorms(m, every=grad_every) for name, m in models.items()} \
-        if grad_every else {}
-    run = Run(models, histories, norms, device, steps, max_seconds, active=list(models))
+    Devices: the models are moved to `device` ("auto": CUDA, then MPS, then the CPU) and stay
+    there afterwards, in training mode. The dataset stays where it is; the batches are drawn
+    on the device.
+    """
+    check_arguments(models, steps, epochs, max_seconds, grad_every, eval_every, eval_samples)
+    recipe, device = get_recipe(recipe), pick_device(device)
+    batches = Batches(data, batch_size, device=device, augment=augment, seed=seed)
+    max_steps = step_budget(steps, epochs, len(data.x_train), batch_size)
+    eval_every = eval_every or max(1, (max_steps or 500) // 10)
+    test = data.x_test[:eval_samples].to(device), data.y_test[:eval_samples].to(device)
+    run = start_run(models, recipe, device, grad_every, batch_size, seed, max_steps,
+                    max_seconds)
     for cb in callbacks:
         cb.on_start(run)
     try:
-        while run.active and not (stop is not None and stop.is_set()):
-            if (steps and run.step >= steps) or (max_seconds and run.elapsed >= max_seconds):
-                break
+        while run.active and not (stop is not None and stop.is_set()) and not run.budget_spent:
             x, y = next(batches)
             x = _layout(x, device)
-            progress = run.progress
             stats = []
             for name in run.active:
-                lr = recipe.lr_at(progress, run.step, _depth(models[name]))
-                histories[name].lr.append(lr)
-                for group in optimizers[name].param_groups:
-                    group["lr"] = lr
-                with _autocast(device):
-                    out = forwards[name](x)
-                loss = F.cross_entropy(out.float(), y)
-                optimizers[name].zero_grad(set_to_none=True)
-                loss.backward()
-                optimizers[name].step()
-                stats.append(torch.stack([loss.detach(), (out.argmax(1) != y).float().mean()]))
-            values = torch.stack(stats).tolist()          # one sync for all models
+                lr = run.recipe.lr_at(run.progress, run.step, depth_of(models[name]))
+                run.histories[name].lr.append(lr)
+                stats.append(train_step(models[name], run.optimizers[name], x, y, lr))
             run.step += 1
-            for name, (loss_value, error) in zip(list(run.active), values, strict=True):
-                h = histories[name]
-                if not math.isfinite(loss_value):
-                    lr = h.lr.pop()                       # a step that is not kept
-                    norm = getattr(models[name], "config", {}).get("norm", True)
-                    run.finish(name, "diverged", (
-                        f"{name} diverged at step {run.step}: the loss became {loss_value}. "
-                        f"Try a smaller learning rate (it was {lr:g})"
-                        + ("" if norm else " or switch normalization (BatchNorm) on") + "."))
-                    warnings.warn(h.message, stacklevel=2)
-                    continue
-                h.step.append(run.step)
-                h.train_loss.append(loss_value)
-                h.train_error.append(error)
+            record_step(run, torch.stack(stats).tolist())       # one sync for all models
             for cb in callbacks:
                 cb.on_step(run)
             if run.step % eval_every == 0:
-                _evaluate_all(run, x_test, y_test, callbacks)
-        if stop is not None and stop.is_set():
-            status, message = "stopped", f"Stop pressed: training ended at step {run.step}"
-        else:
-            status, message = "finished", ""
-            if run.last_eval != run.step:
-                _evaluate_all(run, x_test, y_test, callbacks)
-        for name in list(run.active):
-            run.finish(name, status, message)
+                evaluate_all(run, *test, callbacks)
+        end_run(run, stop, test, callbacks)
     except KeyboardInterrupt:
         for name in list(run.active):
             run.finish(name, "interrupted", f"interrupted at step {run.step}")
     finally:
         run.sync_gradient_norms()
-        for n in norms.values():
+        for n in run.norms.values():
             n.remove()
-        for h in histories.values():
+        for h in run.histories.values():
             h.seconds = run.elapsed
         for cb in callbacks:
             cb.on_end(run)
-    return histories
+    return run.histories
 
 
-def _evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
-                  callbacks: Iterable[Callback]) -> None:
+def end_run(run: Run, stop: threading.Event | None, test: tuple[torch.Tensor, torch.Tensor],
+            callbacks: Iterable[Callback]) -> None:
+    """Stop pressed: the models still training end "stopped"; else a last evaluation (unless
+    this step had one) and they end "finished"."""
+    if stop is not None and stop.is_set():
+        status, message = "stopped", f"Stop pressed: training ended at step {run.step}"
+    else:
+        status, message = "finished", ""
+        if run.last_eval != run.step:
+            evaluate_all(run, *test, callbacks)
+    for name in list(run.active):
+        run.finish(name, status, message)
+
+
+def evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
+                 callbacks: Iterable[Callback]) -> None:
+    """Test every model still training and append the result to its History."""
     for name in run.active:
-        loss, error = evaluate(run.models[name], x_test, y_test, device=run.device)
+        loss, error = evaluate(run.models[name], x_test, y_test)
         h = run.histories[name]
         h.test_step.append(run.step)
         h.test_loss.append(loss)
@@ -410,14 +466,20 @@ def fit(model: nn.Module, data: Dataset, *, name: str = "model", **kwargs) -> Hi
 # ---------------------------------------------------------------------------------------------
 # Saving and loading runs
 
+RUN_FORMAT = "resnet-lab run 2"           # 2: histories record the whole recipe
+RUN_FORMATS_READ = ("resnet-lab run 1", RUN_FORMAT)
+
 
 def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str, History]
              ) -> Path:
-    """Save weights, how to rebuild each model, and the histories in one file."""
+    """Save weights, each model's whole config (to rebuild it) and the histories, whose configs
+    hold the whole recipe, in one file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "resnet-lab run 1",
-                "models": {n: {"config": getattr(m, "config", None),
+    configs = {n: getattr(m, "config", None) for n, m in models.items()}
+    torch.save({"format": RUN_FORMAT,
+                "models": {n: {"config": None if configs[n] is None else
+                               config_to_dict(configs[n]),
                                "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}}
                            for n, m in models.items()},
                 "histories": {n: h.to_dict() for n, h in histories.items()}}, path)
@@ -426,10 +488,12 @@ def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str
 
 def load_run(path: str | Path, device: str | torch.device = "cpu"
              ) -> tuple[dict[str, nn.Module], dict[str, History]]:
-    """Load a run saved with `save_run`: rebuilt models (with their weights) and histories."""
+    """Load a run saved with `save_run` (this version's or the first's): rebuilt models (with
+    their weights) on `device`, and histories."""
     saved = torch.load(path, map_location=device, weights_only=True)
-    if saved.get("format") != "resnet-lab run 1":
-        raise ValueError(f"{path} is not a resnet-lab run file")
+    if not isinstance(saved, dict) or saved.get("format") not in RUN_FORMATS_READ:
+        raise ValueError(f"{path} is not a resnet-lab run file (expected one of "
+                         f"{', '.join(RUN_FORMATS_READ)})")
     models = {}
     for name, entry in saved["models"].items():
         if entry["config"] is None:
@@ -443,7 +507,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu"
 
 
 def with_lr(recipe: str | Recipe, lr: float) -> Recipe:
-    """A recipe with another peak learning rate."""
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r} is not allowed; use a positive number")
-    return replace(get_recipe(recipe), lr=lr)
+    """A recipe with another peak learning rate, named so that titles and histories say so."""
+    check_positive("lr", lr)
+    base = get_recipe(recipe)
+    return replace(base, name=f"{base.name.split(' (lr ')[0]} (lr {lr:g})", lr=lr)

@@ -1,13 +1,15 @@
 """The app's handlers, without a browser: controls change what the figures hold."""
 
 import pytest
+import torch
 
 from resnet_lab import data
-from resnet_lab.app import Explorer, TrainingLab
+from resnet_lab.app import Explorer, TrainingLab, cached_model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def explorer():
+    """A fresh explorer per test (the models it shows are cached, so this is quick)."""
     return Explorer()
 
 
@@ -26,7 +28,6 @@ def test_depth_slider_gives_a_new_profile(explorer):
     after = plotted(explorer)
     assert len(after) == 20 and after != before[:20]
     assert list(explorer.figure.data[0].y) == before        # the ghost shows the last setting
-    explorer.depth.value = 56
 
 
 def test_skip_gate_and_stage_toggles_change_the_profile(explorer):
@@ -40,18 +41,20 @@ def test_skip_gate_and_stage_toggles_change_the_profile(explorer):
     assert partly != residual
     explorer.stages.children[1].value = True
     assert plotted(explorer) == residual                     # back where we were, no rebuild
-    explorer.skip.value = 0.0
 
 
 def test_block_type_switches_to_bottleneck_depths(explorer):
     explorer.block.value = "bottleneck"
     assert explorer.depth.options[0] == 11 and explorer.depth.value == 56   # 56 = 9*6 + 2
     assert len(plotted(explorer)) == 56
-    explorer.depth.value = 29
-    assert len(plotted(explorer)) == 29
+    explorer.depth.value = 38
+    assert len(plotted(explorer)) == 38
     explorer.block.value = "basic"
-    assert explorer.depth.value == 32 and len(plotted(explorer)) == 32      # nearest 6n+2
-    explorer.depth.value = 56
+    assert explorer.depth.value == 38 and len(plotted(explorer)) == 38      # 38 is 6n+2 too
+    explorer.block.value = "bottleneck"
+    explorer.depth.value = 47
+    explorer.block.value = "basic"
+    assert explorer.depth.value == 44 and len(plotted(explorer)) == 44      # nearest 6n+2
 
 
 def test_mlp_and_batchnorm_switches(explorer):
@@ -63,7 +66,28 @@ def test_mlp_and_batchnorm_switches(explorer):
     assert explorer.norm.disabled and "vanishing" in explorer.readout.value
     explorer.skip.value = 1.0
     assert "healthy" in explorer.readout.value
-    explorer.kind.value, explorer.skip.value = "CIFAR ResNet (conv)", 0.0
+
+
+def test_the_app_leaves_the_users_random_state_alone():
+    torch.manual_seed(1234)
+    state = torch.random.get_rng_state()
+    explorer = Explorer()
+    explorer.depth.value = 20
+    explorer.warm_thread.join(60)
+    lab = TrainingLab(redraw_seconds=0.0)
+    lab.depth.value, lab.steps.value = 8, 5
+    lab.start()
+    lab.thread.join(120)
+    assert "finished" in lab.status.value
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_warm_up_builds_exactly_the_models_the_explorer_asks_for(explorer):
+    explorer.warm_thread.join(60)
+    info = cached_model.cache_info()
+    explorer.depth.value = 110                  # built by the warm-up: a cache hit
+    assert cached_model.cache_info().hits == info.hits + 1
+    assert cached_model.cache_info().misses == info.misses
 
 
 def test_training_lab_trains_draws_and_stops():

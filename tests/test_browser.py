@@ -138,10 +138,10 @@ def test_page_renders_offline_without_errors(page):
 def test_depth_slider_changes_the_plotted_profile(page):
     before = page.evaluate(PROFILE_Y)
     page.locator(".widget-slider .noUi-handle").first.click()
-    page.keyboard.press("ArrowLeft")                                      # 56 -> 44 layers
+    page.keyboard.press("ArrowLeft")                                      # 56 -> 50 layers
     after = wait_for_change(page, PROFILE_Y, before)
-    assert len(after) == 44
-    page.screenshot(path=str(ARTIFACTS / "app-depth-44.png"))
+    assert len(after) == 50
+    page.screenshot(path=str(ARTIFACTS / "app-depth-50.png"))
 
 
 def test_skip_gate_and_stage_toggle_change_the_profile(page):
@@ -165,8 +165,7 @@ CURVE_LEN = "() => { const p = document.querySelectorAll('.js-plotly-plot')[1];"
 def test_train_grows_the_curves_and_stop_halts_them(page):
     page.get_by_role("tab", name="Training lab").click()
     page.locator(".widget-slider .noUi-handle >> visible=true").first.click()   # depth
-    for _ in range(5):
-        page.keyboard.press("ArrowLeft")                                  # 56 -> 8 layers
+    page.keyboard.press("Home")                                           # 56 -> 8 layers
     page.get_by_role("button", name="Train").click()
     first = wait_for_change(page, CURVE_LEN, 0, timeout=60)
     grown = wait_for_change(page, CURVE_LEN, first, timeout=30)

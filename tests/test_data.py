@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_lab import data
+from resnet_lab import cli, data
 from tests.util import assert_value_error_naming
 
 FASHION_DIR = data.FASHION_SYSTEM_DIR
@@ -79,7 +79,25 @@ def test_fashion_mnist_from_a_local_folder(tmp_path):
 
 def test_fashion_mnist_missing_without_download_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
-        data.fashion_mnist(tmp_path / "none", download=False)
+        data.fashion_mnist(tmp_path, download=False)
+
+
+@pytest.mark.parametrize("load", [data.fashion_mnist, data.cifar10])
+def test_a_root_that_is_no_folder_is_refused_before_any_download(tmp_path, load):
+    with pytest.raises(FileNotFoundError, match="root=.*nonexistent.* is not a folder"):
+        load(tmp_path / "nonexistent")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_cli_data_root_that_is_no_folder_names_the_option(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "nope")])
+    assert exit_.value.code == 2 and "--data-root" in capsys.readouterr().err
+
+
+def test_offline_message_names_the_command_line_option_too(tmp_path):
+    with pytest.raises(RuntimeError, match="--data-root"):
+        data.download("http://127.0.0.1:9/none.gz", tmp_path / "none.gz", timeout=2)
 
 
 @pytest.mark.skipif(not (FASHION_DIR / "t10k-labels-idx1-ubyte.gz").exists()
@@ -145,6 +163,7 @@ def test_cifar10_downloads_verifies_and_extracts(server, tmp_path):
     served, url = server
     md5 = make_cifar_archive(served / "cifar-10-python.tar.gz")
     cache = tmp_path / "cache"
+    cache.mkdir()
     d = data.cifar10(cache, url=url + "cifar-10-python.tar.gz", md5=md5)
     assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32)
     assert d.classes[0] == "airplane" and (cache / "cifar-10-batches-py" / "test_batch").exists()

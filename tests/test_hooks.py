@@ -10,7 +10,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab.hooks import ActivationStats, GradientNorms, gradient_profile
+from resnet_lab.hooks import (
+    ActivationStats,
+    GradientNorms,
+    first_last_ratio,
+    gradient_profile,
+    regime,
+    relative_weight_change,
+    weight_snapshot,
+)
 
 
 def hook_count(model: nn.Module) -> int:
@@ -170,42 +178,80 @@ def test_gradient_profile_leaves_the_model_as_it_was(batch):
         model.layer2[1].conv2.weight.grad.norm().item(), rel=1e-4)
 
 
-def ratio(profile: dict[str, float]) -> float:
-    """First layer's gradient norm over the last conv layer's (input end / output end)."""
-    values = list(profile.values())
-    return values[0] / values[-2]
-
-
 def profile_of(model, seed=0, size=16):
-    torch.manual_seed(seed)
-    x = torch.randn(16, model.conv1.in_channels, size, size) if hasattr(model, "conv1") \
-        else torch.randn(64, 64)
-    return gradient_profile(model, x, torch.randint(0, 10, (x.shape[0],)))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(16, model.conv1.in_channels, size, size, generator=g) \
+        if hasattr(model, "conv1") else torch.randn(64, 64, generator=g)
+    return gradient_profile(model, x, torch.randint(0, 10, (x.shape[0],), generator=g))
 
 
 def test_deep_sigmoid_mlp_gradients_vanish_without_skips_not_with():
-    torch.manual_seed(0)
-    plain = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=0.0))
-    torch.manual_seed(0)
-    residual = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=1.0))
-    first_over_last = lambda p: list(p.values())[0] / list(p.values())[-1]
-    assert first_over_last(plain) < 1e-6           # orders of magnitude below the last layer
-    assert 0.05 < first_over_last(residual) < 20   # the same order as the last layer
+    plain = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=0.0, seed=0))
+    residual = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=1.0, seed=0))
+    assert first_last_ratio(plain) < 1e-6           # orders of magnitude below the last layer
+    assert regime(plain) == "vanishing" and regime(residual) == "healthy"
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cifar_regimes_vanish_without_norm_explode_with_bn_residual_stays(seed):
-    torch.manual_seed(seed)
-    plain_no_norm = ratio(profile_of(rl.plain_net(56, norm=False, init="default"), seed))
-    torch.manual_seed(seed)
-    plain_bn = ratio(profile_of(rl.plain_net(56), seed))
-    assert plain_no_norm < 1e-3                    # vanishing towards the input
-    assert plain_bn > 1e2                          # exploding towards the input (Yang et al.)
-    for depth in (20, 56):
-        for kw in (dict(norm=False, init="default"), dict()):
-            torch.manual_seed(seed)
-            r = ratio(profile_of(rl.cifar_resnet(depth, **kw), seed))
-            assert 0.03 < r < 30, (depth, kw, r)   # within about an order of magnitude
+    no_norm = dict(norm=False, init="default")
+    assert regime(profile_of(rl.plain_net(56, **no_norm, seed=seed), seed)) == "vanishing"
+    # with BatchNorm, deep plain nets explode towards the input instead (Yang et al. 2019)
+    assert regime(profile_of(rl.plain_net(56, seed=seed), seed)) == "exploding"
+    for depth in (20, 56, 110):
+        for kw in (no_norm, {}):
+            profile = profile_of(rl.cifar_resnet(depth, **kw, seed=seed), seed)
+            assert regime(profile) == "healthy", (depth, kw, first_last_ratio(profile))
+
+
+def test_regime_words_and_their_edges():
+    assert regime([1e-5, 1.0]) == "vanishing" and regime({"a": 500.0, "b": 1.0}) == "exploding"
+    assert regime([1.0, 2.0]) == "healthy"
+    assert regime([0.0, 1.0]) == "vanishing"             # the first layer's gradient underflowed
+    assert regime([0.0, 0.0, 0.0]) == "no gradient"      # not "exploding": nothing to compare
+    assert first_last_ratio({"a": 500.0, "b": 1.0}) == 500.0
+    with pytest.raises(ValueError, match="at least two"):
+        first_last_ratio([1.0])
+
+
+def test_recording_goes_on_after_a_backward_pass_that_raised(batch):
+    model = rl.cifar_resnet(8)
+    x, y = batch
+    with GradientNorms(model) as norms:
+        out = model(x)
+        handle = model.layer2[0].conv1.weight.register_hook(lambda g: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            F.cross_entropy(out, y).backward()
+        handle.remove()
+        model.zero_grad()
+        step(model, x, y)
+        step(model, x, y)
+    assert len(norms.ring) == 2
+
+
+def test_an_empty_selection_of_modules_is_refused_at_once():
+    with pytest.raises(ValueError, match="modules=\\[\\] watches nothing"):
+        ActivationStats(rl.cifar_resnet(8), modules=[])
+
+
+def test_weight_change_is_measured_wherever_the_model_lives(batch, device):
+    model = rl.cifar_resnet(8, seed=0)
+    start = weight_snapshot(model)
+    model.to(device)
+    assert set(relative_weight_change(model, start).values()) == {0.0}
+    with torch.no_grad():
+        model.fc.weight.mul_(2)
+    change = relative_weight_change(model, start)
+    assert change["fc"] == pytest.approx(1.0) and change["conv1"] == 0.0
+
+
+def test_gradient_profile_moves_the_data_to_the_model(batch, device):
+    model = rl.cifar_resnet(8, seed=0)
+    on_cpu = gradient_profile(model, *batch)
+    model.to(device)
+    on_device = gradient_profile(model, *batch)                # the batch is still on the CPU
+    assert list(on_device) == list(on_cpu)
+    np.testing.assert_allclose(list(on_device.values()), list(on_cpu.values()), rtol=1e-3)
 
 
 def test_bad_arguments_are_refused():

@@ -1,11 +1,14 @@
 """The lessons' tools: ResNeXt's three forms, loss slices, block deletion, modes and verdicts."""
 
+import tarfile
+
 import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import ensembles, landscape, lesson
+from resnet_lab import data, ensembles, landscape, lesson, train
 from resnet_lab.cardinality import AggregatedTransform
+from tests.test_data import make_cifar_archive, make_fashion_folder
 
 
 def test_three_resnext_forms_are_equal_and_match_the_bottleneck_convs():
@@ -57,6 +60,19 @@ def test_loss_surface_restores_the_model_and_is_centred():
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
+def test_lesson_tools_take_cpu_data_for_a_model_on_any_device(device):
+    """The device rule: a lesson trains on a GPU and passes CPU tensors to the tools."""
+    model = rl.cifar_resnet(8, width=4, seed=0).to(device)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)
+    d = [landscape.filter_normalized_direction(model, 0)]
+    assert all(t.device.type == rl.pick_device(device).type for t in d[0])
+    assert landscape.loss_surface(model, x, y, d, [-0.5, 0.0, 0.5]).shape == (3,)
+    with ensembles.without_block(model, "layer1.0"):
+        loss, error = train.evaluate(model, x, y)
+    assert 0 <= error <= 1 and loss > 0
+
+
 def test_path_lengths_are_binomial():
     assert ensembles.path_lengths(3) == [1, 3, 3, 1]
     assert sum(ensembles.path_lengths(27)) == 2**27
@@ -92,13 +108,61 @@ def test_modes_and_verdicts(capsys, monkeypatch):
                                                     "VERDICT y: c > d -> NOT shown"]
 
 
-def test_full_mode_data_falls_back_to_synthetic_offline(tmp_path, monkeypatch, capsys):
-    from resnet_lab import data
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty data cache, no Debian copy of Fashion-MNIST, and no network."""
+    def no_network(url, path, md5=None, **kwargs):
+        raise RuntimeError(f"could not download {url} (offline in this test)")
 
-    monkeypatch.setattr(data, "CACHE", tmp_path)
-    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"corrupt")
-    small = lesson.Settings("full", size=8, width=4, steps=1, batch_size=8, dataset="cifar10",
-                            n_train=64)
-    images = lesson.lesson_data(small)
-    assert images.name == "synthetic" and images.x_train.shape == (64, 3, 8, 8)
-    assert "CIFAR-10 not available" in capsys.readouterr().out
+    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "no-debian-copy")
+    monkeypatch.setattr(data, "download", no_network)
+    monkeypatch.delenv("RESNET_LAB_DATASET", raising=False)
+    return tmp_path / "cache"
+
+
+FULL_SMALL = lesson.Settings("full", size=32, width=4, steps=1, batch_size=8,
+                             datasets=lesson.FULL.datasets, n_train=16)
+
+
+def test_full_mode_prefers_cifar10_when_it_is_there(offline, capsys):
+    offline.mkdir()
+    make_cifar_archive(offline / "c.tar.gz")
+    with tarfile.open(offline / "c.tar.gz") as tar:
+        tar.extractall(offline, filter="data")
+    images = lesson.lesson_data(FULL_SMALL)
+    assert images.name == "cifar10" and images.x_train.shape == (16, 3, 32, 32)
+    assert "data: cifar10" in capsys.readouterr().out
+
+
+def test_full_mode_falls_back_to_fashion_mnist_and_says_why(offline, capsys):
+    make_fashion_folder(offline / "fashion-mnist")
+    images = lesson.lesson_data(FULL_SMALL)
+    assert images.name == "fashion_mnist" and images.x_train.shape == (16, 1, 32, 32)
+    out = capsys.readouterr().out
+    assert "data: fashion_mnist" in out and "cifar10 not available" in out
+
+
+def test_full_mode_uses_the_built_in_set_last(offline, capsys):
+    images = lesson.lesson_data(FULL_SMALL)
+    assert images.name == "synthetic" and images.x_train.shape == (16, 3, 32, 32)
+    out = capsys.readouterr().out
+    assert "cifar10 not available" in out and "fashion_mnist not available" in out
+
+
+def test_the_dataset_can_be_forced(monkeypatch, offline, capsys):
+    monkeypatch.setenv("RESNET_LAB_DATASET", "synthetic")
+    assert lesson.settings("full").datasets == ("synthetic",)
+    monkeypatch.setenv("RESNET_LAB_DATASET", "mnist")
+    with pytest.raises(ValueError, match="RESNET_LAB_DATASET='mnist'"):
+        lesson.settings("quick")
+
+
+def test_fashion_mnist_is_padded_not_stretched_to_32(tmp_path):
+    make_fashion_folder(tmp_path)
+    raw = data.fashion_mnist(tmp_path, size=28, download=False)
+    padded = data.fashion_mnist(tmp_path, size=32, download=False)
+    assert padded.shape == (1, 32, 32)
+    border = padded.x_train[:, :, :2, :]                      # the padding: one value, the
+    assert torch.allclose(border, border.flatten()[0])         # normalised zero
+    assert raw.x_train.shape[-1] == 28

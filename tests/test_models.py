@@ -61,7 +61,7 @@ def test_torchvision_weights_load_strictly_and_give_the_same_outputs(name):
         torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-5)
 
 
-def _block_input(block, channels=16, size=8):
+def _block_input(channels=16, size=8):
     torch.manual_seed(0)
     return torch.randn(2, channels, size, size)
 
@@ -75,7 +75,7 @@ def _block_input(block, channels=16, size=8):
 ])
 def test_skip_gate_is_the_lecture_equation(make):
     block = make().eval()
-    x = _block_input(block)
+    x = _block_input(block.conv1.in_channels)
     with torch.no_grad():
         f = block.residual(x)
         block.skip = 0.0
@@ -87,7 +87,7 @@ def test_skip_gate_is_the_lecture_equation(make):
 
 
 def test_identity_shortcut_is_x_and_option_a_pads_zeros():
-    x = _block_input(None)
+    x = _block_input()
     assert torch.equal(rl.BasicBlock(16, 16).shortcut(x), x)
     y = PadShortcut(2, 16)(x)
     assert y.shape == (2, 32, 4, 4)
@@ -173,11 +173,69 @@ def test_deep_mlp_shapes_and_skip():
     assert len(rl.set_skip(plain, 1.0)) == 10
 
 
-def test_build_rebuilds_from_config():
-    model = rl.cifar_resnet(32, width=8, skip=0.5)
-    again = rl.build(model.config)
-    assert again.config == model.config
-    assert n_params(again) == n_params(model) and again.layer1[0].skip == 0.5
+@pytest.mark.parametrize("make,kind", [
+    (lambda: rl.cifar_resnet(32, width=8, skip=0.5, seed=3), rl.CifarConfig),
+    (lambda: rl.resnet18(num_classes=7, seed=3), rl.ImageNetConfig),
+    (lambda: rl.deep_mlp(6, 16, "tanh", skip=1.0, seed=3), rl.MLPConfig),
+])
+def test_a_model_carries_its_config_and_build_makes_the_same_net(make, kind):
+    model = make()
+    assert isinstance(model.config, kind)
+    for config in (model.config, rl.models.config_to_dict(model.config)):
+        again = rl.build(config)
+        assert again.config == model.config
+        assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                     model.state_dict().values(), strict=True))
+
+
+def test_builders_take_a_config_or_its_fields():
+    config = rl.CifarConfig(depth=44, width=4, skip=0.0)
+    assert rl.cifar_resnet(config).config == config == rl.cifar_resnet(44, width=4,
+                                                                        skip=0.0).config
+    assert rl.cifar_resnet(config, width=8).config.width == 8          # a field replaced
+    assert_value_error_naming(lambda: rl.cifar_resnet(20, colour="red"),
+                              ["colour='red'", "width", "seed"])
+
+
+def test_a_seed_fixes_the_weights_and_leaves_the_global_random_state_alone():
+    torch.manual_seed(1)
+    state = torch.random.get_rng_state()
+    a, b = rl.cifar_resnet(20, seed=5), rl.plain_net(20, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(rl.cifar_resnet(20, seed=6).conv1.weight, a.conv1.weight)
+
+
+def test_depth_rules_live_in_checks():
+    from resnet_lab import checks
+
+    assert checks.depths("basic")[:4] == (8, 14, 20, 26) and checks.depths("basic")[-1] == 110
+    assert checks.depths("bottleneck")[:3] == (11, 20, 29)
+    assert checks.blocks_per_stage(56) == 9 and checks.blocks_per_stage(56, "bottleneck") == 6
+    assert_value_error_naming(lambda: checks.blocks_per_stage(57), ["depth=57", "6n+2"])
+    assert_value_error_naming(lambda: checks.blocks_per_stage(21, "bottleneck"),
+                              ["depth=21", "9n+2"])
+
+
+def cifar_preact_params(n: int, width: int = 16, classes: int = 10) -> int:
+    """He et al. 2016's CIFAR layout, counted by hand: conv1, then 3 stages of n units
+    BN-ReLU-conv-BN-ReLU-conv (option A shortcuts: no parameters), a final BN, the fc."""
+    total, channels = 3 * width * 9, width
+    for stage in range(3):
+        out = width * 2 ** stage
+        for _ in range(n):
+            total += 2 * channels + channels * out * 9 + 2 * out + out * out * 9
+            channels = out
+    return total + 2 * channels + channels * classes + classes
+
+
+@pytest.mark.parametrize("depth", [20, 110])
+def test_preact_nets_follow_the_identity_mappings_layout_and_use_every_parameter(depth):
+    model = rl.cifar_resnet(depth, preact=True)
+    assert n_params(model) == cifar_preact_params((depth - 2) // 6)
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert unused == []
 
 
 @pytest.mark.parametrize("call,words", [

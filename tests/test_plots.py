@@ -11,19 +11,16 @@ from resnet_lab.train import History
 matplotlib.use("Agg")
 
 
-def history(name, n=50, layers=("conv1", "layer1.0.conv1", "layer2.0.conv1", "fc")):
+def history(name, n=50, layers=("conv1", "layer1.0.conv1", "layer2.0.conv1", "fc"), plain=False):
     rng = np.random.default_rng(len(name))
-    h = History(name, step=list(range(1, n + 1)), train_loss=list(np.linspace(2, 0.1, n)),
+    h = History(name, config={"plain": plain}, step=list(range(1, n + 1)),
+                train_loss=list(np.linspace(2, 0.1, n)),
                 train_error=[0.5] * n, test_step=[25, 50], test_loss=[1.0, 0.5],
                 test_error=[0.3, 0.1], layers=list(layers), grad_step=list(range(1, n + 1)))
     h.grad_norms = rng.uniform(0.01, 1, (n, len(layers))).tolist()
     return h
 
 
-def test_verdict_words():
-    assert plots.verdict([1e-5, 1.0])[1] == "vanishing"
-    assert plots.verdict({"a": 500.0, "b": 1.0}) == (500.0, "exploding")
-    assert plots.verdict([1.0, 2.0])[1] == "healthy"
 
 
 def test_stage_bounds():
@@ -32,11 +29,18 @@ def test_stage_bounds():
 
 
 def test_curves_have_one_line_per_run_and_plain_is_dashed():
-    runs = {"plain-20": history("plain-20"), "ResNet-20": history("ResNet-20")}
+    runs = {"plain-20": history("plain-20", plain=True), "ResNet-20": history("ResNet-20")}
     fig = plots.plot_curves(runs)
     loss_ax, err_ax = fig.axes
     assert [line.get_label() for line in loss_ax.lines] == ["plain-20", "ResNet-20"]
     assert loss_ax.lines[0].get_linestyle() == "--" and loss_ax.lines[1].get_linestyle() == "-"
+    # the style follows the model's skip setting, not its name
+    named_wrongly = {"ResNet?": history("a", plain=True), "plain?": history("b")}
+    styles = [line.get_linestyle() for line in plots.plot_curves(named_wrongly).axes[0].lines]
+    assert styles == ["--", "-"]
+    # histories saved before "plain" was recorded fall back to the config's skip
+    assert plots.trained_plain(History("old", config={"skip": 0.0}))
+    assert not plots.trained_plain(History("old", config={"skip": 1.0}))
     assert list(err_ax.lines[0].get_ydata()) == pytest.approx([30, 10])
 
     # smoothing (a running mean of len/40 steps) keeps the ends honest: no dip from padding
@@ -47,8 +51,10 @@ def test_curves_have_one_line_per_run_and_plain_is_dashed():
 
 
 def test_profile_plot_marks_stages_and_reports_the_ratio():
-    fig = plots.plot_profile({"plain": {"conv1": 100.0, "layer1.0.conv1": 10.0, "fc": 0.1}})
+    fig = plots.plot_profile({"plain": {"conv1": 100.0, "layer1.0.conv1": 10.0, "fc": 0.1}},
+                             plain=["plain"])
     ax = fig.axes[0]
+    assert ax.lines[0].get_linestyle() == "--"
     assert list(ax.lines[0].get_ydata()) == [100.0, 10.0, 0.1]
     assert "1e+03 (exploding)" in ax.lines[0].get_label()
     assert [t.get_text() for t in ax.texts] == ["conv1", "layer1", "fc"]
@@ -70,10 +76,11 @@ def test_plotly_figures_update_in_place():
     fig = go.FigureWidget(plots.profile_figure({"a": {"x": 1.0, "y": 2.0}}))
     plots.update_profile(fig, {"a": {"x": 3.0, "y": 4.0, "z": 5.0}})
     assert list(fig.data[0].y) == [3.0, 4.0, 5.0] and list(fig.data[0].text) == ["x", "y", "z"]
-    runs = {"plain": history("plain"), "ResNet": history("ResNet")}
+    runs = {"plain": history("plain", plain=True), "ResNet": history("ResNet")}
     curves = go.FigureWidget(plots.curves_figure(list(runs)))
     plots.update_curves(curves, runs)
     assert len(curves.data) == 4 and list(curves.data[3].y) == [30, 10]
+    assert [t.line.dash for t in curves.data] == ["dash", "dash", "solid", "solid"]
     heat = go.FigureWidget(plots.heatmap_figure(list(runs)))
     h = runs["ResNet"]
     plots.update_heatmap(heat, {n: (r.layers, np.array(r.grad_step), np.array(r.grad_norms))

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"torch": "pytorch"}
 
@@ -20,6 +18,7 @@ def _split(requirement: str) -> tuple[str, str]:
 
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+; only this test needs it
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + project["optional-dependencies"]["test"]
     wanted = dict(_split(r) for r in requirements)

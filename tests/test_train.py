@@ -1,5 +1,6 @@
 """The training engine: side-by-side runs, stop/interrupt/divergence, determinism, the CLI."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -14,14 +15,14 @@ from resnet_lab import cli, data, train
 from tests.util import assert_value_error_naming
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tiny():
     return data.synthetic(1024, 256, size=16, seed=0)
 
 
 def small_models(seed=0):
-    torch.manual_seed(seed)
-    return {"plain-8": rl.plain_net(8, width=4), "ResNet-8": rl.cifar_resnet(8, width=4)}
+    return {"plain-8": rl.plain_net(8, width=4, seed=seed),
+            "ResNet-8": rl.cifar_resnet(8, width=4, seed=seed)}
 
 
 class At(train.Callback):
@@ -35,16 +36,58 @@ class At(train.Callback):
             self.action(run)
 
 
-def test_compare_trains_all_models_on_the_same_steps_and_learns(tiny):
-    histories = train.compare(small_models(), tiny, steps=100, batch_size=64, eval_every=25,
-                              recipe="constant")
-    for h in histories.values():
+def test_compare_trains_all_models_on_the_same_steps_and_learns(tiny, device):
+    models = small_models()
+    histories = train.compare(models, tiny, steps=100, batch_size=64, eval_every=25,
+                              recipe="constant", device=device)
+    for name, h in histories.items():
         assert h.status == "finished" and h.step == list(range(1, 101))
         assert h.test_step == [25, 50, 75, 100] and len(h.train_error) == 100
         assert h.final_train_loss(10) < 0.2 * math.log(10)     # learned (chance: ln 10)
         assert h.test_error[-1] < 0.2
         assert h.layers[0] == "conv1" and len(h.grad_norms) == 100 and len(h.grad_norms[0]) == 8
-        assert h.config["depth"] == 8 and h.device == "cpu"
+        assert h.config["depth"] == 8 and h.device.startswith(device)
+        assert h.config["plain"] == (name == "plain-8")
+        assert h.config["recipe"] == dataclasses.asdict(train.RECIPES["constant"])
+        # compare leaves the models on its device, in training mode (its docstring says so)
+        assert rl.pick_device(device).type == next(models[name].parameters()).device.type
+        assert models[name].training
+
+
+def test_compare_leaves_the_global_random_state_alone(tiny):
+    torch.manual_seed(99)
+    state = torch.random.get_rng_state()
+    train.compare(small_models(), tiny, steps=3, batch_size=32, augment=True, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_evaluate_restores_training_mode_after_an_interrupt(tiny):
+    model = rl.cifar_resnet(8, width=4)
+
+    def interrupt(module, inputs, output):
+        raise KeyboardInterrupt
+
+    handle = model.layer2.register_forward_hook(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train.evaluate(model, tiny.x_test, tiny.y_test)
+    handle.remove()
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_a_loss_that_grows_a_thousandfold_has_diverged_and_the_run_is_kept(tiny):
+    model = rl.cifar_resnet(8, width=4, seed=0)
+    with pytest.warns(UserWarning, match="grew to"):
+        h = train.fit(model, tiny, steps=30, batch_size=32, recipe=train.with_lr("constant", 50))
+    assert h.status == "diverged" and "over 1000x its first value" in h.message
+    assert 0 < len(h.step) < 30 and max(h.train_loss) < 1e3 * h.train_loss[0]
+    assert len(h.test_error) == 0 or math.isfinite(h.test_error[-1])
+
+
+def test_with_lr_names_the_new_learning_rate():
+    recipe = train.with_lr("quick", 0.05)
+    assert recipe.lr == 0.05 and recipe.name == "quick (lr 0.05)"
+    assert train.with_lr(recipe, 0.2).name == "quick (lr 0.2)"
+    assert_value_error_naming(lambda: train.with_lr("quick", -1), ["lr=-1"])
 
 
 def test_same_seed_gives_the_same_history_on_cpu(tiny):
@@ -57,16 +100,17 @@ def test_same_seed_gives_the_same_history_on_cpu(tiny):
         assert a[name].train_loss != c[name].train_loss
 
 
-def test_stop_ends_at_a_step_boundary_and_keeps_everything(tiny):
+def test_stop_ends_at_a_step_boundary_and_keeps_everything(tiny, device):
     stop = threading.Event()
     models = small_models()
     before = models["ResNet-8"].fc.weight.detach().clone()
-    histories = train.compare(models, tiny, steps=1000, batch_size=32,
+    histories = train.compare(models, tiny, steps=1000, batch_size=32, device=device,
                               callbacks=[At(7, lambda run: stop.set())], stop=stop)
     for h in histories.values():
         assert h.status == "stopped" and h.step[-1] == 7 and len(h.grad_norms) == 7
         assert "Stop" in h.message
-    assert not torch.equal(models["ResNet-8"].fc.weight, before)   # the trained model is kept
+    after = models["ResNet-8"].fc.weight.detach().cpu()
+    assert not torch.equal(after, before)                          # the trained model is kept
 
 
 def test_keyboard_interrupt_ends_cleanly(tiny):
@@ -132,17 +176,39 @@ def test_early_stop(tiny):
     assert h.status == "early-stopped" and len(h.test_error) < 10
 
 
-def test_save_and_load_a_run(tiny, tmp_path):
+def test_save_and_load_a_run(tiny, tmp_path, device):
     models = small_models()
-    histories = train.compare(models, tiny, steps=5, batch_size=32)
+    recipe = train.with_lr("constant", 0.05)
+    histories = train.compare(models, tiny, steps=5, batch_size=32, device=device, recipe=recipe)
     path = train.save_run(tmp_path / "run.pt", models, histories)
     loaded, again = train.load_run(path)
     assert again["ResNet-8"].train_loss == histories["ResNet-8"].train_loss
+    assert again["ResNet-8"].config["recipe"] == dataclasses.asdict(recipe)   # the whole recipe
     x = tiny.x_test[:4]
     for name in models:
         models[name].eval()
-        torch.testing.assert_close(loaded[name].eval()(x), models[name](x))
+        assert loaded[name].config == models[name].config
+        out = models[name](x.to(device)).float().cpu()
+        torch.testing.assert_close(loaded[name].eval()(x), out, atol=0.05, rtol=0.05)
     assert loaded["plain-8"].layer1[0].skip == 0.0
+
+
+def test_a_run_saved_by_the_first_version_still_loads(tmp_path):
+    model = rl.cifar_resnet(8, width=4, seed=0)
+    old_config = {"builder": "cifar_resnet", "depth": 8, "num_classes": 10, "in_channels": 3,
+                  "width": 4, "block": "basic", "shortcut": "A", "norm": True, "init": "he",
+                  "skip": 1.0, "preact": False, "zero_init_residual": False}
+    history = {"name": "ResNet-8", "config": {**old_config, "recipe": "quick"}, "step": [1]}
+    torch.save({"format": "resnet-lab run 1",
+                "models": {"ResNet-8": {"config": old_config, "state_dict": model.state_dict()}},
+                "histories": {"ResNet-8": history}}, tmp_path / "old.pt")
+    models, histories = train.load_run(tmp_path / "old.pt")
+    assert models["ResNet-8"].config == rl.CifarConfig(8, width=4)
+    assert torch.equal(models["ResNet-8"].fc.weight, model.fc.weight)
+    assert histories["ResNet-8"].step == [1]
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a resnet-lab run file"):
+        train.load_run(tmp_path / "other.pt")
 
 
 @pytest.mark.parametrize("kwargs,words", [
