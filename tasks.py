@@ -56,8 +56,10 @@ def main(argv: list[str]) -> int:
     commands = {
         "lab": [BIN / "jupyter", "lab", *with_defaults(
             ["--ip=127.0.0.1", "--ServerApp.root_dir=notebooks", *as_root], extra)],
+        # a preheated kernel has run the app before anyone visits: the page comes up at once
         "app": [BIN / "voila", "notebooks/app.ipynb", *with_defaults(
-            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser"], extra)],
+            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser", "--preheat_kernel=True",
+             "--VoilaConfiguration.default_pool_size=1"], extra)],
         "test": [PY, "-m", "pytest", *extra],
     }
     if not argv or argv[0] not in commands:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
 
+from .diagrams import COLORSCALE, LOG_RANGE, Cell
 from .hooks import first_last_ratio, regime
 from .train import History
 
@@ -207,6 +208,7 @@ def curves_figure(names: Sequence[str]) -> go.Figure:
 def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
     """Put each run's curves into its pair of traces; plain runs are drawn dashed."""
     with _batch(fig):
+        clear_empty(fig)
         for i, h in enumerate(histories.values()):
             for trace in fig.data[2 * i:2 * i + 2]:
                 trace.line.dash = plotly_dash(trained_plain(h))
@@ -237,6 +239,7 @@ def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarr
     """grads: name -> (layer names, recorded steps, norms array (steps, layers)).
     Long runs are thinned to at most `max_columns` steps, so each redraw stays small."""
     with _batch(fig):
+        clear_empty(fig)
         for trace, (layers, steps, norms) in zip(fig.data, grads.values(), strict=False):
             if len(steps):
                 every = -(-len(steps) // max_columns)          # ceil: keep <= max_columns
@@ -250,3 +253,68 @@ def _batch(fig: go.Figure):
     from contextlib import nullcontext
 
     return fig.batch_update() if isinstance(fig, go.FigureWidget) else nullcontext()
+
+
+# ---------------------------------------------------------------------------------------------
+# plotly: the network strip's gradient norms, one point per cell, aligned under the strip
+
+
+STRIP_LEFT, STRIP_RIGHT = 70, 110        # the figure's margins in pixels; the strip's buttons
+                                         # start STRIP_LEFT pixels in, so cells line up
+
+
+def strip_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: int) -> go.Figure:
+    """Each cell's gradient norm (log y), coloured on the strip's shared scale (the colour bar
+    is the legend), with the stages marked; update it with `update_strip_figure`."""
+    lo, hi = LOG_RANGE
+    fig = go.Figure()
+    fig.add_scatter(mode="lines+markers", line=dict(color="#999", width=1),
+                    marker=dict(size=11, colorscale=COLORSCALE, cmin=lo, cmax=hi,
+                                line=dict(color="#333", width=1),
+                                colorbar=dict(title="log10 ‖g‖", thickness=14)),
+                    hovertemplate="%{text}: %{y:.3g}<extra></extra>")
+    fig.update_layout(height=210, autosize=False, template="plotly_white", showlegend=False,
+                      margin=dict(l=STRIP_LEFT, r=STRIP_RIGHT, t=28, b=20),
+                      yaxis=dict(type="log", title="block ‖∂L/∂W‖"),
+                      xaxis=dict(showticklabels=False, showgrid=False, zeroline=False))
+    update_strip_figure(fig, cells, values, cell_width)
+    return fig
+
+
+def update_strip_figure(fig: go.Figure, cells: Sequence[Cell], values: Sequence[float],
+                        cell_width: int) -> None:
+    """New cells and values, in place; the width follows the strip: `cell_width` per cell."""
+    lo, hi = LOG_RANGE
+    stages = stage_bounds([c.stage for c in cells])
+    with _batch(fig):
+        trace = fig.data[0]
+        trace.x = list(range(len(cells)))
+        trace.y = [max(v, 1e-30) for v in values]
+        trace.text = [c.name for c in cells]
+        trace.marker.color = [min(max(np.log10(v), lo), hi) if v > 0 else lo for v in values]
+        fig.layout.width = STRIP_LEFT + cell_width * len(cells) + STRIP_RIGHT
+        fig.layout.xaxis.range = [-0.5, len(cells) - 0.5]
+        fig.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=i - 0.5, x1=i - 0.5,
+                                  y0=0, y1=1, line=dict(color="#bbb", width=1))
+                             for i, _ in stages[1:]]
+        fig.layout.annotations = [dict(x=i - 0.4, y=1.0, xref="x", yref="paper", text=stage,
+                                       showarrow=False, xanchor="left", yanchor="bottom",
+                                       font=dict(size=10, color="#666"))
+                                  for i, stage in stages]
+
+
+def show_empty(fig: go.Figure, text: str) -> None:
+    """A figure that has no data yet says so, instead of showing empty axes."""
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=text, name="empty", x=0.5, y=0.5, xref="paper", yref="paper",
+                       showarrow=False, font=dict(size=14, color="#888"))
+
+
+def clear_empty(fig: go.Figure) -> None:
+    """Undo `show_empty` once the data arrives (a no-op when there is nothing to undo)."""
+    if not any(a.name == "empty" for a in fig.layout.annotations):
+        return
+    fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "empty"]
+    fig.update_xaxes(visible=True)
+    fig.update_yaxes(visible=True)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from resnet_lab import data
-from resnet_lab.app import Explorer, TrainingLab, cached_model
+from resnet_lab import data, ensembles
+from resnet_lab.app import PRESETS, Explorer, TrainingLab, cached_model
 
 
 @pytest.fixture
@@ -123,3 +123,97 @@ def test_training_lab_reports_bad_settings_in_the_page(tmp_path, monkeypatch):
     lab.thread.join(60)
     assert "Error" in lab.status.value and "MD5" in lab.status.value
     assert not lab.train_button.disabled                    # ready for the next try
+
+
+def block_button(explorer, name):
+    return explorer.strip.buttons[[c.name for c in explorer.strip.cells].index(name)]
+
+
+def test_the_strip_draws_every_block_and_a_click_cuts_then_restores_its_skip(explorer):
+    explorer.apply_preset("ResNet-56")
+    cells = explorer.strip.cells
+    assert [c.kind for c in cells] == ["stem"] + ["block"] * 27 + ["head"]
+    assert len(explorer.strip_figure.data[0].y) == 29
+    before, colours = plotted(explorer), [b.style.button_color for b in explorer.strip.buttons]
+    assert len(set(colours)) > 3                                   # coloured by gradient norm
+    button = block_button(explorer, "layer2.4")
+    assert not button.disabled and button.description == ""
+    button.click()
+    assert explorer.current.layer2[4].skip == 0.0 and button.description == "✂"
+    assert "dashed" in button.layout.border and "skip cut" in button.tooltip
+    cut = plotted(explorer)
+    assert cut != before
+    button.click()
+    assert plotted(explorer) == before and button.description == ""   # exactly as before
+
+
+def test_the_strip_works_for_every_depth_and_block_type(explorer):
+    explorer.skip.value = 1.0
+    for block, depth, blocks in (("basic", 110, 54), ("bottleneck", 110, 36),
+                                 ("bottleneck", 11, 3), ("basic", 8, 3)):
+        explorer.block.value = block
+        explorer.depth.value = depth
+        assert sum(c.kind == "block" for c in explorer.strip.cells) == blocks
+        assert explorer.strip.cell_width * len(explorer.strip.cells) <= 1000 + 14 * 56
+    explorer.kind.value = "deep MLP, tanh"
+    assert [c.kind for c in explorer.strip.cells][1:3] == ["block", "block"]
+
+
+def test_a_gate_of_zero_draws_every_block_cut_and_disables_the_strip(explorer):
+    assert explorer.skip.value == 0.0
+    blocks = [b for b, c in zip(explorer.strip.buttons, explorer.strip.cells, strict=True)
+              if c.kind == "block"]
+    assert all(b.description == "✂" and b.disabled for b in blocks)
+
+
+@pytest.mark.parametrize("name,word", [
+    ("deep sigmoid MLP (vanishing)", "vanishing"),
+    ("plain-56 with BatchNorm (exploding)", "exploding"),
+    ("ResNet-56", "healthy"),
+    ("skip gate 0.5 over 27 blocks", "exploding"),
+    ("pre-activation ResNet-110", "healthy"),
+])
+def test_presets_set_every_control_in_one_redraw(explorer, name, word):
+    explorer.skip.value = 0.3                             # something the preset must undo
+    explorer.stages.children[0].value = False
+    redraws = []
+    original = explorer.compute
+    explorer.compute = lambda: redraws.append(1) or original()
+    explorer.apply_preset(name)
+    assert redraws == [1]
+    assert f">{word}<" in explorer.readout.value
+    settings = PRESETS[name][1]
+    assert explorer.controls() == settings and all(t.value for t in explorer.stages.children)
+
+
+def test_training_lab_has_a_clean_empty_state():
+    lab = TrainingLab()
+    for figure in (lab.curves, lab.heatmap):
+        assert any(a.name == "empty" and "Press Train" in a.text
+                   for a in figure.layout.annotations)
+        assert figure.layout.xaxis.visible is False
+
+
+def test_lesion_view_after_training():
+    lab = TrainingLab(redraw_seconds=0.0)
+    lab.depth.value, lab.steps.value = 20, 100
+    lab.start()
+    lab.thread.join(300)
+    assert not any(a.name == "empty" for a in lab.curves.layout.annotations)
+    lesion = lab.lesion
+    assert set(lesion.strips) == {"plain-20", "ResNet-20"}
+    strip = lesion.strips["plain-20"]
+    clickable = [c.name for c, b in zip(strip.cells, strip.buttons, strict=True)
+                 if not b.disabled]
+    assert clickable == ensembles.deletable_blocks(lab.models["plain-20"])
+    intact = dict(lesion.results["none"])
+    jumps = {}
+    for name in ("plain-20", "ResNet-20"):
+        button = lesion.strips[name].buttons[[c.name for c in strip.cells].index("layer3.1")]
+        button.click()
+        assert button.description == "✕" and "lesion-error" in lesion.readout.value
+        jumps[name] = lesion.results["layer3.1"][name] - intact[name]
+        button.click()                                      # put back: the intact error again
+        assert lesion.error(name) == pytest.approx(intact[name])
+    assert jumps["plain-20"] > jumps["ResNet-20"] + 0.05
+    assert "layer3.1" in lesion.table.value

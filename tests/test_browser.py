@@ -7,6 +7,7 @@ stopped at the end.
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,13 +109,13 @@ def page(voila, playwright, tmp_path_factory):
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.outside = outside
     page.goto(voila, timeout=180_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    page.wait_for_selector(".profile-plot.js-plotly-plot", timeout=180_000)
     page.wait_for_timeout(1000)
     yield page
     context.close()
 
 
-PROFILE_Y = "() => Array.from(document.querySelectorAll('.js-plotly-plot')[0].data[1].y)"
+PROFILE_Y = "() => Array.from(document.querySelector('.profile-plot.js-plotly-plot').data[1].y)"
 
 
 def wait_for_change(page, script, before, timeout=20):
@@ -131,7 +132,7 @@ def test_page_renders_offline_without_errors(page):
     page.screenshot(path=str(ARTIFACTS / "app-explorer.png"))
     assert page.errors == []
     assert all(any(h in url for h in HARMLESS) for url in page.outside), page.outside
-    assert "exploding" in page.inner_text(".widget-html-content >> nth=1")
+    assert "exploding" in page.inner_text(".widget-html-content:has(.regime)")
     assert len(page.evaluate(PROFILE_Y)) == 56
 
 
@@ -149,7 +150,7 @@ def test_skip_gate_and_stage_toggle_change_the_profile(page):
     page.locator(".widget-slider .noUi-handle").nth(1).click()            # the skip gate
     page.keyboard.press("End")                                            # 0 -> 1: a ResNet
     residual = wait_for_change(page, PROFILE_Y, before)
-    assert "healthy" in page.inner_text(".widget-html-content >> nth=1")
+    assert "healthy" in page.inner_text(".widget-html-content:has(.regime)")
     page.screenshot(path=str(ARTIFACTS / "app-residual.png"))
     before = residual
     page.get_by_text("stage 2 skips").click()
@@ -158,7 +159,62 @@ def test_skip_gate_and_stage_toggle_change_the_profile(page):
     page.screenshot(path=str(ARTIFACTS / "app-stage2-toggled.png"))
 
 
-CURVE_LEN = "() => { const p = document.querySelectorAll('.js-plotly-plot')[1];" \
+PRESET_WORDS = [("deep sigmoid MLP (vanishing)", "vanishing", 22),
+                ("plain-56 with BatchNorm (exploding)", "exploding", 56),
+                ("ResNet-56", "healthy", 56),
+                ("skip gate 0.5 over 27 blocks", "exploding", 56),
+                ("pre-activation ResNet-110", "healthy", 110)]
+
+
+def wait_for_readout(page, word, layers):
+    page.wait_for_function(
+        "([word, layers]) => { const r = document.querySelector('.regime');"
+        " return r && r.innerText === word"
+        " && r.parentElement.innerText.includes('(' + layers + ' layers'); }",
+        arg=[word, layers], timeout=30_000)
+
+
+@pytest.mark.parametrize("name,word,layers", PRESET_WORDS, ids=[p[0] for p in PRESET_WORDS])
+def test_each_preset_sets_the_controls_and_names_the_regime(page, name, word, layers):
+    page.get_by_role("button", name=name).click()
+    wait_for_readout(page, word, layers)
+    assert len(page.evaluate(PROFILE_Y)) == layers
+    page.screenshot(path=str(ARTIFACTS / f"app-preset-{name.split(' (')[0].replace(' ', '-')}.png"))
+
+
+def test_layout_holds_at_1280x800_and_1920_wide(page):
+    """At 110 layers (the widest strip) nothing spills out sideways."""
+    try:
+        for width, height in ((1280, 800), (1920, 1080)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(500)
+            spill = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+            assert spill <= 0, f"{spill} px too wide at {width} px"
+            page.screenshot(path=str(ARTIFACTS / f"app-{width}x{height}.png"))
+    finally:
+        page.set_viewport_size({"width": 1200, "height": 1100})
+
+
+def test_a_click_on_a_block_cuts_its_skip_and_enter_restores_it(page):
+    page.get_by_role("button", name="ResNet-56").click()
+    wait_for_readout(page, "healthy", 56)
+    before = page.evaluate(PROFILE_Y)
+    cell = page.locator(".strip-cell[title^='layer2.4 (']").first
+    cell.click()
+    cut = wait_for_change(page, PROFILE_Y, before)
+    page.wait_for_function("() => document.querySelector(\".strip-cell[title^='layer2.4 (']\")"
+                           ".innerText.includes('✂')", timeout=10_000)
+    assert "strip-marked" in cell.get_attribute("class") and "skip cut" in cell.get_attribute(
+        "title")
+    page.screenshot(path=str(ARTIFACTS / "app-strip-block-cut.png"))
+    cell.focus()                                         # the keyboard reaches every block
+    page.keyboard.press("Enter")
+    restored = wait_for_change(page, PROFILE_Y, cut)
+    assert restored == before                            # exactly the profile from before
+    assert "strip-marked" not in cell.get_attribute("class")
+
+
+CURVE_LEN = "() => { const p = document.querySelector('.curves-plot.js-plotly-plot');" \
             " return p && p.data ? p.data[0].x.length : 0 }"
 
 
@@ -176,7 +232,8 @@ def test_train_grows_the_curves_and_stop_halts_them(page):
     stopped = page.evaluate(CURVE_LEN)
     page.wait_for_timeout(2000)
     assert page.evaluate(CURVE_LEN) == stopped                            # no more steps
-    heat = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[2].data[0].z.length")
+    heat = page.evaluate("() => document.querySelector('.heatmap-plot.js-plotly-plot')"
+                         ".data[0].z.length")
     assert heat == 8                                                      # one row per layer
     page.screenshot(path=str(ARTIFACTS / "app-stopped.png"))
     assert page.errors == []
@@ -205,3 +262,34 @@ def test_readme_lab_command_opens_a_lesson_in_jupyterlab(playwright, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-lesson1.png"))
         context.close()
     assert errors == []
+
+
+LESION = r"(\S+) without layer3.1: test error ([\d.]+)% \(intact: ([\d.]+)%\)"
+
+
+def test_lesion_view_deleting_a_block_hurts_the_plain_net_more(page):
+    sliders = page.locator(".widget-slider .noUi-handle >> visible=true")
+    sliders.nth(0).click()
+    page.keyboard.press("Home")
+    for _ in range(2):
+        page.keyboard.press("ArrowRight")                                 # 8 -> 14 -> 20 layers
+    sliders.nth(1).click()
+    page.keyboard.press("Home")
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")                                 # 20 -> 100 steps
+    page.get_by_role("button", name="Train").click()
+    cells = page.locator(".strip-cell[title^='layer3.1 (']:enabled >> visible=true")
+    cells.nth(1).wait_for(timeout=240_000)           # clickable once training has finished
+    page.screenshot(path=str(ARTIFACTS / "app-trained-strips.png"))
+    jumps = {}
+    for i, name in enumerate(("plain-20", "ResNet-20")):
+        cells.nth(i).click()
+        page.wait_for_function("name => document.body.innerText.includes(name + ' without')",
+                               arg=name, timeout=30_000)
+        found = re.search(LESION, page.inner_text(".widget-html-content >> text=without"))
+        assert found and found.group(1) == name
+        jumps[name] = float(found.group(2)) - float(found.group(3))
+        page.screenshot(path=str(ARTIFACTS / f"app-lesion-{name}.png"))
+    assert jumps["plain-20"] > jumps["ResNet-20"] + 5, jumps      # percentage points
+    assert "layer3.1" in page.inner_text(".lesion-table")
+    assert page.errors == []
