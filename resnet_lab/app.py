@@ -64,7 +64,7 @@ BASE = dict(kind="CIFAR ResNet (conv)", depth=56, skip=0.0, norm=True, init="he"
 PRESETS = {  # name: (the one line shown under it, the controls it sets)
     "deep sigmoid MLP (vanishing)": (
         "20 sigmoid layers, no skips: each one scales the gradient by σ′ ≤ 1/4.",
-        dict(BASE, kind="deep MLP, sigmoid", depth=20)),
+        dict(BASE, kind="deep MLP, sigmoid", depth=20, init="default")),
     "plain-56 with BatchNorm (exploding)": (
         "With BatchNorm a deep plain net's gradient grows towards the input.",
         dict(BASE)),
@@ -86,7 +86,7 @@ def cached_model(kind: str, depth: int, norm: bool, init: str, block: str, preac
     """Build (once) the network the explorer shows; the skip gates are set per call."""
     if kind == "cifar":
         return cifar_resnet(depth, norm=norm, init=init, block=block, preact=preact, seed=SEED)
-    return deep_mlp(depth, width=64, activation=kind, skip=1.0, seed=SEED)
+    return deep_mlp(depth, width=64, activation=kind, skip=1.0, init=init, seed=SEED)
 
 
 @lru_cache(maxsize=2)
@@ -284,7 +284,7 @@ class Explorer:
     def compute(self) -> dict[str, float]:
         """The profile for the current control values (cached model, fixed batch)."""
         cifar = KINDS[self.kind.value] == "cifar"
-        for w in (self.norm, self.init, self.block, self.preact):
+        for w in (self.norm, self.block, self.preact):
             w.disabled = not cifar
         for t in self.stages.children:   # a stage's skips can only be switched off if they are on
             t.disabled = not cifar or self.skip.value == 0

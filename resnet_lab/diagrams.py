@@ -12,10 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.patches
+import matplotlib.pyplot as plt
+import torch
 from torch import nn
 
+from .blocks import PadShortcut, ResidualBlock
+from .cardinality import AggregatedTransform
+from .devices import device_of
 from .hooks import weight_layers
-from .models import blocks_of
+from .models import ResNet, blocks_of
 
 LOG_RANGE = (-4.0, 2.0)      # the colour scale: 1e-4 ... 1e2, in log10 of a gradient norm
 COLORSCALE = "Viridis"       # perceptually even and readable with red-green colour blindness
@@ -80,3 +86,215 @@ def text_colour(background: str) -> str:
     """Black or white, whichever reads better on `background` ('#rrggbb')."""
     r, g, b = (int(background[i:i + 2], 16) for i in (1, 3, 5))
     return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"
+
+
+# ---------------------------------------------------------------------------------------------
+# Block diagrams (matplotlib), read from a block's own modules
+
+
+def _conv_label(conv: nn.Conv2d) -> str:
+    k = conv.kernel_size[0]
+    text = f"{k}×{k} conv {conv.in_channels}→{conv.out_channels}"
+    if conv.stride[0] > 1:
+        text += f", /{conv.stride[0]}"
+    if conv.groups > 1:
+        text += f", {conv.groups} groups"
+    return text
+
+
+def _norm_label(module: nn.Module) -> list[str]:
+    return [] if isinstance(module, nn.Identity) else [f"BN {module.num_features}"]
+
+
+def _shortcut_label(block: ResidualBlock) -> str:
+    if block.downsample is None:
+        return "identity x"
+    if isinstance(block.downsample, PadShortcut):
+        return f"x, /{block.downsample.stride}, +{block.downsample.extra_channels} zero channels"
+    conv = block.downsample[0]
+    return f"1×1 conv {conv.in_channels}→{conv.out_channels}, /{conv.stride[0]} + BN"
+
+
+def block_steps(block: ResidualBlock) -> list[str]:
+    """The layers of a block's residual branch F, in order, then "+" and what follows it:
+    ReLU after the addition in the original block, nothing in a pre-activation block."""
+    convs = [m for name, m in block.named_children() if name.startswith("conv")]
+    norms = [getattr(block, f"bn{i + 1}") for i in range(len(convs))]
+    steps: list[str] = []
+    for i, (conv, norm) in enumerate(zip(convs, norms, strict=True)):
+        if block.preact:                         # He et al. 2016: BN, ReLU, then the conv
+            steps += _norm_label(norm) + ["ReLU", _conv_label(conv)]
+        else:                                    # He et al. 2015: conv, BN, ReLU (not the last)
+            steps += [_conv_label(conv)] + _norm_label(norm)
+            if i < len(convs) - 1:
+                steps.append("ReLU")
+    steps.append("+")
+    if not block.preact:
+        steps.append("ReLU")
+    return steps
+
+
+def draw_block(block: ResidualBlock, ax: plt.Axes | None = None, title: str = "") -> plt.Figure:
+    """A block as a flow chart, input at the top: the residual branch F on the left, the
+    shortcut on the right (dashed and marked when its skip gate is 0), the addition, and
+    where the ReLU sits relative to it."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(4.4, 5.2))
+    ax = ax or fig.add_subplot()
+    steps = block_steps(block)
+    n = len(steps)
+    y = lambda i: n - i                                      # noqa: E731 - top to bottom
+    ax.text(0, n + 1, "x", ha="center", va="center", fontsize=11, fontweight="bold")
+    for i, step in enumerate(steps):
+        kind = "add" if step == "+" else "relu" if step == "ReLU" else \
+            "norm" if step.startswith("BN") else "conv"
+        style = {"conv": ("#dbe9f6", "round,pad=0.3"), "norm": ("#fff2cc", "round,pad=0.25"),
+                 "relu": ("#e2f0d9", "round,pad=0.25"), "add": ("#ffffff", "circle,pad=0.25")}
+        face, box = style[kind]
+        ax.annotate("", (0, y(i) + 0.3), (0, y(i) + 0.7),
+                    arrowprops=dict(arrowstyle="-|>", color="#555"))
+        ax.text(0, y(i), "⊕" if kind == "add" else step, ha="center", va="center",
+                fontsize=12 if kind == "add" else 8.5,
+                bbox=dict(boxstyle=box, facecolor=face, edgecolor="#555"))
+    add = y(steps.index("+"))
+    ax.text(-1.5, (n + add) / 2, "F(x)", fontsize=10, ha="center", va="center", rotation=90,
+            color="#555")
+    ax.text(0, 0.45, "y", ha="center", va="center", fontsize=11, fontweight="bold")
+    gated = block.skip == 0
+    ax.plot([0.15, 1.6, 1.6, 0.35], [n + 1, n + 1, add, add], color="#c00" if gated else "#1f77b4",
+            ls="--" if gated else "-", lw=1.6)
+    label = _shortcut_label(block) + (f"\nskip gate {block.skip:g}" if block.skip != 1 else "")
+    ax.text(1.7, (n + 1 + add) / 2, ("✂ cut: " if gated else "shortcut: ") + label,
+            fontsize=8, va="center", ha="left", color="#c00" if gated else "#1f77b4", wrap=True)
+    ax.set(xlim=(-2.2, 4.2), ylim=(0.3, n + 1.6), title=title or type(block).__name__)
+    ax.axis("off")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole network, stage by stage
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One box of a network diagram: what it is and the picture it hands on."""
+
+    name: str
+    text: str
+    channels: int
+    size: int                # the side of the picture after it (1 after pooling)
+
+
+def network_stages(model: ResNet, input_size: Sequence[int]) -> list[Stage]:
+    """The stem, each stage and the head of a ResNet, with the shape after each, measured by
+    running zeros of `input_size` (batch included) through it in eval mode."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    names = ["conv1", "maxpool", *[f"layer{i}" for i in range(1, model.num_stages + 1)],
+             "avgpool", "fc"]
+    handles = [model.get_submodule(n).register_forward_hook(
+        lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))) for n in names]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(*input_size, device=device_of(model)))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    conv = model.conv1
+    k = conv.kernel_size[0]
+    stages = [Stage("input", f"image {input_size[1]}×{input_size[2]}×{input_size[3]}",
+                    input_size[1], input_size[2]),
+              Stage("conv1", f"{k}×{k} conv, {conv.out_channels}"
+                    + (f", /{conv.stride[0]}" if conv.stride[0] > 1 else ""),
+                    shapes["conv1"][1], shapes["conv1"][2])]
+    if isinstance(model.maxpool, nn.MaxPool2d):
+        stages.append(Stage("maxpool", "3×3 max pool, /2", *shapes["maxpool"][1:3]))
+    for i in range(1, model.num_stages + 1):
+        blocks = getattr(model, f"layer{i}")
+        kind = type(blocks[0]).__name__
+        width = f"\n3×3 width {blocks[0].conv2.out_channels}" if kind == "Bottleneck" else ""
+        stages.append(Stage(f"layer{i}", f"stage {i}: {len(blocks)} × {kind}{width}",
+                            *shapes[f"layer{i}"][1:3]))
+    stages.append(Stage("avgpool", "global average pool", shapes["avgpool"][1], 1))
+    stages.append(Stage("fc", f"fc {model.fc.out_features}", model.fc.out_features, 1))
+    return stages
+
+
+def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
+                 block_colours: Mapping[str, str] | None = None) -> plt.Figure:
+    """A ResNet left to right: stem, stages (one small square per block, dashed where the
+    block's skip is cut, or coloured by `block_colours`), pooling and fc; under each box the
+    picture it hands on, channels × height × width."""
+    stages = network_stages(model, input_size)
+    blocks = blocks_of(model)
+    fig, ax = plt.subplots(figsize=(1.9 * len(stages), 2.6))
+    for i, stage in enumerate(stages):
+        wide = stage.name.startswith("layer")
+        ax.add_patch(matplotlib.patches.FancyBboxPatch(
+            (i - 0.42, 0.2), 0.84, 1.3, boxstyle="round,pad=0.04",
+            facecolor="#dbe9f6" if wide else "#f2f2f2", edgecolor="#555"))
+        ax.text(i, 1.28, stage.text, ha="center", va="center", fontsize=8, wrap=True)
+        if wide:
+            members = [n for n in blocks if n.startswith(stage.name + ".")]
+            side = min(0.14, 0.76 / len(members))
+            for j, name in enumerate(members):
+                cut = blocks[name].skip == 0
+                ax.add_patch(matplotlib.patches.Rectangle(
+                    (i - 0.38 + j * side, 0.55), side * 0.85, 0.3,
+                    facecolor=(block_colours or {}).get(name, "#ffffff"), edgecolor="#333",
+                    ls="--" if cut else "-", lw=0.8))
+        shape = f"{stage.channels}" if stage.size == 1 else \
+            f"{stage.channels}×{stage.size}×{stage.size}"
+        ax.text(i, 0.02, shape, ha="center", va="top", fontsize=8, color="#1f4e79")
+        if i:
+            ax.annotate("", (i - 0.44, 0.85), (i - 0.56, 0.85),
+                        arrowprops=dict(arrowstyle="-|>", color="#555"))
+    ax.set(xlim=(-0.6, len(stages) - 0.4), ylim=(-0.35, 1.6), title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNeXt's three equivalent forms (Xie et al. 2017, Fig. 3), read from one transform
+
+
+def _column(ax: plt.Axes, x: float, labels: Sequence[str], top: float = 3.0,
+            face: str = "#dbe9f6") -> None:
+    for j, label in enumerate(labels):
+        ax.text(x, top - j, label, ha="center", va="center", fontsize=7.5,
+                bbox=dict(boxstyle="round,pad=0.3", facecolor=face, edgecolor="#555"))
+        if j:
+            ax.annotate("", (x, top - j + 0.22), (x, top - j + 0.78),
+                        arrowprops=dict(arrowstyle="-|>", color="#555", lw=0.8))
+
+
+def draw_resnext_forms(transform: AggregatedTransform) -> plt.Figure:
+    """(a) C paths summed, (b) C paths concatenated before one 1x1, (c) one grouped conv:
+    the channel numbers come from `transform`'s own convolutions."""
+    c, d = transform.cardinality, transform.width
+    channels, inner = transform.reduce.in_channels, transform.reduce.out_channels
+    path = [f"1×1 {channels}→{d}", f"3×3 {d}→{d}"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for k, x in enumerate((0, 1.3, 3.3)):                  # paths 1, 2 and C of (a) and (b)
+        name = f"path {c}" if k == 2 else f"path {k + 1}"
+        _column(axes[0], x, [name, *path, f"1×1 {d}→{channels}"], top=3.6)
+        _column(axes[1], x, [name, *path], top=3.6)
+    for ax in axes[:2]:
+        ax.text(2.3, 2.1, "…", fontsize=16, ha="center")
+    _column(axes[0], 1.65, ["+  (sum of the C outputs)"], top=-0.6, face="#ffffff")
+    _column(axes[1], 1.65, [f"concatenate → {inner}", f"1×1 {inner}→{channels}"], top=0.6,
+            face="#fff2cc")
+    _column(axes[2], 1.65, [f"1×1 {channels}→{inner}",
+                            f"3×3 {inner}→{inner}, groups = {c}", f"1×1 {inner}→{channels}"],
+            top=2.6)
+    titles = (f"(a) {c} paths, outputs summed", "(b) paths to the 3×3, concatenated, one 1×1",
+              f"(c) one grouped convolution ({c} groups)")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set(xlim=(-0.8, 4.1), ylim=(-1.1, 4.1), title=title)
+        ax.axis("off")
+    fig.suptitle(f"ResNeXt's aggregated transform, C = {c}, d = {d}: three forms, one "
+                 "function (Xie et al. 2017, Fig. 3)", fontsize=10)
+    fig.tight_layout()
+    return fig

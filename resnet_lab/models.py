@@ -189,10 +189,12 @@ class MLPConfig:
     in_features: int = 64
     out_features: int = 10
     branch_scale: float = 1.0
+    init: str = "default"
     seed: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_choice("init", self.init, INITS)
         check_skip(self.skip)
         for arg in ("depth", "width", "in_features", "out_features"):
             check_count(arg, getattr(self, arg))
@@ -318,7 +320,8 @@ def deep_mlp(*args, **options) -> DeepMLP:
     """A deep fully connected net of `depth` blocks h <- scale * W act(h) + b + skip * h.
 
     Takes an `MLPConfig`, or its fields: `deep_mlp(20, 64, "sigmoid", skip=0.0)` (depth, width,
-    activation and skip may be given by position).
+    activation and skip may be given by position). `init="he"` draws the weights as He et al.
+    (2015b) do for ReLU nets; the default is PyTorch's own.
     With skip=0 it is an ordinary deep MLP (sigmoid: the textbook vanishing gradient);
     with skip=1 each block adds its input back, as in a ResNet.
     """
@@ -326,6 +329,11 @@ def deep_mlp(*args, **options) -> DeepMLP:
     with seeded(c.seed):
         model = DeepMLP(c.depth, c.width, c.activation, c.skip, c.in_features, c.out_features,
                         c.branch_scale)
+        if c.init == "he":            # kaiming-normal for the weights, zero biases
+            for layer in model.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
     model.config = c
     return model
 

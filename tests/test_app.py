@@ -217,3 +217,12 @@ def test_lesion_view_after_training():
         assert lesion.error(name) == pytest.approx(intact[name])
     assert jumps["plain-20"] > jumps["ResNet-20"] + 0.05
     assert "layer3.1" in lesion.table.value
+
+
+def test_the_mlp_takes_the_init_switch_too(explorer):
+    explorer.kind.value, explorer.depth.value = "deep MLP, ReLU", 50
+    assert not explorer.init.disabled and explorer.norm.disabled
+    explorer.init.value = "default"
+    assert ">vanishing<" in explorer.readout.value         # PyTorch's init: too small per layer
+    explorer.init.value = "he"
+    assert ">healthy<" in explorer.readout.value           # He init keeps a ReLU stack level

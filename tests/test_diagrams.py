@@ -1,0 +1,89 @@
+"""Diagrams are read from the model objects: what they draw is what the code builds."""
+
+import math
+
+import matplotlib
+import pytest
+
+import resnet_lab as rl
+from resnet_lab import diagrams
+from resnet_lab.cardinality import AggregatedTransform
+
+matplotlib.use("Agg")
+
+
+def texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_blocks_read_like_the_lecture():
+    # the course notes' bottleneck: 256 -> 64 -> 64 -> 256, ReLU after the addition
+    assert diagrams.block_steps(rl.Bottleneck(256, 64)) == [
+        "1×1 conv 256→64", "BN 64", "ReLU", "3×3 conv 64→64", "BN 64", "ReLU",
+        "1×1 conv 64→256", "BN 256", "+", "ReLU"]
+    assert diagrams.block_steps(rl.BasicBlock(64, 64)) == [
+        "3×3 conv 64→64", "BN 64", "ReLU", "3×3 conv 64→64", "BN 64", "+", "ReLU"]
+    # pre-activation (He et al. 2016): BN and ReLU first, nothing after the addition
+    assert diagrams.block_steps(rl.BasicBlock(16, 16, preact=True)) == [
+        "BN 16", "ReLU", "3×3 conv 16→16", "BN 16", "ReLU", "3×3 conv 16→16", "+"]
+    assert diagrams.block_steps(rl.Bottleneck(256, 64, stride=2, groups=32, base_width=4))[3] \
+        == "3×3 conv 128→128, /2, 32 groups"
+    assert "BN" not in " ".join(diagrams.block_steps(rl.BasicBlock(8, 8, norm=False)))
+
+
+def test_a_block_drawing_shows_its_shortcut_and_a_cut_skip():
+    fig = diagrams.draw_block(rl.BasicBlock(16, 32, stride=2, shortcut="B"))
+    assert any("shortcut: 1×1 conv 16→32, /2 + BN" in t for t in texts(fig))
+    block = rl.BasicBlock(16, 32, stride=2, shortcut="A")
+    block.skip = 0.0
+    assert any(t.startswith("✂ cut: x, /2, +16 zero channels") for t in
+               texts(diagrams.draw_block(block)))
+
+
+def test_resnet50_stage_by_stage():
+    stages = diagrams.network_stages(rl.resnet50(), (1, 3, 224, 224))
+    assert [s.size for s in stages] == [224, 112, 56, 56, 28, 14, 7, 1, 1]
+    assert [s.channels for s in stages] == [3, 64, 64, 256, 512, 1024, 2048, 2048, 1000]
+    assert [s.text.split("\n")[0] for s in stages[3:7]] == [
+        "stage 1: 3 × Bottleneck", "stage 2: 4 × Bottleneck", "stage 3: 6 × Bottleneck",
+        "stage 4: 3 × Bottleneck"]
+    assert stages[1].text == "7×7 conv, 64, /2" and stages[-1].text == "fc 1000"
+    assert stages[3].text.endswith("3×3 width 64")
+
+
+def test_a_cifar_net_drawing_marks_its_cut_blocks():
+    model = rl.cifar_resnet(20)
+    rl.set_skip(model, 0.0, "layer2")
+    fig = diagrams.draw_network(model, (1, 3, 32, 32))
+    squares = [p for p in fig.axes[0].patches if isinstance(p, matplotlib.patches.Rectangle)
+               and not isinstance(p, matplotlib.patches.FancyBboxPatch)]
+    assert len(squares) == 9
+    assert [p.get_linestyle() for p in squares].count("--") == 3
+    assert "16×32×32" in texts(fig) and "64×8×8" in texts(fig)
+
+
+def test_resnext_forms_take_their_numbers_from_the_transform():
+    found = texts(diagrams.draw_resnext_forms(AggregatedTransform(256, 32, 4)))
+    assert "3×3 128→128, groups = 32" in found and "1×1 256→4" in found
+    assert "path 32" in found and "concatenate → 128" in found
+
+
+def test_strip_cells_and_their_norms():
+    cells = diagrams.strip_cells(rl.cifar_resnet(20))
+    assert [c.name for c in cells][:2] == ["stem", "layer1.0"] and cells[-1].name == "head"
+    assert cells[4].layers == ("layer2.0.conv1", "layer2.0.conv2") and cells[4].label == \
+        "stage 2, block 1"
+    with_projection = diagrams.strip_cells(rl.cifar_resnet(20, shortcut="B"))
+    assert "layer2.0.downsample.0" in with_projection[4].layers
+    norms = diagrams.cell_norms(cells[:2], {"conv1": 3.0, "layer1.0.conv1": 3.0,
+                                            "layer1.0.conv2": 4.0})
+    assert norms == [3.0, 5.0]
+    assert [c.kind for c in diagrams.strip_cells(rl.deep_mlp(3))] == \
+        ["stem", "block", "block", "block", "head"]
+
+
+@pytest.mark.parametrize("value,expected", [(1e-9, "#440154"), (1e5, "#fde725"), (0.0, "#440154")])
+def test_the_colour_scale_clips_at_its_ends(value, expected):
+    assert diagrams.norm_colour(value) == expected
+    assert diagrams.text_colour(expected) in ("#000000", "#ffffff")
+    assert math.isclose(diagrams.LOG_RANGE[1] - diagrams.LOG_RANGE[0], 6)
