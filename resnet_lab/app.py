@@ -596,6 +596,109 @@ class TrainingLab:
             self.train_button.disabled, self.stop_button.disabled = False, True
 
 
+# ---------------------------------------------------------------------------------------------
+# The lessons' own controls (lessons 3 and 4); lessons 1 and 2 use the Explorer and TrainingLab
+
+
+def _png(figure) -> bytes:
+    """A matplotlib figure as PNG bytes (for a W.Image), the figure closed afterwards."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+class ArchitectureExplorer:
+    """Lesson 3: a CIFAR net's block type and depth -> its parameters, MACs and drawing."""
+
+    def __init__(self, width: int = 16, size: int = 32):
+        self.width, self.size = width, size
+        self.block = _label("block", "Basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1)",
+                            W.Dropdown(options=["basic", "bottleneck"], value="basic"))
+        self.depth = _label("depth (layers)", "6n+2 for basic blocks, 9n+2 for bottlenecks",
+                            W.SelectionSlider(options=DEPTHS, value=20,
+                                              continuous_update=False))
+        self.readout = W.HTML()
+        self.picture = W.Image(format="png")
+        self.quiet = False
+        self.block.observe(self.on_block, names="value")
+        self.depth.observe(lambda change: self.quiet or self.update(), names="value")
+        self.update()
+        self.widget = W.VBox([W.HBox([self.block, self.depth]), self.readout, self.picture])
+
+    def on_block(self, change) -> None:
+        """Bottleneck nets have 9n+2 layers: the depth moves to the nearest such depth."""
+        options = BOTTLENECK_DEPTHS if change["new"] == "bottleneck" else DEPTHS
+        nearest = min(options, key=lambda d: abs(d - self.depth.value))
+        self.quiet = True
+        try:
+            self.depth.options = options
+            self.depth.value = nearest
+        finally:
+            self.quiet = False
+        self.update()
+
+    def update(self) -> None:
+        from .diagrams import draw_network
+        from .models import complexity
+
+        model = cifar_resnet(self.depth.value, block=self.block.value, width=self.width)
+        params, macs = complexity(model, (1, 3, self.size, self.size))
+        blocks = len(blocks_of(model))
+        self.readout.value = (f"<b>{self.block.value} blocks, {self.depth.value} layers</b>: "
+                              f"{blocks} blocks, <b class='params'>{params:,}</b> parameters, "
+                              f"<b>{macs / 1e6:.1f}</b> MMACs per {self.size}×{self.size} image")
+        self.picture.value = _png(draw_network(model, (1, 3, self.size, self.size)))
+
+
+XIE_TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}   # cardinality C -> width d at ResNet-50's cost
+
+
+class CardinalityExplorer:
+    """Lesson 4: cardinality C and width d at a fixed budget (Xie et al. Table 2) -> the
+    stage-1 block's parameters, MACs and measured time, grouped vs dense at equal FLOPs."""
+
+    def __init__(self, size: int = 56, batch: int = 8):
+        self.size, self.batch = size, batch
+        self.cardinality = _label("C × d", "Paths (cardinality) × channels per path; the "
+                                  "complexity stays that of ResNet-50's block",
+                                  W.SelectionSlider(options=[(f"{c} × {d}d", c) for c, d in
+                                                             XIE_TABLE_2.items()], value=32,
+                                                    continuous_update=False))
+        self.readout = W.HTML()
+        self.cardinality.observe(lambda change: self.update(), names="value")
+        self.update()
+        self.widget = W.VBox([self.cardinality, self.readout])
+
+    def update(self) -> None:
+        from .blocks import Bottleneck
+        from .models import complexity
+
+        c = self.cardinality.value
+        d = XIE_TABLE_2[c]
+        block = Bottleneck(256, 64, groups=c, base_width=d).eval()
+        params, macs = complexity(block, (1, 256, self.size, self.size))
+        x = torch.randn(self.batch, 256, self.size, self.size)
+        with torch.no_grad():
+            block(x)                                          # warm-up
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                block(x)
+                times.append(time.perf_counter() - start)
+        ms = 1000 * sorted(times)[2]
+        self.readout.value = (
+            f"<b>C = {c}, d = {d}</b>: 1×1 256→{c * d}, 3×3 {c * d}→{c * d} in {c} "
+            f"group{'s' if c > 1 else ''}, "
+            f"1×1 {c * d}→256: <b class='params'>{params:,}</b> parameters, "
+            f"<b>{macs / 1e6:.0f}</b> MMACs per {self.size}×{self.size} picture, "
+            f"<b>{ms:.1f} ms</b> for a batch of {self.batch} (median of 5)")
+
+
 def app() -> W.Widget:
     """The whole app: the explorer and the training lab, in two tabs. The lab is built when
     its tab is first opened, so the first page shows sooner."""

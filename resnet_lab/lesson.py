@@ -1,4 +1,5 @@
-"""What the lesson notebooks share: quick or full mode, and one-line verdicts.
+"""What the lesson notebooks share: quick or full mode, one-line verdicts, and the checks of the
+build-it-yourself exercises.
 
 Quick mode (CPU, CI, a laptop) uses small inputs, narrow nets and the built-in data so every
 notebook runs top to bottom in about a minute or two; full mode (a GPU) uses the real sizes and
@@ -8,9 +9,11 @@ real images: CIFAR-10 when it can be had, else Fashion-MNIST, and only then the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
+from torch import nn
 
 from . import data
 from .checks import check_choice
@@ -76,3 +79,71 @@ def lesson_data(s: Settings) -> data.Dataset:
 def verdict(name: str, shown: bool, evidence: str) -> None:
     """Print one line saying whether the lesson's phenomenon showed in this run."""
     print(f"VERDICT {name}: {evidence} -> {'shown' if shown else 'NOT shown'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Build it yourself: checks for the students' own blocks and networks
+
+RESNET18_PARAMS = 11_689_512       # torchvision's ResNet-18
+
+
+def _compare(yours: nn.Module, reference: nn.Module, x: torch.Tensor) -> list[str]:
+    """What differs between two modules: the parameter count, the names and shapes of their
+    weights, and (after loading the reference's weights into yours) their outputs on x."""
+    problems = []
+    count = lambda m: sum(p.numel() for p in m.parameters())   # noqa: E731
+    if count(yours) != count(reference):
+        problems.append(f"{count(yours):,} parameters, the reference has {count(reference):,}")
+    try:
+        loaded = yours.load_state_dict(reference.state_dict(), strict=False)
+    except RuntimeError as err:                   # a weight of the wrong shape
+        return problems + [f"a weight has the wrong shape: {str(err).splitlines()[-1].strip()}"]
+    if loaded.missing_keys or loaded.unexpected_keys:
+        return problems + [f"names differ from torchvision's: missing {loaded.missing_keys[:3]},"
+                           f" unexpected {loaded.unexpected_keys[:3]}"]
+    yours.eval()
+    reference.eval()
+    with torch.no_grad():
+        difference = (yours(x) - reference(x)).abs().max().item()
+    if not difference < 1e-4:
+        problems.append(f"with the same weights the outputs differ by up to {difference:.2g}")
+    return problems
+
+
+def _report(what: str, make: Callable[[], nn.Module], reference: nn.Module,
+            x: torch.Tensor) -> bool:
+    try:
+        yours = make()
+    except NotImplementedError as err:
+        print(f"{what}: not written yet ({err})")
+        return False
+    problems = _compare(yours, reference, x)
+    for problem in problems:
+        print(f"{what}: ✗ {problem}")
+    if not problems:
+        print(f"{what}: ✓ same parameters, same names, same outputs as the reference")
+    return not problems
+
+
+def check_resnet18(make_model: Callable[[], nn.Module]) -> bool:
+    """Your ResNet-18 (`make_model()` builds it) against `resnet_lab.resnet18`: 11,689,512
+    parameters, torchvision's names, and the same output once it has the lab's weights."""
+    from .models import resnet18
+
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    return _report("ResNet-18", make_model, resnet18(seed=0), x)
+
+
+def check_bottleneck(block_class: type[nn.Module]) -> bool:
+    """Your Bottleneck(inplanes, planes, stride, downsample) against `resnet_lab.Bottleneck`,
+    once keeping the shape (256 -> 64 -> 256) and once halving the picture with a projection."""
+    from .blocks import Bottleneck, conv1x1
+
+    g = torch.Generator().manual_seed(0)
+    same = _report("Bottleneck(256, 64)", lambda: block_class(256, 64), Bottleneck(256, 64),
+                   torch.randn(2, 256, 8, 8, generator=g))
+    projection = lambda: nn.Sequential(conv1x1(256, 512, 2), nn.BatchNorm2d(512))  # noqa: E731
+    halving = _report("Bottleneck(256, 128, stride=2)",
+                      lambda: block_class(256, 128, 2, projection()),
+                      Bottleneck(256, 128, stride=2), torch.randn(2, 256, 8, 8, generator=g))
+    return same and halving

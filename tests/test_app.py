@@ -226,3 +226,30 @@ def test_the_mlp_takes_the_init_switch_too(explorer):
     assert ">vanishing<" in explorer.readout.value         # PyTorch's init: too small per layer
     explorer.init.value = "he"
     assert ">healthy<" in explorer.readout.value           # He init keeps a ReLU stack level
+
+
+def test_lesson_3_control_gives_parameters_macs_and_a_drawing():
+    from resnet_lab.app import ArchitectureExplorer
+
+    control = ArchitectureExplorer()
+    assert "269,722" in control.readout.value                      # ResNet-20, 0.27M
+    picture = control.picture.value
+    assert picture[:4] == b"\x89PNG"
+    control.depth.value = 56
+    assert "853,018" in control.readout.value and control.picture.value != picture
+    control.block.value = "bottleneck"                             # 56 = 9*6 + 2 stays
+    assert control.depth.value == 56 and "18 blocks" in control.readout.value
+
+
+def test_lesson_4_control_keeps_the_budget_while_cardinality_grows():
+    from resnet_lab.app import XIE_TABLE_2, CardinalityExplorer
+
+    control = CardinalityExplorer(size=14, batch=2)
+    params = {}
+    for c in XIE_TABLE_2:
+        control.cardinality.value = c
+        params[c] = int(control.readout.value.split("class='params'>")[1].split("<")[0]
+                        .replace(",", ""))
+        assert f"C = {c}, d = {XIE_TABLE_2[c]}" in control.readout.value and " ms</b>" in \
+            control.readout.value
+    assert max(params.values()) / min(params.values()) < 1.05      # the same budget

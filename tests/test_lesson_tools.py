@@ -1,6 +1,8 @@
 """The lessons' tools: ResNeXt's three forms, loss slices, block deletion, modes and verdicts."""
 
+import json
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +11,8 @@ import resnet_lab as rl
 from resnet_lab import data, ensembles, landscape, lesson, train
 from resnet_lab.cardinality import AggregatedTransform
 from tests.test_data import make_cifar_archive, make_fashion_folder
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def test_three_resnext_forms_are_equal_and_match_the_bottleneck_convs():
@@ -166,3 +170,62 @@ def test_fashion_mnist_is_padded_not_stretched_to_32(tmp_path):
     border = padded.x_train[:, :, :2, :]                      # the padding: one value, the
     assert torch.allclose(border, border.flatten()[0])         # normalised zero
     assert raw.x_train.shape[-1] == 28
+
+
+def hidden_solution(summary: str) -> str:
+    """The code of a solution hidden in lesson 3 under <summary>`summary`</summary>."""
+    notebook = json.loads((NOTEBOOKS / "03_resnet_architectures.ipynb").read_text())
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and f"<summary>{summary}</summary>" in text:
+            return text.split("```python\n")[1].split("```")[0]
+    raise AssertionError(f"no solution {summary!r} in lesson 3")
+
+
+def defined(code: str) -> dict:
+    namespace = {"torch": torch, "nn": torch.nn}
+    exec(compile(code, "<lesson 3 solution>", "exec"), namespace)   # noqa: S102 - our own code
+    return namespace
+
+
+RESNET18 = "Solution (click): MyBasicBlock and MyResNet18"
+BOTTLENECK = "Solution (click): MyBottleneck"
+
+
+def test_the_hidden_resnet18_solution_passes_its_check(capsys):
+    assert lesson.check_resnet18(defined(hidden_solution(RESNET18))["MyResNet18"])
+    assert "✓ same parameters, same names, same outputs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("return self.relu(out + identity)", "return self.relu(out)", "outputs differ"),  # no skip
+    ("self.bn2 = nn.BatchNorm2d(planes)", "self.bn2 = nn.Identity()", "parameters"),
+    ("nn.Conv2d(3, 64, 7, 2, 3", "nn.Conv2d(3, 64, 3, 2, 1", "wrong shape"),
+    ("self.fc = nn.Linear", "self.head = nn.Linear", "names differ"),
+])
+def test_a_wrong_resnet18_fails_its_check_and_says_why(capsys, old, new, words):
+    code = hidden_solution(RESNET18)
+    assert old in code
+    assert not lesson.check_resnet18(defined(code.replace(old, new))["MyResNet18"])
+    assert words in capsys.readouterr().out
+
+
+def test_the_bottleneck_check_passes_the_solution_and_fails_a_wrong_one(capsys):
+    code = hidden_solution(BOTTLENECK)
+    assert lesson.check_bottleneck(defined(code)["MyBottleneck"])
+    relu_before_add = code.replace("out = self.bn3(self.conv3(out))",
+                                   "out = self.relu(self.bn3(self.conv3(out)))")
+    assert not lesson.check_bottleneck(defined(relu_before_add)["MyBottleneck"])
+    stride_on_1x1 = code.replace("nn.Conv2d(inplanes, planes, 1, bias=False)",
+                                 "nn.Conv2d(inplanes, planes, 1, stride, bias=False)").replace(
+        "nn.Conv2d(planes, planes, 3, stride, 1", "nn.Conv2d(planes, planes, 3, 1, 1")
+    assert not lesson.check_bottleneck(defined(stride_on_1x1)["MyBottleneck"])
+
+
+def test_an_unwritten_exercise_says_so_instead_of_failing(capsys):
+    class Stub(torch.nn.Module):
+        def __init__(self, *args):
+            raise NotImplementedError("write it")
+
+    assert not lesson.check_resnet18(Stub) and not lesson.check_bottleneck(Stub)
+    assert "not written yet (write it)" in capsys.readouterr().out
