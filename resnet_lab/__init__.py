@@ -2,7 +2,14 @@
 
 from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
 from .devices import pick_device
-from .hooks import ActivationStats, GradientNorms, first_last_ratio, gradient_profile, regime
+from .hooks import (  # what a gradient profile says
+    ActivationStats,
+    GradientNorms,
+    UpdateRatios,
+    first_last_ratio,
+    gradient_profile,
+    regime,
+)
 from .models import (
     CifarConfig,
     ImageNetConfig,
@@ -28,7 +35,8 @@ from .models import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationStats", "GradientNorms", "first_last_ratio", "gradient_profile", "regime",
+    "ActivationStats", "GradientNorms", "UpdateRatios", "first_last_ratio", "gradient_profile",
+    "regime",
     "CifarConfig", "ImageNetConfig", "MLPConfig", "pick_device",
     "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",
     "complexity", "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50",

@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Collection, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 
 import ipywidgets as W
@@ -104,6 +104,25 @@ def _label(text: str, tip: str, widget: W.Widget) -> W.Widget:
     widget.tooltip = tip
     widget.style = {"description_width": "120px"}
     return widget
+
+
+@contextmanager
+def quietly(panel):
+    """Change several of `panel`'s controls with its redraws held back (`panel.quiet`)."""
+    panel.quiet = True
+    try:
+        yield panel
+    finally:
+        panel.quiet = False
+
+
+def snap_depth(slider: W.SelectionSlider, block: str) -> None:
+    """Give a depth slider the depths of `block` (6n+2 basic, 9n+2 bottleneck), at the one
+    nearest its current value."""
+    options = BOTTLENECK_DEPTHS if block == "bottleneck" else DEPTHS
+    nearest = min(options, key=lambda d: abs(d - slider.value))
+    slider.options = options
+    slider.value = nearest
 
 
 def _readout(profile: Mapping[str, float], seconds: float | None = None) -> str:
@@ -311,29 +330,19 @@ class Explorer:
         self.on_change()
 
     def on_block_type(self, change) -> None:
-        """Bottleneck nets have 9n+2 layers: move the depth slider to the nearest such depth."""
-        depths_now = BOTTLENECK_DEPTHS if change["new"] == "bottleneck" else DEPTHS
-        nearest = min(depths_now, key=lambda d: abs(d - self.depth.value))
-        self.quiet = True                  # one redraw for the whole swap, not one per step
-        try:
-            self.depth.options = depths_now
-            self.depth.value = nearest
-        finally:
-            self.quiet = False
+        with quietly(self):                # one redraw for the whole swap, not one per step
+            snap_depth(self.depth, change["new"])
         self.on_change()
 
     def apply_preset(self, name: str) -> None:
         """Set every control at once (one redraw), and restore every skip on the strip."""
         settings = PRESETS[name][1]
-        self.quiet = True
-        try:
+        with quietly(self):
             self.cut.clear()
             for t in self.stages.children:
                 t.value = True
             for key in ("kind", "block", "depth", "skip", "norm", "init", "preact"):
                 getattr(self, key).value = settings[key]
-        finally:
-            self.quiet = False
         self.on_change()
 
     def on_change(self, change=None) -> None:
@@ -631,15 +640,8 @@ class ArchitectureExplorer:
         self.widget = W.VBox([W.HBox([self.block, self.depth]), self.readout, self.picture])
 
     def on_block(self, change) -> None:
-        """Bottleneck nets have 9n+2 layers: the depth moves to the nearest such depth."""
-        options = BOTTLENECK_DEPTHS if change["new"] == "bottleneck" else DEPTHS
-        nearest = min(options, key=lambda d: abs(d - self.depth.value))
-        self.quiet = True
-        try:
-            self.depth.options = options
-            self.depth.value = nearest
-        finally:
-            self.quiet = False
+        with quietly(self):
+            snap_depth(self.depth, change["new"])
         self.update()
 
     def update(self) -> None:

@@ -7,6 +7,7 @@
 `GradientNorms` records, after every backward pass, the gradient norm of each conv/linear
 layer's weights (one batched `torch._foreach_norm` and one device sync per recorded step).
 `ActivationStats` records per-layer mean, std, dead fraction and a histogram.
+`UpdateRatios` records how far each step moves each layer's weights (update / weight size).
 `gradient_profile` is a single forward + backward that touches neither `.grad` nor hooks.
 """
 
@@ -307,6 +308,46 @@ class ActivationStats(Instrument):
                 "mean": self.means().tolist(), "std": self.stds().tolist(),
                 "dead": self.dead().tolist(), "hist_range": list(self.hist_range),
                 "histograms": self.histograms().tolist()}
+
+
+class UpdateRatios(Instrument):
+    """How far each step moves each layer's weights, relative to their size:
+    ||W_after - W_before|| / ||W_before|| per conv/linear layer and training step.
+
+    Karpathy's rule of thumb (makemore, part 3): around 1e-3 per step is healthy; far below,
+    the layer is not learning; far above, it is thrashing. Works with any training loop and
+    optimizer: each training-mode forward pass compares the weights with those of the previous
+    one, so what it records is the update the optimizer made in between.
+    """
+
+    def __init__(self, model: nn.Module, *, shortcuts: bool = False, capacity: int = 10_000):
+        super().__init__(model)
+        self.names, self.weights = watched_weights(model, shortcuts)
+        self.ring = Ring(len(self.names), capacity)
+        self.forwards = 0
+        self._before: list[torch.Tensor] | None = None
+        self.handles.append(model.register_forward_pre_hook(self._on_forward))
+
+    @torch.no_grad()
+    def _on_forward(self, module, inputs) -> None:
+        if not self.model.training:
+            return
+        now = [w.detach() for w in self.weights]
+        if self._before is not None:
+            moved = torch._foreach_norm(torch._foreach_sub(now, self._before))
+            size = torch._foreach_norm(self._before)
+            ratio = torch.stack(moved) / torch.stack(size).clamp_min(1e-30)
+            self.ring.append(self.forwards, ratio.float().cpu().numpy())   # one sync a step
+        self._before = [w.clone() for w in now]
+        self.forwards += 1
+
+    def values(self) -> np.ndarray:
+        """Recorded ratios, an array (steps, layers), oldest first."""
+        return self.ring.values()
+
+    def step_numbers(self) -> np.ndarray:
+        """The training forward pass each row was measured at (the update just before it)."""
+        return self.ring.step_numbers()
 
 
 def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,

@@ -18,11 +18,15 @@ from torch import nn
 from . import data
 from .checks import check_choice
 from .data import DATASETS
+from .models import cifar_resnet
+from .train import History, compare
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Sizes for one mode. `datasets` is the order in which the lesson's data is tried."""
+    """Sizes for one mode. `datasets` is the order in which a lesson's data is tried, and
+    `degradation_datasets` that of the degradation experiment (lessons 1 and 2); `download`
+    says whether a missing dataset may be downloaded (quick mode uses only what is offline)."""
 
     mode: str
     size: int          # image side in pixels
@@ -31,13 +35,16 @@ class Settings:
     batch_size: int
     datasets: tuple[str, ...]
     n_train: int
+    degradation_datasets: tuple[str, ...] = ()
+    download: bool = False
 
 
 QUICK = Settings("quick", size=16, width=4, steps=300, batch_size=128, datasets=("synthetic",),
-                 n_train=20_000)
+                 n_train=20_000, degradation_datasets=("fashion_mnist", "synthetic"))
 # full mode: CIFAR-10 as in He et al. §4.2 when it can be had, else the real Fashion-MNIST
 FULL = Settings("full", size=32, width=16, steps=2000, batch_size=128,
-                datasets=("cifar10", "fashion_mnist", "synthetic"), n_train=50_000)
+                datasets=("cifar10", "fashion_mnist", "synthetic"), n_train=50_000,
+                degradation_datasets=("cifar10", "fashion_mnist", "synthetic"), download=True)
 
 
 def settings(mode: str | None = None) -> Settings:
@@ -50,20 +57,25 @@ def settings(mode: str | None = None) -> Settings:
     forced = os.environ.get("RESNET_LAB_DATASET")
     if forced:
         check_choice("RESNET_LAB_DATASET", forced, DATASETS)
-        chosen = replace(chosen, datasets=(forced,))
+        chosen = replace(chosen, datasets=(forced,), degradation_datasets=(forced,))
+    degradation = chosen.degradation_datasets or chosen.datasets
     print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}, "
-          f"{chosen.steps} steps, data: {' -> '.join(chosen.datasets)}")
+          f"{chosen.steps} steps, data: {' -> '.join(chosen.datasets)} (the degradation "
+          f"experiment: {' -> '.join(degradation)})")
     return chosen
 
 
-def lesson_data(s: Settings) -> data.Dataset:
-    """The lesson's dataset: the first of `s.datasets` that can be had (downloaded, or found in
-    the data folder or Debian's package), with a printed line saying which one and why."""
+def lesson_data(s: Settings, datasets: tuple[str, ...] | None = None) -> data.Dataset:
+    """The lesson's dataset: the first of `datasets` (default `s.datasets`) that can be had
+    (found in the data folder or Debian's package, or downloaded if `s.download`), with a
+    printed line saying which one and why."""
     reasons = []
-    for name in s.datasets:
+    for name in datasets or s.datasets:
         options = dict(size=s.size, n_train=s.n_train)
         if name == "synthetic":
             options["n_test"] = 2000
+        else:
+            options["download"] = s.download
         try:
             images = data.load(name, **options)
         except (RuntimeError, FileNotFoundError, OSError) as err:
@@ -74,6 +86,35 @@ def lesson_data(s: Settings) -> data.Dataset:
               f"{list(images.shape)} ({why})")
         return images
     raise RuntimeError("no dataset could be loaded: " + "; ".join(reasons))
+
+
+def degradation_data(s: Settings) -> data.Dataset:
+    """The degradation experiment's data: the real Fashion-MNIST whenever it is offline (quick
+    mode) or CIFAR-10 first (full mode); the built-in synthetic set last."""
+    return lesson_data(s, s.degradation_datasets or s.datasets)
+
+
+def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
+                     "ResNet"), depths: tuple[int, ...] = (20, 56), **options
+                     ) -> tuple[dict[str, nn.Module], dict[str, History]]:
+    """He et al.'s Fig. 1 / Fig. 6 experiment at the lesson's sizes: a plain and/or residual
+    net of each depth, the same initial weights and batches, a constant learning rate of 0.1.
+    Returns the nets and their histories, named like "plain-56"."""
+    nets = {f"{kind}-{depth}": cifar_resnet(depth, width=s.width, in_channels=images.shape[0],
+                                            num_classes=len(images.classes), seed=0,
+                                            skip=0.0 if kind == "plain" else 1.0)
+            for kind in kinds for depth in depths}
+    runs = compare(nets, images, steps=s.steps, batch_size=s.batch_size, recipe="constant",
+                   **options)
+    return nets, runs
+
+
+WORSE = 1.25     # "trains worse": a final training loss at least 25% above the other net's
+
+
+def trains_worse(a: History, b: History) -> bool:
+    """Whether run `a` ended with a training loss at least WORSE times run `b`'s."""
+    return a.final_train_loss() > WORSE * b.final_train_loss()
 
 
 def verdict(name: str, shown: bool, evidence: str) -> None:

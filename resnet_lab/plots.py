@@ -124,6 +124,25 @@ def plot_heatmap(history: History, *, ax: plt.Axes | None = None) -> plt.Figure:
     return fig
 
 
+def plot_update_ratios(ratios: np.ndarray, names: Sequence[str], *, title: str = "",
+                       ax: plt.Axes | None = None) -> plt.Figure:
+    """log10 of each layer's update-to-weight ratio over the steps (`hooks.UpdateRatios`), with
+    Karpathy's 1e-3 guide line; the input end is the darkest line."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(8, 3.6))
+    ax = ax or fig.add_subplot()
+    shades = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(names)))
+    for j, name in enumerate(names):
+        ax.plot(np.log10(np.maximum(ratios[:, j], 1e-30)), color=shades[j], lw=1, label=name)
+    ax.axhline(-3, color="k", ls="--", lw=1)
+    ax.text(0, -3, " 1e-3: Karpathy's rule of thumb", va="bottom", fontsize=8)
+    ax.set(xlabel="step", ylabel="log10 (update / weight)", title=title)
+    ax.grid(alpha=0.3)
+    if len(names) <= 8:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, plain: Collection[str] = (),
                          title: str = "") -> plt.Figure:
     """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual); the

@@ -1,10 +1,17 @@
-"""Strip notebook outputs before committing; keep only the verdict cells' outputs.
+"""Put notebooks into the form they are committed in: readable on GitHub, small, reproducible.
 
-    python scripts/strip_notebooks.py notebooks/*.ipynb          # strip in place
+    python scripts/strip_notebooks.py notebooks/*.ipynb          # rewrite in place
     python scripts/strip_notebooks.py --check notebooks/*.ipynb  # exit 1 if any needs it
 
-Cells marked `# NBVAL_CHECK_OUTPUT` keep their text output: nbval compares it (numbers
-sanitized, see tests/nbval-sanitize.cfg), so a verdict that turns "NOT shown" fails the tests.
+What stays: printed text and pictures (PNG), so a reader sees every figure of an executed lesson
+without running anything. What goes: widget state (megabytes of it), HTML and JavaScript
+outputs, errors, cell ids and run metadata. A live widget leaves a one-line note in its place.
+The app notebook and unexecuted notebooks keep no outputs at all, except the verdicts.
+
+Cells marked `# NBVAL_CHECK_OUTPUT` are the ones nbval compares (numbers sanitized, see
+tests/nbval-sanitize.cfg), so a verdict that turns "NOT shown" fails the tests; nbval ignores
+every other stored output (`--nbval-lax`). `scripts/execute_notebooks.py` re-executes lessons in
+quick mode and stores them in this form.
 """
 
 from __future__ import annotations
@@ -14,20 +21,41 @@ import sys
 from pathlib import Path
 
 KEEP = "# NBVAL_CHECK_OUTPUT"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "(a live widget: run the notebook in JupyterLab to use it)\n"
+
+
+def clean_output(output: dict) -> dict | None:
+    """The committed form of one output: text and PNG only, or None to drop it."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return {"name": output["name"], "output_type": "stream", "text": output["text"]}
+    if kind not in ("display_data", "execute_result"):
+        return None                                       # errors, and anything unknown
+    data = output.get("data", {})
+    if WIDGET in data:
+        return {"name": "stdout", "output_type": "stream", "text": WIDGET_NOTE}
+    if "image/png" in data:
+        return {"data": {"image/png": data["image/png"]}, "metadata": {},
+                "output_type": "display_data"}
+    if "text/plain" in data:
+        return {"data": {"text/plain": data["text/plain"]}, "metadata": {},
+                "output_type": "display_data"}
+    return None
 
 
 def strip(notebook: dict) -> dict:
-    """The notebook without outputs, execution counts or run metadata, but verdict outputs."""
+    """The notebook in its committed form (see the module's docstring)."""
     for cell in notebook["cells"]:
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k == "tags"}
         cell.pop("id", None)
         if cell["cell_type"] != "code":
             continue
-        keep = KEEP in "".join(cell["source"])
-        cell["outputs"] = [{"name": o["name"], "output_type": "stream", "text": o["text"]}
-                           for o in cell["outputs"]
-                           if keep and o.get("output_type") == "stream"]
-        # nbval rejects stored outputs of a cell that was never run: give kept ones a fixed count
+        outputs = [clean_output(o) for o in cell["outputs"]]
+        cell["outputs"] = [o for o in outputs if o is not None]
+        if KEEP in "".join(cell["source"]):                   # a verdict: its text only
+            cell["outputs"] = [o for o in cell["outputs"] if o["output_type"] == "stream"]
+        # nbval rejects stored outputs of a cell that was never run: give them a fixed count
         cell["execution_count"] = 1 if cell["outputs"] else None
     notebook["metadata"] = {k: v for k, v in notebook["metadata"].items()
                             if k in ("kernelspec", "language_info")}

@@ -293,3 +293,90 @@ def test_lesion_view_deleting_a_block_hurts_the_plain_net_more(page):
     assert jumps["plain-20"] > jumps["ResNet-20"] + 5, jumps      # percentage points
     assert "layer3.1" in page.inner_text(".lesion-table")
     assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(playwright, tmp_path_factory):
+    """`python3 tasks.py lab` on a copy of the lessons, with every cell attached to the page
+    (windowing off), and a Chromium context; yields (URL pattern with its token, context)."""
+    tmp = tmp_path_factory.mktemp("lab")
+    lessons = tmp / "notebooks"                  # a copy: running cells must not touch ours
+    shutil.copytree(ROOT / "notebooks", lessons)
+    settings = tmp / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    port, token = free_port(), "resnet-lab-lessons"
+    base = f"http://127.0.0.1:{port}"
+    env = {"JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
+           "RESNET_LAB_MODE": "quick"}
+    with server(["tasks.py", "lab", "--no-browser", f"--port={port}",
+                 f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lessons}",
+                 f"--LabApp.user_settings_dir={tmp / 'settings'}"],
+                f"{base}/api/status?token={token}", env):
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp / "chromium"), executable_path=CHROMIUM, headless=True, args=ARGS,
+            viewport={"width": 1280, "height": 1000})
+        context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base)
+                      else r.abort())
+        yield f"{base}/lab/tree/{{}}?reset&token={token}", context
+        context.close()
+
+
+def run_cell(page, snippet: str):
+    """Run the one code cell whose source holds `snippet`; return its output area."""
+    cell = page.locator(".jp-CodeCell", has_text=snippet)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    return cell.locator(".jp-OutputArea")
+
+
+def readout_changes(page, area, locator: str, act, timeout=60_000) -> tuple[str, str]:
+    """The text of `locator` inside `area` before and after `act()`."""
+    target = area.locator(locator).first
+    target.wait_for(timeout=timeout)
+    page.wait_for_timeout(500)
+    before = target.inner_text()
+    act()
+    deadline = time.time() + timeout / 1000
+    while time.time() < deadline:            # the locator finds the element anew each time:
+        if target.inner_text() != before:    # widgets replace their HTML when they update
+            return before, target.inner_text()
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{locator} still reads {before!r}")
+
+
+LESSON_CONTROLS = {
+    "01_vanishing_gradients.ipynb": ('explorer.apply_preset("deep sigmoid MLP', ".regime",
+                                     lambda page, area: area.get_by_role(
+                                         "button", name="ResNet-56").click()),
+    "02_residual_learning.ipynb": ("panel = TrainingLab()", ".widget-html-content >> nth=1",
+                                   lambda page, area: area.get_by_role(
+                                       "button", name="Train").click()),
+    "03_resnet_architectures.ipynb": ("ArchitectureExplorer().widget", ".widget-html-content",
+                                      lambda page, area: area.locator("select").select_option(
+                                          "bottleneck")),
+    "04_resnext.ipynb": ("CardinalityExplorer().widget", ".widget-html-content",
+                         lambda page, area: (area.locator(".noUi-handle").click(),
+                                             page.keyboard.press("Home"))),
+}
+
+
+@pytest.mark.parametrize("name", LESSON_CONTROLS)
+def test_each_lessons_live_control_answers_in_jupyterlab(jupyterlab, name):
+    url, context = jupyterlab
+    snippet, readout, act = LESSON_CONTROLS[name]
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url.format(name), timeout=120_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)  # kernel up
+    area = run_cell(page, snippet)
+    try:
+        before, after = readout_changes(page, area, readout, lambda: act(page, area))
+    finally:
+        page.screenshot(path=str(ARTIFACTS / f"lesson-control-{name.split('_')[0]}.png"))
+    assert after != before
+    if name.startswith("02"):
+        area.get_by_role("button", name="Stop").click()
+    page.close()
+    assert errors == []

@@ -13,9 +13,8 @@ import resnet_lab as rl
 from resnet_lab.hooks import (
     ActivationStats,
     GradientNorms,
-    first_last_ratio,
+    UpdateRatios,
     gradient_profile,
-    regime,
     relative_weight_change,
     weight_snapshot,
 )
@@ -188,30 +187,31 @@ def profile_of(model, seed=0, size=16):
 def test_deep_sigmoid_mlp_gradients_vanish_without_skips_not_with():
     plain = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=0.0, seed=0))
     residual = profile_of(rl.deep_mlp(20, activation="sigmoid", skip=1.0, seed=0))
-    assert first_last_ratio(plain) < 1e-6           # orders of magnitude below the last layer
-    assert regime(plain) == "vanishing" and regime(residual) == "healthy"
+    assert rl.first_last_ratio(plain) < 1e-6           # orders of magnitude below the last layer
+    assert rl.regime(plain) == "vanishing" and rl.regime(residual) == "healthy"
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cifar_regimes_vanish_without_norm_explode_with_bn_residual_stays(seed):
     no_norm = dict(norm=False, init="default")
-    assert regime(profile_of(rl.plain_net(56, **no_norm, seed=seed), seed)) == "vanishing"
+    assert rl.regime(profile_of(rl.plain_net(56, **no_norm, seed=seed), seed)) == "vanishing"
     # with BatchNorm, deep plain nets explode towards the input instead (Yang et al. 2019)
-    assert regime(profile_of(rl.plain_net(56, seed=seed), seed)) == "exploding"
+    assert rl.regime(profile_of(rl.plain_net(56, seed=seed), seed)) == "exploding"
     for depth in (20, 56, 110):
         for kw in (no_norm, {}):
             profile = profile_of(rl.cifar_resnet(depth, **kw, seed=seed), seed)
-            assert regime(profile) == "healthy", (depth, kw, first_last_ratio(profile))
+            assert rl.regime(profile) == "healthy", (depth, kw, rl.first_last_ratio(profile))
 
 
 def test_regime_words_and_their_edges():
-    assert regime([1e-5, 1.0]) == "vanishing" and regime({"a": 500.0, "b": 1.0}) == "exploding"
-    assert regime([1.0, 2.0]) == "healthy"
-    assert regime([0.0, 1.0]) == "vanishing"             # the first layer's gradient underflowed
-    assert regime([0.0, 0.0, 0.0]) == "no gradient"      # not "exploding": nothing to compare
-    assert first_last_ratio({"a": 500.0, "b": 1.0}) == 500.0
+    assert rl.regime([1e-5, 1.0]) == "vanishing"
+    assert rl.regime({"a": 500.0, "b": 1.0}) == "exploding"
+    assert rl.regime([1.0, 2.0]) == "healthy"
+    assert rl.regime([0.0, 1.0]) == "vanishing"          # the first layer's gradient underflowed
+    assert rl.regime([0.0, 0.0, 0.0]) == "no gradient"      # not "exploding": nothing to compare
+    assert rl.first_last_ratio({"a": 500.0, "b": 1.0}) == 500.0
     with pytest.raises(ValueError, match="at least two"):
-        first_last_ratio([1.0])
+        rl.first_last_ratio([1.0])
 
 
 def test_recording_goes_on_after_a_backward_pass_that_raised(batch):
@@ -263,3 +263,32 @@ def test_bad_arguments_are_refused():
     with GradientNorms(model) as norms, pytest.raises(ValueError, match="block_outputs=True"):
         norms.block_values()
     assert hook_count(model) == 0
+
+
+def test_update_ratios_measure_what_the_optimizer_did(batch):
+    model = rl.cifar_resnet(8, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with UpdateRatios(model) as ratios:
+        for _ in range(3):
+            before = {n: model.get_submodule(n).weight.detach().clone() for n in ratios.names}
+            step(model, *batch, opt)
+        model(batch[0])                          # the forward that sees the last update
+        model.eval()
+        model(batch[0])                          # eval mode: not a training step, not recorded
+    expected = [((model.get_submodule(n).weight - before[n]).norm() / before[n].norm()).item()
+                for n in ratios.names]
+    assert ratios.values().shape == (3, len(ratios.names))
+    np.testing.assert_allclose(ratios.values()[-1], expected, rtol=1e-4)
+    assert hook_count(model) == 0
+
+
+def test_a_deep_sigmoid_mlps_first_layers_barely_move():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
+    mlp = rl.deep_mlp(20, activation="sigmoid", seed=0)
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    with UpdateRatios(mlp) as ratios:
+        for _ in range(4):
+            step(mlp, x, y, opt)
+    last = ratios.values()[-1]
+    assert last[1] < last[-1] * 1e-6                   # blocks.0.fc vs the output layer

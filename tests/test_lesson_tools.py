@@ -1,6 +1,7 @@
 """The lessons' tools: ResNeXt's three forms, loss slices, block deletion, modes and verdicts."""
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from resnet_lab.cardinality import AggregatedTransform
 from tests.test_data import make_cifar_archive, make_fashion_folder
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+FASHION_FILE = "t10k-labels-idx1-ubyte.gz"
 
 
 def test_three_resnext_forms_are_equal_and_match_the_bottleneck_convs():
@@ -229,3 +231,21 @@ def test_an_unwritten_exercise_says_so_instead_of_failing(capsys):
 
     assert not lesson.check_resnet18(Stub) and not lesson.check_bottleneck(Stub)
     assert "not written yet (write it)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "fashion_mnist"])
+def test_the_degradation_verdicts_hold_on_both_quick_datasets(dataset, monkeypatch):
+    """Lessons 1 and 2's experiment at quick-mode sizes: on the real Fashion-MNIST (which CI
+    installs) and on the built-in set, the deeper plain net trains worse, and the ResNet does
+    not. (nbval runs the lessons on whichever one the machine has; this runs both.)"""
+    if dataset == "fashion_mnist" and not (data.FASHION_SYSTEM_DIR / FASHION_FILE).exists() \
+            and not os.environ.get("CI"):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (CI installs it)")
+    monkeypatch.setenv("RESNET_LAB_DATASET", dataset)
+    s = lesson.settings("quick")
+    images = lesson.degradation_data(s)
+    assert images.name == dataset
+    _, runs = lesson.degradation_runs(s, images, eval_samples=2000)
+    assert lesson.trains_worse(runs["plain-56"], runs["plain-20"])
+    assert runs["plain-56"].test_error[-1] > runs["plain-20"].test_error[-1]
+    assert lesson.trains_worse(runs["plain-56"], runs["ResNet-56"])

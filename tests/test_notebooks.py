@@ -34,7 +34,7 @@ def test_there_are_five_lessons_and_the_app():
     assert len(LESSONS) == 5 and (ROOT / "notebooks" / "app.ipynb") in NOTEBOOKS
 
 
-def test_outputs_are_stripped_except_verdicts():
+def test_notebooks_are_in_their_committed_form():
     assert strip_notebooks.main(["--check", *map(str, NOTEBOOKS)]) == 0, \
         "run: python scripts/strip_notebooks.py notebooks/*.ipynb"
 
@@ -88,3 +88,20 @@ def test_readme_lists_every_lesson_with_a_picture():
     pictures = re.findall(r"!\[[^\]]*\]\((docs/[^)]+\.png)\)", readme)
     assert len(pictures) >= len(LESSONS) + 1                # one per lesson, and the app
     assert all((ROOT / p).exists() for p in pictures)
+
+
+DRAWS = ("plots.plot_", "diagrams.draw_", "plt.plot(", "plt.semilogy(", "plt.bar(", "ax.contour(")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_figure_of_a_lesson_is_stored_for_readers_who_do_not_run_it(path):
+    """GitHub (or a course page) shows a lesson's figures without running anything:
+    every cell that draws keeps its picture (scripts/execute_notebooks.py stores them)."""
+    drawing = [c for c in cells(path) if c["cell_type"] == "code"
+               and any(d in joined(c["source"]) for d in DRAWS)]
+    assert drawing
+    missing = [joined(c["source"]).splitlines()[0] for c in drawing
+               if not any("image/png" in o.get("data", {}) for o in c["outputs"])]
+    assert not missing, f"no stored picture; run scripts/execute_notebooks.py: {missing}"
+    size = path.stat().st_size
+    assert size < 3_000_000, f"{path.name} is {size:,} bytes: widget state slipped in?"
