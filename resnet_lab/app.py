@@ -17,6 +17,7 @@ block of a trained net to delete it and see its test error at once.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import traceback
@@ -25,16 +26,18 @@ from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 
 import ipywidgets as W
+import matplotlib.pyplot as plt
 import plotly.graph_objects as go
 import torch
 
 from . import data as datasets
+from .blocks import Bottleneck
 from .checks import depths
 from .devices import pick_device
-from .diagrams import Cell, cell_norms, norm_colour, strip_cells, text_colour
+from .diagrams import Cell, cell_norms, draw_network, norm_colour, strip_cells, text_colour
 from .ensembles import deletable_blocks, without_block
 from .hooks import first_last_ratio, gradient_profile, regime
-from .models import blocks_of, cifar_resnet, deep_mlp, set_skip
+from .models import blocks_of, cifar_resnet, complexity, deep_mlp, seeded, set_skip
 from .plots import (
     STRIP_LEFT,
     curves_figure,
@@ -611,10 +614,6 @@ class TrainingLab:
 
 def _png(figure) -> bytes:
     """A matplotlib figure as PNG bytes (for a W.Image), the figure closed afterwards."""
-    import io
-
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(figure)
@@ -645,10 +644,8 @@ class ArchitectureExplorer:
         self.update()
 
     def update(self) -> None:
-        from .diagrams import draw_network
-        from .models import complexity
-
-        model = cifar_resnet(self.depth.value, block=self.block.value, width=self.width)
+        model = cifar_resnet(self.depth.value, block=self.block.value, width=self.width,
+                             seed=SEED)
         params, macs = complexity(model, (1, 3, self.size, self.size))
         blocks = len(blocks_of(model))
         self.readout.value = (f"<b>{self.block.value} blocks, {self.depth.value} layers</b>: "
@@ -662,7 +659,7 @@ XIE_TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}   # cardinality C -> width d a
 
 class CardinalityExplorer:
     """Lesson 4: cardinality C and width d at a fixed budget (Xie et al. Table 2) -> the
-    stage-1 block's parameters, MACs and measured time, grouped vs dense at equal FLOPs."""
+    stage-1 block's parameters, MACs and measured forward time."""
 
     def __init__(self, size: int = 56, batch: int = 8):
         self.size, self.batch = size, batch
@@ -677,14 +674,13 @@ class CardinalityExplorer:
         self.widget = W.VBox([self.cardinality, self.readout])
 
     def update(self) -> None:
-        from .blocks import Bottleneck
-        from .models import complexity
-
         c = self.cardinality.value
         d = XIE_TABLE_2[c]
-        block = Bottleneck(256, 64, groups=c, base_width=d).eval()
+        with seeded(SEED):                 # the user's random state stays untouched
+            block = Bottleneck(256, 64, groups=c, base_width=d).eval()
         params, macs = complexity(block, (1, 256, self.size, self.size))
-        x = torch.randn(self.batch, 256, self.size, self.size)
+        x = torch.randn(self.batch, 256, self.size, self.size,
+                        generator=torch.Generator().manual_seed(SEED))
         with torch.no_grad():
             block(x)                                          # warm-up
             times = []

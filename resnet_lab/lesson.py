@@ -178,13 +178,12 @@ def check_resnet18(make_model: Callable[[], nn.Module]) -> bool:
 def check_bottleneck(block_class: type[nn.Module]) -> bool:
     """Your Bottleneck(inplanes, planes, stride, downsample) against `resnet_lab.Bottleneck`,
     once keeping the shape (256 -> 64 -> 256) and once halving the picture with a projection."""
-    from .blocks import Bottleneck, conv1x1
+    from .blocks import Bottleneck, make_shortcut
 
     g = torch.Generator().manual_seed(0)
     same = _report("Bottleneck(256, 64)", lambda: block_class(256, 64), Bottleneck(256, 64),
                    torch.randn(2, 256, 8, 8, generator=g))
-    projection = lambda: nn.Sequential(conv1x1(256, 512, 2), nn.BatchNorm2d(512))  # noqa: E731
     halving = _report("Bottleneck(256, 128, stride=2)",
-                      lambda: block_class(256, 128, 2, projection()),
+                      lambda: block_class(256, 128, 2, make_shortcut(256, 512, 2, "B", True)),
                       Bottleneck(256, 128, stride=2), torch.randn(2, 256, 8, 8, generator=g))
     return same and halving

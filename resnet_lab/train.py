@@ -359,8 +359,7 @@ def record_step(run: Run, values: list[list[float]]) -> None:
         why = divergence(h, loss)
         if why:
             lr = h.lr.pop()                            # a step that is not kept
-            has_batchnorm = getattr(run.models[name].config, "norm", True) \
-                if hasattr(run.models[name], "config") else True
+            has_batchnorm = getattr(getattr(run.models[name], "config", None), "norm", True)
             run.finish(name, "diverged", (
                 f"{name} diverged at step {run.step}: {why}. Try a smaller learning rate "
                 f"(it was {lr:g})"
