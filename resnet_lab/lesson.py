@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from . import data
+from .blocks import Bottleneck, make_shortcut
 from .checks import check_choice
 from .data import DATASETS
-from .models import cifar_resnet
+from .models import cifar_resnet, resnet18
 from .train import History, compare
 
 
@@ -37,6 +38,11 @@ class Settings:
     n_train: int
     degradation_datasets: tuple[str, ...] = ()
     download: bool = False
+
+    @property
+    def degradation_order(self) -> tuple[str, ...]:
+        """The degradation experiment's data order (`datasets` when none is given)."""
+        return self.degradation_datasets or self.datasets
 
 
 QUICK = Settings("quick", size=16, width=4, steps=300, batch_size=128, datasets=("synthetic",),
@@ -58,10 +64,9 @@ def settings(mode: str | None = None) -> Settings:
     if forced:
         check_choice("RESNET_LAB_DATASET", forced, DATASETS)
         chosen = replace(chosen, datasets=(forced,), degradation_datasets=(forced,))
-    degradation = chosen.degradation_datasets or chosen.datasets
     print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}, "
           f"{chosen.steps} steps, data: {' -> '.join(chosen.datasets)} (the degradation "
-          f"experiment: {' -> '.join(degradation)})")
+          f"experiment: {' -> '.join(chosen.degradation_order)})")
     return chosen
 
 
@@ -91,7 +96,7 @@ def lesson_data(s: Settings, datasets: tuple[str, ...] | None = None) -> data.Da
 def degradation_data(s: Settings) -> data.Dataset:
     """The degradation experiment's data: the real Fashion-MNIST whenever it is offline (quick
     mode) or CIFAR-10 first (full mode); the built-in synthetic set last."""
-    return lesson_data(s, s.degradation_datasets or s.datasets)
+    return lesson_data(s, s.degradation_order)
 
 
 def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
@@ -169,8 +174,6 @@ def _report(what: str, make: Callable[[], nn.Module], reference: nn.Module,
 def check_resnet18(make_model: Callable[[], nn.Module]) -> bool:
     """Your ResNet-18 (`make_model()` builds it) against `resnet_lab.resnet18`: 11,689,512
     parameters, torchvision's names, and the same output once it has the lab's weights."""
-    from .models import resnet18
-
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     return _report("ResNet-18", make_model, resnet18(seed=0), x)
 
@@ -178,8 +181,6 @@ def check_resnet18(make_model: Callable[[], nn.Module]) -> bool:
 def check_bottleneck(block_class: type[nn.Module]) -> bool:
     """Your Bottleneck(inplanes, planes, stride, downsample) against `resnet_lab.Bottleneck`,
     once keeping the shape (256 -> 64 -> 256) and once halving the picture with a projection."""
-    from .blocks import Bottleneck, make_shortcut
-
     g = torch.Generator().manual_seed(0)
     same = _report("Bottleneck(256, 64)", lambda: block_class(256, 64), Bottleneck(256, 64),
                    torch.randn(2, 256, 8, 8, generator=g))
