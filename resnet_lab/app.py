@@ -37,14 +37,22 @@ from .devices import pick_device
 from .diagrams import Cell, cell_norms, draw_network, norm_colour, strip_cells, text_colour
 from .ensembles import deletable_blocks, without_block
 from .hooks import first_last_ratio, gradient_profile, regime
-from .models import blocks_of, cifar_resnet, complexity, deep_mlp, seeded, set_skip
+from .models import (
+    blocks_of,
+    build_seeded,
+    cifar_resnet,
+    complexity,
+    deep_mlp,
+    initialize,
+    set_skip,
+)
 from .plots import (
     STRIP_LEFT,
-    curves_figure,
-    heatmap_figure,
-    profile_figure,
+    STRIP_WIDTH,
+    explorer_figure,
+    lab_figure,
     show_empty,
-    strip_figure,
+    traces_of,
     update_curves,
     update_heatmap,
     update_profile,
@@ -58,7 +66,6 @@ SEED = 0                                   # every net the app builds starts fro
 KINDS = {"CIFAR ResNet (conv)": "cifar", "deep MLP, sigmoid": "sigmoid",
          "deep MLP, tanh": "tanh", "deep MLP, ReLU": "relu"}
 STAGES = ("layer1", "layer2", "layer3")
-STRIP_WIDTH = 1000                         # pixels for all of a strip's cells together
 REGIME_COLOURS = {"healthy": "#1a7f37", "vanishing": "#b35900", "exploding": "#c00000",
                   "no gradient": "#666666"}
 
@@ -214,14 +221,12 @@ class Explorer:
         self.strip = NetworkStrip(self.on_block_click)
         profile = self.compute()
         # build the figures with their data, then wrap them (Voilà drops earlier changes)
-        figure = profile_figure({"previous setting": profile, "this network": profile})
+        values = self._draw_strip(profile)
+        figure = explorer_figure(self.strip.cells, values, self.strip.cell_width,
+                                 {"previous setting": profile, "this network": profile})
         figure.update_traces(selector=0, line=dict(color="#bbbbbb", dash="dot"))
         self.figure = go.FigureWidget(figure)
-        values = self._draw_strip(profile)
-        self.strip_figure = go.FigureWidget(strip_figure(self.strip.cells, values,
-                                                         self.strip.cell_width))
         self.figure.add_class("profile-plot")
-        self.strip_figure.add_class("strip-plot")
         self.last = profile
         self.readout.value = _readout(profile)
         self._observe()
@@ -239,7 +244,7 @@ class Explorer:
             self.readout,
             W.HTML("<span style='color:#444'>The network, input on the left: one cell per "
                    "residual block, coloured by its gradient norm. ✂ = skip cut.</span>"),
-            self.strip.widget, self.strip_figure, self.figure])
+            self.strip.widget, self.figure])
 
     def _make_controls(self) -> None:
         self.kind = _label("network", "Convolutional CIFAR net or a deep fully connected net",
@@ -360,7 +365,7 @@ class Explorer:
             return
         update_profile(self.figure, {"previous setting": self.last or profile,
                                      "this network": profile})
-        update_strip_figure(self.strip_figure, self.strip.cells, values, self.strip.cell_width)
+        update_strip_figure(self.figure, self.strip.cells, values, self.strip.cell_width)
         self.last = profile
         self.readout.value = _readout(profile, time.perf_counter() - start)
 
@@ -386,8 +391,8 @@ class LivePlots(Callback):
         self.draw(run)
 
     def draw(self, run: Run) -> None:
-        update_curves(self.lab.curves, run.histories)
-        update_heatmap(self.lab.heatmap, {n: (g.names, g.step_numbers() + 1, g.values())
+        update_curves(self.lab.figure, run.histories)
+        update_heatmap(self.lab.figure, {n: (g.names, g.step_numbers() + 1, g.values())
                                           for n, g in run.norms.items()})
         for name, norms in run.norms.items():
             self.lab.lesion.strips[name].show(run.models[name], norms.latest(), (), ())
@@ -492,10 +497,8 @@ class TrainingLab:
     def __init__(self, redraw_seconds: float = 0.7):
         self._make_controls()
         self.size, self.width = (32, 16) if pick_device().type == "cuda" else (16, 4)
-        self.curves = go.FigureWidget(self._empty(curves_figure(["plain", "ResNet"])))
-        self.heatmap = go.FigureWidget(self._empty(heatmap_figure(["plain", "ResNet"])))
-        self.curves.add_class("curves-plot")
-        self.heatmap.add_class("heatmap-plot")
+        self.figure = go.FigureWidget(self._empty(lab_figure(["plain", "ResNet"])))
+        self.figure.add_class("lab-plot")
         self.lesion = LesionView()
         self.live_plots = LivePlots(self, redraw_seconds)
         self.stop = threading.Event()
@@ -509,8 +512,8 @@ class TrainingLab:
                    "together. Dashed = plain."),
             W.HBox([W.VBox([self.dataset, self.depth, self.steps, self.lr]),
                     W.VBox([self.plain, self.residual, self.norm, self.live])]),
-            W.HBox([self.train_button, self.stop_button]), self.status, self.curves,
-            self.heatmap, self.lesion.widget])
+            W.HBox([self.train_button, self.stop_button]), self.status, self.figure,
+            self.lesion.widget])
 
     @staticmethod
     def _empty(figure: go.Figure) -> go.Figure:
@@ -578,14 +581,14 @@ class TrainingLab:
                        for n, skip in configs.items()}
         self.lesion.prepare(self.models)
         names = list(configs)
-        with self.curves.batch_update(), self.heatmap.batch_update():
-            for i, trace in enumerate(self.curves.data):
+        with self.figure.batch_update():
+            for i, trace in enumerate(traces_of(self.figure, "scatter")):
                 trace.visible = i // 2 < len(names)
                 trace.name = names[min(i // 2, len(names) - 1)]
-            for i, trace in enumerate(self.heatmap.data):
+            for i, trace in enumerate(traces_of(self.figure, "heatmap")):
                 trace.visible = i < len(names)
             for i, n in enumerate(names):
-                self.heatmap.layout.annotations[i].text = n
+                self.figure.layout.annotations[2 + i].text = n   # after the two curve titles
         return data
 
     def _train(self, configs: dict[str, float]) -> None:
@@ -676,8 +679,8 @@ class CardinalityExplorer:
     def update(self) -> None:
         c = self.cardinality.value
         d = XIE_TABLE_2[c]
-        with seeded(SEED):                 # the user's random state stays untouched
-            block = Bottleneck(256, 64, groups=c, base_width=d).eval()
+        block = build_seeded(lambda: Bottleneck(256, 64, groups=c, base_width=d),
+                             lambda m, g: initialize(m, generator=g), SEED).eval()
         params, macs = complexity(block, (1, 256, self.size, self.size))
         x = torch.randn(self.batch, 256, self.size, self.size,
                         generator=torch.Generator().manual_seed(SEED))

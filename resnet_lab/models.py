@@ -6,10 +6,10 @@ same parameters, so any difference in how they train comes from the skip connect
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -91,22 +91,38 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = False) -> None:
-    """He (kaiming-normal, fan-out) init of convs, BN to (1, 0); or PyTorch's default init.
+def reset_default(layer: nn.Conv2d | nn.Linear, generator: torch.Generator | None = None
+                  ) -> None:
+    """PyTorch's own initialization of a conv or linear layer (its `reset_parameters`), drawn
+    from `generator`: weights kaiming-uniform with a = sqrt(5), bias uniform in
+    +-1/sqrt(fan_in)."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    if layer.bias is not None:
+        bound = 1 / math.sqrt(layer.weight[0].numel())     # fan_in: one output's inputs
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
-    `zero_init_residual` zeroes the last BN of every residual branch (or its last conv when
-    there is no BN), so each block starts as the identity (Goyal et al. 2017).
+
+def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = False,
+               generator: torch.Generator | None = None) -> None:
+    """Give every parameter and buffer of a ResNet (or any block) its initial value, drawing
+    from `generator` (torch's global generator when None, as any PyTorch module does).
+
+    He init (kaiming-normal, fan-out) of the convs, or PyTorch's default (`init="default"`);
+    the fc layer always PyTorch's default, as in torchvision; BatchNorm to (1, 0) with fresh
+    statistics. `zero_init_residual` zeroes the last BN of every residual branch (or its last
+    conv when there is no BN), so each block starts as the identity (Goyal et al. 2017).
     """
     check_choice("init", init, INITS)
-    if init == "he":
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and init == "he":
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu",
+                                    generator=generator)
+            if m.bias is not None:
                 nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.Conv2d, nn.Linear)):
+            reset_default(m, generator)
+        elif isinstance(m, nn.BatchNorm2d):
+            m.reset_parameters()                       # weight 1, bias 0, statistics reset
     if zero_init_residual:
         for m in model.modules():
             if isinstance(m, ResidualBlock):
@@ -114,6 +130,24 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
                 if m.preact or not isinstance(last, nn.BatchNorm2d):
                     last = m.conv3 if isinstance(m, Bottleneck) else m.conv2
                 nn.init.zeros_(last.weight)
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def build_seeded(make: Callable[[], M], init: Callable[[M, torch.Generator | None], None],
+                 seed: int | None) -> M:
+    """`make()` built on the meta device (no memory, no random draws), then every parameter
+    and buffer set by `init(model, generator)` with a generator of its own seeded by `seed`.
+
+    So a seeded build never reads or changes torch's global random state, whatever other
+    threads do with it; seed=None draws from the global generator like any PyTorch module.
+    """
+    with torch.device("meta"):
+        model = make()
+    model = model.to_empty(device="cpu")
+    init(model, None if seed is None else torch.Generator().manual_seed(seed))
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,21 +251,6 @@ def make_config(kind: type[Config], args: tuple, options: dict) -> Config:
     return kind(*args, **options)
 
 
-_SEEDING = threading.Lock()   # two threads building seeded models take turns
-
-
-@contextmanager
-def seeded(seed: int | None):
-    """Run the body with torch's global generator at `seed`, then put the caller's random state
-    back (`torch.random.fork_rng`); no-op for seed=None."""
-    if seed is None:
-        yield
-        return
-    with _SEEDING, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def cifar_resnet(depth: int | CifarConfig = 20, **options) -> ResNet:
     """The CIFAR-10 ResNet of He et al. 2015, §4.2: depth = 6n+2, three stages of n basic blocks
     with 16/32/64 channels (`width` 16), option-A shortcuts, global average pool, fc. Works on
@@ -242,9 +261,10 @@ def cifar_resnet(depth: int | CifarConfig = 20, **options) -> ResNet:
     """
     c = make_config(CifarConfig, (depth,), options)
     n = blocks_per_stage(c.depth, c.block)
-    with seeded(c.seed):
-        model = ResNet(BLOCKS[c.block], [n, n, n], [c.width, 2 * c.width, 4 * c.width],
-                       stem="cifar", **c.resnet_options())
+    model = build_seeded(
+        lambda: ResNet(BLOCKS[c.block], [n, n, n], [c.width, 2 * c.width, 4 * c.width],
+                       stem="cifar", **c.resnet_options()),
+        lambda m, g: initialize(m, c.init, c.zero_init_residual, g), c.seed)
     model.config = c
     return model
 
@@ -272,9 +292,10 @@ def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
     """Build one of the ImageNet models by name (see `IMAGENET`) or from an `ImageNetConfig`."""
     c = make_config(ImageNetConfig, (name,), options)
     block, layers, groups, width_per_group = IMAGENET[c.name]
-    with seeded(c.seed):
-        model = ResNet(BLOCKS[block], layers, groups=groups, width_per_group=width_per_group,
-                       **c.resnet_options())
+    model = build_seeded(
+        lambda: ResNet(BLOCKS[block], layers, groups=groups, width_per_group=width_per_group,
+                       **c.resnet_options()),
+        lambda m, g: initialize(m, c.init, c.zero_init_residual, g), c.seed)
     model.config = c
     return model
 
@@ -316,6 +337,19 @@ class DeepMLP(nn.Module):
         return self.head(self.blocks(self.input(x.flatten(1))))
 
 
+def initialize_mlp(model: nn.Module, init: str = "default",
+                   generator: torch.Generator | None = None) -> None:
+    """Every linear layer of a deep MLP: PyTorch's default init, or (`init="he"`) He et al.'s
+    kaiming-normal weights for ReLU nets with zero biases, drawn from `generator`."""
+    check_choice("init", init, INITS)
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear) and init == "he":
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu", generator=generator)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.Linear):
+            reset_default(layer, generator)
+
+
 def deep_mlp(*args, **options) -> DeepMLP:
     """A deep fully connected net of `depth` blocks h <- scale * W act(h) + b + skip * h.
 
@@ -326,14 +360,10 @@ def deep_mlp(*args, **options) -> DeepMLP:
     with skip=1 each block adds its input back, as in a ResNet.
     """
     c = make_config(MLPConfig, args, options)
-    with seeded(c.seed):
-        model = DeepMLP(c.depth, c.width, c.activation, c.skip, c.in_features, c.out_features,
-                        c.branch_scale)
-        if c.init == "he":            # kaiming-normal for the weights, zero biases
-            for layer in model.modules():
-                if isinstance(layer, nn.Linear):
-                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-                    nn.init.zeros_(layer.bias)
+    model = build_seeded(
+        lambda: DeepMLP(c.depth, c.width, c.activation, c.skip, c.in_features, c.out_features,
+                        c.branch_scale),
+        lambda m, g: initialize_mlp(m, c.init, g), c.seed)
     model.config = c
     return model
 

@@ -180,21 +180,6 @@ def plot_histograms(histograms: np.ndarray, hist_range: tuple[float, float], *,
 # plotly: figures for the live widgets
 
 
-def profile_figure(profiles: Mapping[str, Mapping[str, float]], title: str = "", *,
-                   plain: Collection[str] = ()) -> go.Figure:
-    """A plotly figure with one trace per profile (log y); update it with `update_profile`."""
-    fig = go.Figure()
-    for i, name in enumerate(profiles):
-        fig.add_scatter(name=name, mode="lines+markers",
-                        line=dict(color=color_of(i), dash=plotly_dash(name in plain)))
-    fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=50, b=50),
-                      xaxis_title="layer (input → output)", yaxis_title="‖∂loss/∂W‖",
-                      yaxis_type="log", legend=dict(orientation="h", y=-0.25),
-                      template="plotly_white")
-    update_profile(fig, profiles)
-    return fig
-
-
 def update_profile(fig: go.Figure, profiles: Mapping[str, Mapping[str, float]]) -> None:
     """Put new profiles into `fig`'s traces (works on a live FigureWidget: one message)."""
     with _batch(fig):
@@ -206,51 +191,50 @@ def update_profile(fig: go.Figure, profiles: Mapping[str, Mapping[str, float]]) 
             trace.hovertemplate = "%{text}: %{y:.3g}<extra>" + name + "</extra>"
 
 
-def curves_figure(names: Sequence[str]) -> go.Figure:
-    """Training loss and test error of several runs, side by side (two x-axes)."""
+def lab_figure(names: Sequence[str]) -> go.Figure:
+    """The training lab's one figure: training loss and test error of each run (top row) and
+    a layer x step heatmap of log10 gradient norms per run (bottom row). One figure, so the page
+    loads plotly's widget code once (each FigureWidget brings its own 5 MB copy)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "test error (%)"))
+    fig = make_subplots(rows=2, cols=max(2, len(names)), vertical_spacing=0.2,
+                        horizontal_spacing=0.08,
+                        subplot_titles=("training loss", "test error (%)", *names))
     for i, name in enumerate(names):
         line = dict(color=color_of(i))          # dashed or not: set from each run's history
         fig.add_scatter(name=name, x=[], y=[], mode="lines", line=line, row=1, col=1,
                         legendgroup=name)
         fig.add_scatter(name=name, x=[], y=[], mode="lines+markers", line=line, row=1, col=2,
                         legendgroup=name, showlegend=False)
+    for i, _ in enumerate(names):
+        fig.add_heatmap(z=[[0]], row=2, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
+                        showscale=i == len(names) - 1,
+                        colorbar=dict(title="log10 ‖g‖", len=0.42, y=0.2))
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(height=330, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
-                      legend=dict(orientation="h", y=-0.3))
+    fig.update_yaxes(showticklabels=False, row=2)          # the layer names, once, on the left
+    fig.update_yaxes(title_text="layer", showticklabels=True, row=2, col=1)
+    fig.update_layout(height=640, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
+                      legend=dict(orientation="h", y=1.12))
     return fig
+
+
+def traces_of(fig: go.Figure, kind: str) -> list:
+    """The figure's traces of one type ("scatter", "heatmap"), in order."""
+    return [t for t in fig.data if t.type == kind]
 
 
 def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
     """Put each run's curves into its pair of traces; plain runs are drawn dashed."""
+    lines = traces_of(fig, "scatter")
     with _batch(fig):
         clear_empty(fig)
         for i, h in enumerate(histories.values()):
-            for trace in fig.data[2 * i:2 * i + 2]:
+            for trace in lines[2 * i:2 * i + 2]:
                 trace.line.dash = plotly_dash(trained_plain(h))
-            fig.data[2 * i].x, fig.data[2 * i].y = h.step, h.train_loss
-            fig.data[2 * i + 1].x = h.test_step
-            fig.data[2 * i + 1].y = [100 * e for e in h.test_error]
-
-
-def heatmap_figure(names: Sequence[str]) -> go.Figure:
-    """One layer x step heatmap of log10 gradient norms per run."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=list(names),
-                        horizontal_spacing=0.08)
-    for i, _ in enumerate(names):
-        fig.add_heatmap(z=[[0]], row=1, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
-                        showscale=i == len(names) - 1,
-                        colorbar=dict(title="log10 ‖g‖"))
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(showticklabels=False)                 # the layer names, once, on the left
-    fig.update_yaxes(title_text="layer", showticklabels=True, col=1)
-    fig.update_layout(height=300, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white")
-    return fig
+            lines[2 * i].x, lines[2 * i].y = h.step, h.train_loss
+            lines[2 * i + 1].x = h.test_step
+            lines[2 * i + 1].y = [100 * e for e in h.test_error]
 
 
 def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarray, np.ndarray]],
@@ -259,7 +243,8 @@ def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarr
     Long runs are thinned to at most `max_columns` steps, so each redraw stays small."""
     with _batch(fig):
         clear_empty(fig)
-        for trace, (layers, steps, norms) in zip(fig.data, grads.values(), strict=False):
+        for trace, (layers, steps, norms) in zip(traces_of(fig, "heatmap"), grads.values(),
+                                                 strict=False):
             if len(steps):
                 every = -(-len(steps) // max_columns)          # ceil: keep <= max_columns
                 trace.z = np.log10(np.maximum(norms[::every].T, 1e-12)).round(3).tolist()
@@ -280,22 +265,37 @@ def _batch(fig: go.Figure):
 
 STRIP_LEFT, STRIP_RIGHT = 70, 110        # the figure's margins in pixels; the strip's buttons
                                          # start STRIP_LEFT pixels in, so cells line up
+STRIP_WIDTH = 1000                       # pixels for all of a strip's cells together
 
 
-def strip_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: int) -> go.Figure:
-    """Each cell's gradient norm (log y), coloured on the strip's shared scale (the colour bar
-    is the legend), with the stages marked; update it with `update_strip_figure`."""
+def explorer_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: int,
+                    profiles: Mapping[str, Mapping[str, float]]) -> go.Figure:
+    """The explorer's one figure. Top: each strip cell's gradient norm (log y), coloured on
+    the strip's shared scale (the colour bar is the legend), stages marked, aligned under the
+    strip's buttons; update it with `update_strip_figure`. Below: one trace per per-layer
+    profile; update them with `update_profile`. One figure, so the page loads plotly's widget
+    code once (each FigureWidget brings its own 5 MB copy)."""
+    from plotly.subplots import make_subplots
+
     lo, hi = LOG_RANGE
-    fig = go.Figure()
-    fig.add_scatter(mode="lines+markers", line=dict(color="#999", width=1),
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.36, 0.64], vertical_spacing=0.1)
+    for i, name in enumerate(profiles):
+        fig.add_scatter(name=name, mode="lines+markers", line=dict(color=color_of(i)),
+                        row=2, col=1)
+    fig.add_scatter(mode="lines+markers", line=dict(color="#999", width=1), showlegend=False,
                     marker=dict(size=11, colorscale=COLORSCALE, cmin=lo, cmax=hi,
                                 line=dict(color="#333", width=1),
-                                colorbar=dict(title="log10 ‖g‖", thickness=14)),
-                    hovertemplate="%{text}: %{y:.3g}<extra></extra>")
-    fig.update_layout(height=210, autosize=False, template="plotly_white", showlegend=False,
-                      margin=dict(l=STRIP_LEFT, r=STRIP_RIGHT, t=28, b=20),
-                      yaxis=dict(type="log", title="block ‖∂L/∂W‖"),
-                      xaxis=dict(showticklabels=False, showgrid=False, zeroline=False))
+                                colorbar=dict(title="log10 ‖g‖", thickness=14, len=0.36,
+                                              y=1, yanchor="top")),
+                    hovertemplate="%{text}: %{y:.3g}<extra></extra>", row=1, col=1)
+    fig.update_layout(height=600, width=STRIP_LEFT + STRIP_WIDTH + STRIP_RIGHT, autosize=False,
+                      template="plotly_white", legend=dict(orientation="h", y=-0.14),
+                      margin=dict(l=STRIP_LEFT, r=STRIP_RIGHT, t=28, b=50))
+    fig.update_yaxes(type="log", title_text="block ‖∂L/∂W‖", row=1)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1)
+    fig.update_yaxes(type="log", title_text="‖∂loss/∂W‖", row=2)
+    fig.update_xaxes(title_text="layer (input → output)", row=2)
+    update_profile(fig, profiles)
     update_strip_figure(fig, cells, values, cell_width)
     return fig
 
@@ -306,17 +306,17 @@ def update_strip_figure(fig: go.Figure, cells: Sequence[Cell], values: Sequence[
     lo, hi = LOG_RANGE
     stages = stage_bounds([c.stage for c in cells])
     with _batch(fig):
-        trace = fig.data[0]
+        trace = fig.data[-1]
         trace.x = list(range(len(cells)))
         trace.y = [max(v, 1e-30) for v in values]
         trace.text = [c.name for c in cells]
         trace.marker.color = [min(max(np.log10(v), lo), hi) if v > 0 else lo for v in values]
-        fig.layout.width = STRIP_LEFT + cell_width * len(cells) + STRIP_RIGHT
+        fig.layout.xaxis.domain = [0, min(1.0, cell_width * len(cells) / STRIP_WIDTH)]
         fig.layout.xaxis.range = [-0.5, len(cells) - 0.5]
-        fig.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=i - 0.5, x1=i - 0.5,
+        fig.layout.shapes = [dict(type="line", xref="x", yref="y domain", x0=i - 0.5, x1=i - 0.5,
                                   y0=0, y1=1, line=dict(color="#bbb", width=1))
                              for i, _ in stages[1:]]
-        fig.layout.annotations = [dict(x=i - 0.4, y=1.0, xref="x", yref="paper", text=stage,
+        fig.layout.annotations = [dict(x=i - 0.4, y=1.0, xref="x", yref="y domain", text=stage,
                                        showarrow=False, xanchor="left", yanchor="bottom",
                                        font=dict(size=10, color="#666"))
                                   for i, stage in stages]

@@ -1,10 +1,14 @@
 """The app's handlers, without a browser: controls change what the figures hold."""
 
+import threading
+import time
+
 import pytest
 import torch
 
-from resnet_lab import data, ensembles
+from resnet_lab import cifar_resnet, data, ensembles
 from resnet_lab.app import PRESETS, Explorer, TrainingLab, cached_model
+from resnet_lab.plots import traces_of
 
 
 @pytest.fixture
@@ -82,6 +86,31 @@ def test_the_app_leaves_the_users_random_state_alone():
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_seeded_builds_in_a_thread_leave_the_users_random_numbers_alone():
+    """The explorer's warm-up builds seeded nets in a thread while the user's own code draws
+    from torch's global generator: the user's numbers are the same as with nothing beside."""
+    torch.manual_seed(123)
+    expected = [torch.randn(64) for _ in range(200)]
+    done = threading.Event()
+
+    def build_beside() -> None:
+        explorer = Explorer()                   # its warm-up thread builds 18 seeded nets
+        while not done.is_set():
+            cifar_resnet(8, seed=7)
+        explorer.warm_thread.join(60)
+
+    builder = threading.Thread(target=build_beside)
+    builder.start()
+    torch.manual_seed(123)
+    drawn = []
+    for _ in range(200):
+        drawn.append(torch.randn(64))
+        time.sleep(0.001)                       # let the builders run between the draws
+    done.set()
+    builder.join(60)
+    assert all(torch.equal(a, b) for a, b in zip(drawn, expected, strict=True))
+
+
 def test_warm_up_builds_exactly_the_models_the_explorer_asks_for(explorer):
     explorer.warm_thread.join(60)
     info = cached_model.cache_info()
@@ -95,13 +124,14 @@ def test_training_lab_trains_draws_and_stops():
     lab.depth.value, lab.steps.value = 8, 40
     lab.start()
     lab.thread.join(120)
-    assert [len(lab.curves.data[i].x) for i in (0, 2)] == [40, 40]
-    assert lab.heatmap.data[0].z is not None and len(lab.heatmap.data[0].y) == 8
+    curves, heatmaps = traces_of(lab.figure, "scatter"), traces_of(lab.figure, "heatmap")
+    assert [len(curves[i].x) for i in (0, 2)] == [40, 40]
+    assert heatmaps[0].z is not None and len(heatmaps[0].y) == 8
     assert "plain-8: finished" in lab.status.value and not lab.train_button.disabled
     # Stop: a long run ends at a step boundary, everything so far is kept
     lab.steps.value = 3000
     lab.start()
-    while not lab.curves.data[0].x or len(lab.curves.data[0].x) < 5:
+    while not lab.figure.data[0].x or len(lab.figure.data[0].x) < 5:
         lab.thread.join(0.05)
     lab.stop_button.click()
     lab.thread.join(60)
@@ -133,7 +163,7 @@ def test_the_strip_draws_every_block_and_a_click_cuts_then_restores_its_skip(exp
     explorer.apply_preset("ResNet-56")
     cells = explorer.strip.cells
     assert [c.kind for c in cells] == ["stem"] + ["block"] * 27 + ["head"]
-    assert len(explorer.strip_figure.data[0].y) == 29
+    assert len(explorer.figure.data[-1].y) == 29
     before, colours = plotted(explorer), [b.style.button_color for b in explorer.strip.buttons]
     assert len(set(colours)) > 3                                   # coloured by gradient norm
     button = block_button(explorer, "layer2.4")
@@ -188,10 +218,9 @@ def test_presets_set_every_control_in_one_redraw(explorer, name, word):
 
 def test_training_lab_has_a_clean_empty_state():
     lab = TrainingLab()
-    for figure in (lab.curves, lab.heatmap):
-        assert any(a.name == "empty" and "Press Train" in a.text
-                   for a in figure.layout.annotations)
-        assert figure.layout.xaxis.visible is False
+    assert any(a.name == "empty" and "Press Train" in a.text
+               for a in lab.figure.layout.annotations)
+    assert lab.figure.layout.xaxis.visible is False and lab.figure.layout.xaxis3.visible is False
 
 
 def test_lesion_view_after_training():
@@ -199,7 +228,7 @@ def test_lesion_view_after_training():
     lab.depth.value, lab.steps.value = 20, 100
     lab.start()
     lab.thread.join(300)
-    assert not any(a.name == "empty" for a in lab.curves.layout.annotations)
+    assert not any(a.name == "empty" for a in lab.figure.layout.annotations)
     lesion = lab.lesion
     assert set(lesion.strips) == {"plain-20", "ResNet-20"}
     strip = lesion.strips["plain-20"]

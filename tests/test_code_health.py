@@ -1,12 +1,15 @@
 """The package stays a codebase to learn from: short functions, one home per rule."""
 
 import ast
-import subprocess
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "resnet_lab"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "resnet_lab"
+NOTEBOOKS = ROOT / "notebooks"
 MAX_LINES = 60
 
 
@@ -35,10 +38,32 @@ def test_the_argument_checks_and_depth_rules_have_one_home():
         assert "- 2) %" not in path.read_text(), f"{path.name} does the depth arithmetic"
 
 
-def test_no_module_reseeds_the_global_generator_except_the_seeded_builder():
-    """Random state is explicit: `torch.manual_seed` appears once, inside `models.seeded`,
-    which restores the caller's state (`fork_rng`)."""
-    hits = subprocess.run(["grep", "-rn", "manual_seed(", str(PACKAGE)], capture_output=True,
-                          text=True).stdout.splitlines()
-    offenders = [h for h in hits if "Generator" not in h and "models.py" not in h]
+GLOBAL_RESEED = re.compile(r"torch\.(?:random\.|cuda\.)?manual_seed\(|\bseed_all\(|"
+                           r"set_rng_state\(|fork_rng\(")
+
+
+def test_nothing_in_the_package_touches_the_global_generator():
+    """Random state is explicit: seeded builds draw from a `torch.Generator` of their own, so
+    no module reseeds, forks or restores torch's global generator."""
+    offenders = [f"{path.name}:{n}: {line.strip()}" for path in sorted(PACKAGE.glob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if GLOBAL_RESEED.search(line)]
     assert offenders == []
+
+
+def test_no_lesson_reseeds_the_global_generator():
+    """Lessons pass `seed=` to the builders and a `torch.Generator` to the draws instead of
+    calling `torch.manual_seed`, which would change the reader's own random state."""
+    offenders = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "code" and GLOBAL_RESEED.search(source):
+                offenders.append(f"{path.name} cell {i}")
+    assert offenders == []
+
+
+def test_the_checks_catch_a_reseed():
+    assert GLOBAL_RESEED.search("torch.manual_seed(0)")
+    assert GLOBAL_RESEED.search("    torch.random.manual_seed(seed)")
+    assert not GLOBAL_RESEED.search("g = torch.Generator().manual_seed(0)")

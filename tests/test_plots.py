@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import pytest
 
 from resnet_lab import plots
+from resnet_lab.diagrams import Cell
 from resnet_lab.train import History
 
 matplotlib.use("Agg")
@@ -73,21 +74,25 @@ def test_heatmap_and_activation_pictures():
 
 
 def test_plotly_figures_update_in_place():
-    fig = go.FigureWidget(plots.profile_figure({"a": {"x": 1.0, "y": 2.0}}))
+    cells = [Cell("stem", "stem", "stem", ("conv1",)), Cell("layer1.0", "block", "layer1", ())]
+    fig = go.FigureWidget(plots.explorer_figure(cells, [1.0, 2.0], 40, {"a": {"x": 1.0}}))
     plots.update_profile(fig, {"a": {"x": 3.0, "y": 4.0, "z": 5.0}})
     assert list(fig.data[0].y) == [3.0, 4.0, 5.0] and list(fig.data[0].text) == ["x", "y", "z"]
+    plots.update_strip_figure(fig, cells, [0.5, 8.0], 40)
+    assert list(fig.data[-1].y) == [0.5, 8.0]                  # the strip's trace, not a profile
+    assert fig.layout.xaxis.domain == (0, 80 / plots.STRIP_WIDTH)   # under the strip's 2 cells
     runs = {"plain": history("plain", plain=True), "ResNet": history("ResNet")}
-    curves = go.FigureWidget(plots.curves_figure(list(runs)))
-    plots.update_curves(curves, runs)
-    assert len(curves.data) == 4 and list(curves.data[3].y) == [30, 10]
-    assert [t.line.dash for t in curves.data] == ["dash", "dash", "solid", "solid"]
-    heat = go.FigureWidget(plots.heatmap_figure(list(runs)))
+    lab = go.FigureWidget(plots.lab_figure(list(runs)))
+    plots.update_curves(lab, runs)
+    curves, heat = plots.traces_of(lab, "scatter"), plots.traces_of(lab, "heatmap")
+    assert len(curves) == 4 and list(curves[3].y) == [30, 10]
+    assert [t.line.dash for t in curves] == ["dash", "dash", "solid", "solid"]
     h = runs["ResNet"]
-    plots.update_heatmap(heat, {n: (r.layers, np.array(r.grad_step), np.array(r.grad_norms))
-                                for n, r in runs.items()})
-    assert np.allclose(heat.data[1].z, np.log10(np.array(h.grad_norms)).T, atol=1e-3)
-    assert list(heat.data[1].y) == h.layers
+    plots.update_heatmap(lab, {n: (r.layers, np.array(r.grad_step), np.array(r.grad_norms))
+                               for n, r in runs.items()})
+    assert np.allclose(heat[1].z, np.log10(np.array(h.grad_norms)).T, atol=1e-3)
+    assert list(heat[1].y) == h.layers
     long = history("long", n=1000)
-    plots.update_heatmap(heat, {"long": (long.layers, np.array(long.grad_step),
-                                         np.array(long.grad_norms))})
-    assert len(heat.data[0].x) == 250 and heat.data[0].x[-1] == 997   # every 4th step
+    plots.update_heatmap(lab, {"long": (long.layers, np.array(long.grad_step),
+                                        np.array(long.grad_norms))})
+    assert len(heat[0].x) == 250 and heat[0].x[-1] == 997   # every 4th step
