@@ -9,11 +9,14 @@ and one more for the widget app alone:
 
 Torch is installed first as $RESNET_LAB_TORCH (default "torch==2.13.0"), and only when the venv
 has none: on a GPU machine set RESNET_LAB_TORCH=torch to get your platform's normal build.
+Everything else is installed at the known-good versions of constraints.txt; set
+RESNET_LAB_LATEST=1 to install the newest versions instead, to try them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,6 +27,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".resnet-lab-installed"
+CONSTRAINTS = ROOT / "constraints.txt"
+# the Voilà page template without CDN links and JupyterLab's settings without news: a wheel
+# installs share/ (pyproject's data-files), an editable install does not, so install() does
+SHARE = ROOT / "share"
 
 
 def run(*args: object) -> None:
@@ -32,15 +39,20 @@ def run(*args: object) -> None:
 
 
 def install() -> None:
-    """Create .venv and install the package with its test extras, once per pyproject change."""
+    """Create .venv and install the package with its test extras at the versions of
+    constraints.txt (the newest with RESNET_LAB_LATEST=1), again whenever pyproject.toml,
+    constraints.txt or the page template changed."""
     if not PY.exists():
         venv.create(VENV, with_pip=True)
-    if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
+    sources = [ROOT / "pyproject.toml", CONSTRAINTS, *(p for p in SHARE.rglob("*") if p.is_file())]
+    if STAMP.exists() and STAMP.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         return
     has_torch = subprocess.run([str(PY), "-c", "import torch"], capture_output=True).returncode == 0
     if not has_torch:
         run(PY, "-m", "pip", "install", os.environ.get("RESNET_LAB_TORCH", "torch==2.13.0"))
-    run(PY, "-m", "pip", "install", "-e", ".[test]")
+    pinned = [] if os.environ.get("RESNET_LAB_LATEST") else ["-c", CONSTRAINTS]
+    run(PY, "-m", "pip", "install", *pinned, "-e", ".[test]")
+    shutil.copytree(SHARE, VENV / "share", dirs_exist_ok=True)
     STAMP.touch()
 
 
@@ -54,11 +66,15 @@ def main(argv: list[str]) -> int:
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     extra = argv[1:]
     commands = {
+        # no news feed and no update check: JupyterLab asks nothing off the machine
         "lab": [BIN / "jupyter", "lab", *with_defaults(
-            ["--ip=127.0.0.1", "--ServerApp.root_dir=notebooks", *as_root], extra)],
+            ["--ip=127.0.0.1", "--ServerApp.root_dir=notebooks", "--LabApp.news_url=None",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *as_root],
+            extra)],
         # a preheated kernel has run the app before anyone visits: the page comes up at once
         "app": [BIN / "voila", "notebooks/app.ipynb", *with_defaults(
-            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser", "--preheat_kernel=True",
+            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser", "--template=resnet-lab",
+             "--preheat_kernel=True",
              "--VoilaConfiguration.default_pool_size=1"], extra)],
         "test": [PY, "-m", "pytest", *extra],
     }

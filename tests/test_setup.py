@@ -17,22 +17,38 @@ def _split(requirement: str) -> tuple[str, str]:
     return name.lower().replace("_", "-"), spec.replace(" ", "")
 
 
-def test_environment_yml_lists_the_same_packages_as_pyproject():
+def pinned() -> dict[str, str]:
+    """constraints.txt: package -> version."""
+    lines = (line.strip() for line in (ROOT / "constraints.txt").read_text().splitlines())
+    return dict(_split(line.replace("==", " ")) for line in lines
+                if line and not line.startswith("#"))
+
+
+def test_environment_yml_pins_the_packages_of_pyproject_at_the_known_good_versions():
+    """The conda/Binder environment has pyproject.toml's packages, each at the version of
+    constraints.txt (pytorch at pyproject's range), and that version is in pyproject's range."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+; only this test needs it
+    from packaging.specifiers import SpecifierSet
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + project["optional-dependencies"]["test"]
-    wanted = dict(_split(r) for r in requirements)
-    wanted = {CONDA_NAMES.get(k, k): v for k, v in wanted.items()}
+    wanted = {CONDA_NAMES.get(k, k): v for k, v in map(_split, requirements)}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    got = {}
-    for dep in env["dependencies"]:
-        for req in (dep["pip"] if isinstance(dep, dict) else [dep]):
-            name, spec = _split(req)
-            got[name] = spec
-    python_spec = got.pop("python")
+    got = dict(_split(req) for dep in env["dependencies"]
+               for req in (dep["pip"] if isinstance(dep, dict) else [dep]))
+    assert got.pop("python") == project["requires-python"]
     got.pop("pip")
-    assert got == wanted
-    assert python_spec == project["requires-python"]
+    assert got.keys() == wanted.keys()
+    assert got.pop("pytorch") == wanted.pop("pytorch")
+    versions = pinned()
+    for name, spec in got.items():
+        assert spec == f"=={versions[name]}", name
+        assert versions[name] in SpecifierSet(wanted[name]), (name, versions[name], wanted[name])
+
+
+def test_constraints_leave_torch_to_the_user():
+    """torch (and what only torch needs) is not pinned: $RESNET_LAB_TORCH picks the build."""
+    assert not {"torch", "sympy", "networkx", "mpmath"} & pinned().keys()
 
 
 def test_ruff_is_clean():
