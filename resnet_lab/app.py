@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
 import plotly.graph_objects as go
 import torch
 
@@ -391,11 +392,14 @@ class LivePlots(Callback):
         self.draw(run)
 
     def draw(self, run: Run) -> None:
+        run.flush()                       # the rows still on the device, in one copy
         update_curves(self.lab.figure, run.histories)
-        update_heatmap(self.lab.figure, {n: (g.names, g.step_numbers() + 1, g.values())
-                                          for n, g in run.norms.items()})
-        for name, norms in run.norms.items():
-            self.lab.lesion.strips[name].show(run.models[name], norms.latest(), (), ())
+        update_heatmap(self.lab.figure, {n: (h.layers, np.array(h.grad_step),
+                                             np.array(h.grad_norms).reshape(-1, len(h.layers)))
+                                         for n, h in run.histories.items()})
+        for name, h in run.histories.items():
+            latest = dict(zip(h.layers, h.grad_norms[-1], strict=True)) if h.grad_norms else None
+            self.lab.lesion.strips[name].show(run.models[name], latest, (), ())
         self.lab.status.value = (f"step {run.step}"
                                  f"{'/' + str(run.max_steps) if run.max_steps else ''}"
                                  f" &middot; {run.steps_per_second:.1f} steps/s &middot; "

@@ -133,32 +133,21 @@ class GradientNorms(Instrument):
         self.names, self.weights = watched_weights(model, shortcuts)
         self.every = every
         self.backward_passes = 0                       # seen so far
-        self._queued = False
         self.ring = Ring(len(self.names), capacity)
         self.blocks = {n: m for n, m in model.named_modules() if is_block(m)} \
             if block_outputs else {}
         self.block_names = list(self.blocks)
         self.block_ring = Ring(len(self.block_names), capacity) if self.blocks else None
         self._block_sq: list[list[torch.Tensor]] = [[] for _ in self.block_names]
-        self.handles.append(model.register_forward_hook(self._on_model_output))
+        # once per backward pass, when every watched weight that takes part has its gradient
+        # (a public autograd hook: whatever the model returns, a tensor or a tuple)
+        self.handles.append(torch.autograd.graph.register_multi_grad_hook(
+            self.weights, self._record, mode="all"))
         for i, block in enumerate(self.blocks.values()):
             self.handles.append(block.register_forward_hook(self._block_hook(i)))
 
     def _recording(self) -> bool:
         return self.backward_passes % self.every == 0
-
-    def _on_model_output(self, module, inputs, output) -> None:
-        # A hook on the loss-side end of the graph starts at the beginning of backward; from
-        # there we queue `_record` to run once the whole backward pass has finished. A backward
-        # pass that raised never ran its queued `_record`: a new forward pass starts afresh.
-        self._queued = False
-        if isinstance(output, torch.Tensor) and output.requires_grad:
-            output.register_hook(self._queue_record)
-
-    def _queue_record(self, grad: torch.Tensor) -> None:
-        if not self._queued:       # two forwards into one backward still make one record
-            self._queued = True
-            torch.autograd.Variable._execution_engine.queue_callback(self._record)
 
     def _block_hook(self, i: int) -> Callable:
         def hook(module, inputs, output) -> None:   # returns None: the output is untouched
@@ -166,10 +155,9 @@ class GradientNorms(Instrument):
                 output.register_hook(lambda g: self._block_sq[i].append(g.detach().pow(2).sum()))
         return hook
 
-    def _record(self) -> None:
-        self._queued = False
+    def _record(self, grads: Sequence[torch.Tensor | None]) -> None:
         if self._recording():
-            rows = [layer_norms(self.weights, [w.grad for w in self.weights])]
+            rows = [layer_norms(self.weights, list(grads))]
             if self.blocks:   # a block used twice adds both gradients' squares
                 rows.append(torch.stack([torch.stack(sq).sum() if sq else rows[0].new_zeros(())
                                          for sq in self._block_sq]).float().sqrt())

@@ -25,8 +25,8 @@ from torch import nn
 from .checks import check_choice, check_count, check_positive
 from .data import Batches, Dataset
 from .devices import device_of, pick_device
-from .hooks import GradientNorms
 from .models import build, config_to_dict, is_plain
+from .step import GRAPH_MODES, CapturedStep, Step, autocast, fused_sgd_problem, layout
 
 # ---------------------------------------------------------------------------------------------
 # The record of a run
@@ -170,22 +170,31 @@ class EarlyStop(Callback):
                            f"{name}: no better test error for {self.patience} evaluations")
 
 
+FLUSH_STEPS, FLUSH_SECONDS = 50, 0.25   # rows wait on the device at most this many steps / s
+
+
 @dataclass
 class Run:
-    """The state of a training run, handed to callbacks."""
+    """The state of a training run, handed to callbacks. Each step's numbers stay on the
+    device in `pending` until `flush()` copies them into the histories (callbacks that read
+    the histories every step call it first; the loop does at most every FLUSH_STEPS steps or
+    FLUSH_SECONDS, before each evaluation and at the end)."""
 
     models: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
+    steps: dict[str, Step]
     histories: dict[str, History]
-    norms: dict[str, GradientNorms]
     recipe: Recipe
     device: torch.device
     max_steps: int | None
     max_seconds: float | None
+    grad_every: int = 1       # record the norms every this many steps (0: never)
     step: int = 0
     last_eval: int = -1
     start: float = field(default_factory=time.perf_counter)
     active: list[str] = field(default_factory=list)
+    pending: dict[str, list[tuple[int, torch.Tensor]]] = field(default_factory=dict)
+    last_flush: float = field(default_factory=time.perf_counter)
+    flushes: int = 0
 
     @property
     def elapsed(self) -> float:
@@ -214,13 +223,49 @@ class Run:
             self.active.remove(name)
             self.histories[name].status, self.histories[name].message = status, message
 
-    def sync_gradient_norms(self) -> None:
-        """Copy the recorded gradient norms into the histories."""
-        for name, norms in self.norms.items():
-            h = self.histories[name]
-            h.layers = norms.names
-            h.grad_step = (norms.step_numbers() + 1).tolist()
-            h.grad_norms = norms.values().tolist()
+    def flush(self) -> None:
+        """Copy every pending row to the host (one copy for all models) and append it to the
+        histories, in order. A model whose loss diverged stops at its first bad row; its later
+        rows are dropped."""
+        names = [n for n, rows in self.pending.items() if rows]
+        self.last_flush = time.perf_counter()
+        if not names:
+            return
+        flat = torch.cat([torch.stack([r for _, r in self.pending[n]]).flatten()
+                          for n in names]).tolist()                  # the one host copy
+        self.flushes += 1
+        at = 0
+        for name in names:
+            rows, width = self.pending[name], self.steps[name].width
+            self.pending[name] = []
+            for step, row in ((s, flat[at + i * width:at + (i + 1) * width])
+                              for i, (s, _) in enumerate(rows)):
+                if not self.record(name, step, row):
+                    break
+            at += len(rows) * width
+
+    def record(self, name: str, step: int, row: list[float]) -> bool:
+        """Append one step's row to the model's history; False (and the model finished) when
+        its loss diverged there."""
+        h = self.histories[name]
+        why = divergence(h, row[0])
+        if why:
+            lr = h.lr[len(h.step)]
+            del h.lr[len(h.step):]                         # steps that are not kept
+            has_batchnorm = getattr(getattr(self.models[name], "config", None), "norm", True)
+            self.finish(name, "diverged", (
+                f"{name} diverged at step {step}: {why}. Try a smaller learning rate "
+                f"(it was {lr:g})"
+                + ("" if has_batchnorm else " or switch normalization (BatchNorm) on") + "."))
+            warnings.warn(h.message, stacklevel=4)
+            return False
+        h.step.append(step)
+        h.train_loss.append(row[0])
+        h.train_error.append(row[1])
+        if row[2:] and self.grad_every and (step - 1) % self.grad_every == 0:
+            h.grad_step.append(step)
+            h.grad_norms.append(row[2:])
+        return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,22 +284,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     try:
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-            with _autocast(device):
-                out = model(_layout(xb, device))
+            with autocast(device):
+                out = model(layout(xb, device))
             loss += F.cross_entropy(out.float(), yb, reduction="sum").item()
             errors += (out.argmax(1) != yb).sum().item()
     finally:
         model.train(was_training)
     return loss / len(x), errors / len(x)
-
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) \
-        if device.type == "cuda" and x.dim() == 4 else x
 
 
 def depth_of(model: nn.Module) -> int:
@@ -272,8 +308,9 @@ def check_budget(steps: int | None, epochs: float | None, max_seconds: float | N
 
 def check_arguments(models: dict, steps: int | None, epochs: float | None,
                     max_seconds: float | None, grad_every: int, eval_every: int | None,
-                    eval_samples: int | None) -> None:
+                    eval_samples: int | None, graphs: str = "auto") -> None:
     """`compare`'s checks, all made before any tensor work starts."""
+    check_choice("graphs", graphs, GRAPH_MODES)
     if not models:
         raise ValueError("models={} is not allowed; give at least one {name: model}")
     check_budget(steps, epochs, max_seconds)
@@ -301,40 +338,53 @@ def run_config(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> 
             "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
 
 
+def make_step(name: str, model: nn.Module, recipe: Recipe, device: torch.device,
+              graphs: str, norms: bool) -> Step:
+    """The model's step: a captured CUDA graph on CUDA (unless graphs="off", or fused SGD is
+    missing there), else the eager step with SGD."""
+    if device.type == "cuda" and graphs != "off":
+        problem = fused_sgd_problem(device)
+        if not problem:
+            return CapturedStep(model, lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, graphs=graphs, name=name)
+        if graphs == "require":
+            raise RuntimeError(f"{name}: CUDA graph required, but {problem}")
+        print(f"{name}: CUDA graph off ({problem}); training eagerly")
+    sgd = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay)
+    return Step(model, sgd, name=name, norms=norms)
+
+
 def start_run(models: dict[str, nn.Module], recipe: Recipe, device: torch.device,
               grad_every: int, batch_size: int, seed: int, max_steps: int | None,
-              max_seconds: float | None) -> Run:
-    """Move the models to `device` in training mode, give each an optimizer, a History and
-    (grad_every > 0) a GradientNorms."""
-    optimizers = {}
-    for name, model in models.items():
+              max_seconds: float | None, graphs: str = "auto") -> Run:
+    """Move the models to `device` in training mode, and give each a Step and a History."""
+    for model in models.values():
         model.to(device).train()
         if device.type == "cuda":
             model.to(memory_format=torch.channels_last)
-        optimizers[name] = torch.optim.SGD(model.parameters(), lr=recipe.lr,
-                                           momentum=recipe.momentum,
-                                           weight_decay=recipe.weight_decay)
-    histories = {name: History(name, run_config(m, recipe, batch_size, seed), device=str(device))
+    steps = {name: make_step(name, m, recipe, device, graphs, norms=grad_every > 0)
+             for name, m in models.items()}
+    histories = {name: History(name, run_config(m, recipe, batch_size, seed), device=str(device),
+                               layers=steps[name].layers)
                  for name, m in models.items()}
-    norms = {name: GradientNorms(m, every=grad_every) for name, m in models.items()} \
-        if grad_every else {}
-    return Run(models, optimizers, histories, norms, recipe, device, max_steps, max_seconds,
-               active=list(models))
+    return Run(models, steps, histories, recipe, device, max_steps, max_seconds,
+               grad_every=grad_every, active=list(models),
+               pending={name: [] for name in models})
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, lr: float) -> torch.Tensor:
-    """One SGD step on (x, y) at learning rate `lr`. Returns [loss, error rate] as a tensor on
-    the device: reading it is left to the caller, so the step itself never waits for the GPU."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    with _autocast(x.device):
-        out = model(x)
-    loss = F.cross_entropy(out.float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return torch.stack([loss.detach(), (out.argmax(1) != y).float().mean()])
+def train_all(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One step of every model still training, on the same batch; their rows wait on the
+    device until the next flush (due every FLUSH_STEPS steps or FLUSH_SECONDS)."""
+    x, norms = layout(x, run.device), bool(run.grad_every) and run.step % run.grad_every == 0
+    for name in run.active:
+        lr = run.recipe.lr_at(run.progress, run.step, depth_of(run.models[name]))
+        run.histories[name].lr.append(lr)
+        run.pending[name].append((run.step + 1, run.steps[name](x, y, lr, norms=norms)))
+    run.step += 1
+    if max(map(len, run.pending.values())) >= FLUSH_STEPS \
+            or time.perf_counter() - run.last_flush >= FLUSH_SECONDS:
+        run.flush()
 
 
 DIVERGED_FACTOR = 1e3   # a loss this many times its first value has diverged, though finite
@@ -351,88 +401,68 @@ def divergence(h: History, loss: float) -> str:
     return ""
 
 
-def record_step(run: Run, values: list[list[float]]) -> None:
-    """Append one step's [loss, error] per active model to the histories; a model whose loss
-    diverged stops there (its history so far is kept), with a message and a warning."""
-    for name, (loss, error) in zip(list(run.active), values, strict=True):
-        h = run.histories[name]
-        why = divergence(h, loss)
-        if why:
-            lr = h.lr.pop()                            # a step that is not kept
-            has_batchnorm = getattr(getattr(run.models[name], "config", None), "norm", True)
-            run.finish(name, "diverged", (
-                f"{name} diverged at step {run.step}: {why}. Try a smaller learning rate "
-                f"(it was {lr:g})"
-                + ("" if has_batchnorm else " or switch normalization (BatchNorm) on") + "."))
-            warnings.warn(h.message, stacklevel=3)
-            continue
-        h.step.append(run.step)
-        h.train_loss.append(loss)
-        h.train_error.append(error)
-
-
 def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = None,
             epochs: float | None = None, max_seconds: float | None = None,
             batch_size: int = 128, recipe: str | Recipe = "quick",
             device: str | torch.device = "auto", seed: int = 0, augment: bool = False,
             eval_every: int | None = None, eval_samples: int | None = 2000,
             grad_every: int = 1, callbacks: Sequence[Callback] = (),
-            stop: threading.Event | None = None) -> dict[str, History]:
+            stop: threading.Event | None = None, graphs: str = "auto") -> dict[str, History]:
     """Train several models side by side on the same batches; return a History per model.
 
     Give a budget with `steps`, `epochs` and/or `max_seconds` (training ends at the first one
     reached; the learning-rate schedule follows whichever runs out first). `eval_every` steps
-    (default: 10 times per run) the models are tested on `eval_samples` test images. `seed`
-    fixes the batches and their augmentation; the global random state is not touched.
+    (default: 10 times per run) the models are tested on `eval_samples` test images;
+    `grad_every` steps (0: never) their per-layer gradient norms are recorded. `seed` fixes
+    the batches and their augmentation; the global random state is not touched. On CUDA each
+    model's step is a captured graph (`step.CapturedStep`; graphs="off" or "require").
 
     Devices: the models are moved to `device` ("auto": CUDA, then MPS, then the CPU) and stay
-    there afterwards, in training mode. The dataset stays where it is; the batches are drawn
-    on the device.
+    there afterwards, in training mode. The batches are drawn on the device.
     """
-    check_arguments(models, steps, epochs, max_seconds, grad_every, eval_every, eval_samples)
+    check_arguments(models, steps, epochs, max_seconds, grad_every, eval_every, eval_samples,
+                    graphs)
     recipe, device = get_recipe(recipe), pick_device(device)
     batches = Batches(data, batch_size, device=device, augment=augment, seed=seed)
     max_steps = step_budget(steps, epochs, len(data.x_train), batch_size)
     eval_every = eval_every or max(1, (max_steps or 500) // 10)
     test = data.x_test[:eval_samples].to(device), data.y_test[:eval_samples].to(device)
     run = start_run(models, recipe, device, grad_every, batch_size, seed, max_steps,
-                    max_seconds)
+                    max_seconds, graphs)
     for cb in callbacks:
         cb.on_start(run)
     try:
         while run.active and not (stop is not None and stop.is_set()) and not run.budget_spent:
-            x, y = next(batches)
-            x = _layout(x, device)
-            stats = []
-            for name in run.active:
-                lr = run.recipe.lr_at(run.progress, run.step, depth_of(models[name]))
-                run.histories[name].lr.append(lr)
-                stats.append(train_step(models[name], run.optimizers[name], x, y, lr))
-            run.step += 1
-            record_step(run, torch.stack(stats).tolist())       # one sync for all models
+            train_all(run, *next(batches))
             for cb in callbacks:
                 cb.on_step(run)
             if run.step % eval_every == 0:
                 evaluate_all(run, *test, callbacks)
         end_run(run, stop, test, callbacks)
     except KeyboardInterrupt:
+        run.flush()
         for name in list(run.active):
             run.finish(name, "interrupted", f"interrupted at step {run.step}")
     finally:
-        run.sync_gradient_norms()
-        for n in run.norms.values():
-            n.remove()
-        for h in run.histories.values():
-            h.seconds = run.elapsed
-        for cb in callbacks:
-            cb.on_end(run)
+        wrap_up(run, callbacks)
     return run.histories
+
+
+def wrap_up(run: Run, callbacks: Iterable[Callback]) -> None:
+    """Whatever happened: every row in the histories, each one's time and engine, on_end."""
+    run.flush()
+    for name, h in run.histories.items():
+        h.seconds = run.elapsed
+        h.config["engine"] = run.steps[name].engine
+    for cb in callbacks:
+        cb.on_end(run)
 
 
 def end_run(run: Run, stop: threading.Event | None, test: tuple[torch.Tensor, torch.Tensor],
             callbacks: Iterable[Callback]) -> None:
     """Stop pressed: the models still training end "stopped"; else a last evaluation (unless
     this step had one) and they end "finished"."""
+    run.flush()
     if stop is not None and stop.is_set():
         status, message = "stopped", f"Stop pressed: training ended at step {run.step}"
     else:
@@ -445,7 +475,9 @@ def end_run(run: Run, stop: threading.Event | None, test: tuple[torch.Tensor, to
 
 def evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
                  callbacks: Iterable[Callback]) -> None:
-    """Test every model still training and append the result to its History."""
+    """Test every model still training (their pending rows flushed first: a diverged model is
+    not tested) and append the result to its History."""
+    run.flush()
     for name in run.active:
         loss, error = evaluate(run.models[name], x_test, y_test)
         h = run.histories[name]

@@ -21,8 +21,10 @@ from resnet_lab.hooks import (
 
 
 def hook_count(model: nn.Module) -> int:
+    """Hooks on the modules and on the parameters (autograd tensor hooks) together."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               for m in model.modules())
+               for m in model.modules()) + sum(len(p._backward_hooks or {})
+                                               for p in model.parameters())
 
 
 def step(model, x, y, opt=None):
@@ -53,6 +55,31 @@ def test_norms_equal_the_gradients_after_each_backward(batch):
     np.testing.assert_allclose(values[0], expected, rtol=1e-5)
     np.testing.assert_allclose(values[1], expected, rtol=1e-5)   # same batch, same grads
     assert norms.to_dict()["step"] == [0, 1]
+
+
+class WithAux(nn.Module):
+    """A model that returns a tuple (logits, auxiliary logits), as Inception does."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = rl.cifar_resnet(8)
+        self.aux = nn.Linear(3 * 16 * 16, 10)
+
+    def forward(self, x):
+        return self.net(x), self.aux(x.flatten(1))
+
+
+def test_norms_are_recorded_for_a_model_that_returns_a_tuple(batch):
+    model = WithAux()
+    with GradientNorms(model) as norms:
+        out, aux = model(batch[0])
+        (F.cross_entropy(out, batch[1]) + F.cross_entropy(aux, batch[1])).backward()
+    assert norms.values().shape == (1, len(norms.names)) and norms.names[-1] == "aux"
+    np.testing.assert_allclose(norms.values()[0, -1], model.aux.weight.grad.norm().item(),
+                               rtol=1e-5)
+    assert hook_count(model) == 0
+    step(model.net, *batch)                              # after remove: nothing is recorded
+    assert len(norms.values()) == 1
 
 
 def test_every_k_steps_and_ring_keeps_the_newest(batch):
