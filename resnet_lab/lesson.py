@@ -65,8 +65,9 @@ def settings(mode: str | None = None) -> Settings:
         check_choice("RESNET_LAB_DATASET", forced, DATASETS)
         chosen = replace(chosen, datasets=(forced,), degradation_datasets=(forced,))
     print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}, "
-          f"{chosen.steps} steps, data: {' -> '.join(chosen.datasets)} (the degradation "
-          f"experiment: {' -> '.join(chosen.degradation_order)})")
+          f"{chosen.steps} steps; data, the first of these that is here: "
+          f"{' -> '.join(chosen.datasets)} (the degradation experiment: "
+          f"{' -> '.join(chosen.degradation_order)})")
     return chosen
 
 
@@ -100,38 +101,48 @@ def degradation_data(s: Settings) -> data.Dataset:
 
 
 def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
-                     "ResNet"), depths: tuple[int, ...] = (20, 56), **options
+                     "ResNet"), depths: tuple[int, ...] = (20, 56), seed: int = 0, **options
                      ) -> tuple[dict[str, nn.Module], dict[str, History]]:
     """He et al.'s Fig. 1 / Fig. 6 experiment at the lesson's sizes: a plain and/or residual
-    net of each depth, the same initial weights and batches, a constant learning rate of 0.1.
-    Returns the nets and their histories, named like "plain-56"."""
+    net of each depth, the same initial weights (`seed`) and batches, a constant learning
+    rate of 0.1. Returns the nets and their histories, named like "plain-56"."""
     nets = {f"{kind}-{depth}": cifar_resnet(depth, width=s.width, in_channels=images.shape[0],
-                                            num_classes=len(images.classes), seed=0,
+                                            num_classes=len(images.classes), seed=seed,
                                             skip=0.0 if kind == "plain" else 1.0)
             for kind in kinds for depth in depths}
     runs = compare(nets, images, steps=s.steps, batch_size=s.batch_size, recipe="constant",
-                   **options)
+                   seed=seed, **options)
     return nets, runs
 
 
-WORSE = 1.25     # "trains worse": a final training loss at least 25% above the other net's
+@dataclass(frozen=True)
+class Verdict:
+    """A lesson's claim, measured. `margin` is the measured value over the threshold that
+    states the claim, oriented so that above 1 means shown (2 = twice as clear as the claim
+    needs); `evidence` says what was measured and the claim's threshold."""
+
+    claim: str
+    margin: float
+    evidence: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "margin", float(self.margin))   # not a numpy scalar
+
+    @property
+    def shown(self) -> bool:
+        return self.margin > 1
+
+    def __str__(self) -> str:
+        return f"VERDICT {self.claim}: {self.evidence} -> {'shown' if self.shown else 'NOT shown'}"
 
 
-def trains_worse(a: History, b: History) -> bool:
-    """Whether run `a` ended with a training loss at least WORSE times run `b`'s."""
-    return a.final_train_loss() > WORSE * b.final_train_loss()
-
-
-def verdict(name: str, shown: bool, evidence: str) -> None:
-    """Print one line saying whether the lesson's phenomenon showed in this run."""
-    print(f"VERDICT {name}: {evidence} -> {'shown' if shown else 'NOT shown'}")
+def verdict(v: Verdict) -> None:
+    """Print the verdict's one line: whether the lesson's phenomenon showed in this run."""
+    print(v)
 
 
 # ---------------------------------------------------------------------------------------------
 # Build it yourself: checks for the students' own blocks and networks
-
-RESNET18_PARAMS = 11_689_512       # torchvision's ResNet-18
-
 
 def _compare(yours: nn.Module, reference: nn.Module, x: torch.Tensor) -> list[str]:
     """What differs between two modules: the parameter count, the names and shapes of their

@@ -105,3 +105,9 @@ def test_every_figure_of_a_lesson_is_stored_for_readers_who_do_not_run_it(path):
     assert not missing, f"no stored picture; run scripts/execute_notebooks.py: {missing}"
     size = path.stat().st_size
     assert size < 3_000_000, f"{path.name} is {size:,} bytes: widget state slipped in?"
+
+
+def test_the_readme_lesson_pictures_are_the_lessons_own():
+    import lesson_pictures
+
+    assert lesson_pictures.main(["--check"]) == 0, "run: python scripts/lesson_pictures.py"

@@ -1,0 +1,152 @@
+"""Does every lesson verdict hold on every seed, dataset and CPU? Margins measured in one run.
+
+    python benchmarks/bench_verdicts.py [--seeds 5] [--kernels default avx2] [--out FILE]
+
+Runs every quick-mode verdict experiment of the lessons (the functions of
+`resnet_lab.experiments` that the lessons call) for each seed, on each dataset the lesson can
+use in quick mode (Fashion-MNIST when it is on this machine, and the built-in synthetic set),
+under each CPU kernel set: "default" (what torch picks here: AVX-512 or AMX where the CPU has
+them) and "avx2" (a laptop's: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2). Each kernel
+set runs in a process of its own with one thread, side by side.
+
+Prints, per verdict, how many runs showed it and the min and median margin (the measured value
+over the claim's threshold, > 1 = shown), and writes every margin as JSON lines to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+
+
+def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
+    """(dataset, lesson, Verdict) of every verdict experiment for one seed."""
+    from resnet_lab import experiments as ex
+    from resnet_lab import lesson, models
+
+    s = lesson.QUICK
+    out = [("-", "1", ex.sigmoid_vanishes(ex.mlp_profiles(seed))),
+           ("synthetic 8x8", "1", ex.early_layers_freeze(ex.train_sigmoid_mlp(s.steps,
+                                                                               seed).moved)),
+           ("-", "2", ex.identity_is_easier(ex.identity_fits(seed=seed))),
+           ("-", "2", ex.skips_carry_the_gradient(ex.block_gradients(s.size, seed))),
+           ("-", "3", ex.bottleneck_saves()),
+           ("-", "4", ex.forms_agree(ex.three_forms(seed)[2]))]
+    block, x, _ = ex.three_forms(seed)
+    out.append(("-", "4", ex.grouped_is_faster(ex.time_forms(block, x))))
+    for name in s.degradation_order:
+        try:
+            images = lesson.lesson_data(s, (name,))
+        except RuntimeError:
+            continue                                    # not on this machine
+        nets, runs = lesson.degradation_runs(s, images, seed=seed)
+        table = ex.regime_table(images, seed)
+        out += [(name, "1", ex.deeper_plain_trains_worse(runs)),
+                (name, "1", ex.plain_vanishes_without_bn(table)),
+                (name, "1", ex.plain_explodes_with_bn(table)),
+                (name, "1", ex.residual_stays_healthy(table)),
+                (name, "2", ex.skips_remove_degradation(runs)),
+                (name, "2", ex.responses_are_smaller(ex.layer_response_stds(nets, images))),
+                (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1]))]
+        if name in s.datasets:                          # lesson 5 uses the lesson's data
+            pair56 = {n: nets[n] for n in ("plain-56", "ResNet-56")}
+            chance = 1 - 1 / len(images.classes)
+            pair20 = {n: nets[n] for n in ("plain-20", "ResNet-20")}
+            out += [(name, "5", ex.wider_basin(ex.basin_rises(pair56, images))),
+                    (name, "5", ex.ensemble_survives_deletion(
+                        ex.deletion_errors(pair20, images), chance)),
+                    (name, "5", ex.preact_trains_better(ex.preact_runs(s, images, seed)))]
+    if seed == 0:                                       # exact checks: no seed, no training
+        table = models.summary(models.resnet50(), (1, 3, 224, 224))
+        blocks = [len(getattr(models.resnet50(), f"layer{i}")) for i in range(1, 5)]
+        out += [("-", "3", ex.resnet50_matches(table, blocks)),
+                ("-", "4", ex.same_budget(ex.budget_variants()))]
+    return out
+
+
+def worker(kernel: str, seeds: list[int]) -> None:
+    """One kernel set's process: one JSON line per verdict, as soon as it is measured."""
+    import torch
+
+    torch.set_num_threads(1)
+    for seed in seeds:
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):    # the lessons' own lines, not JSON
+            measured = verdicts_of_seed(seed)
+        for dataset, lesson_no, v in measured:
+            print(json.dumps({"kernel": kernel, "seed": seed, "dataset": dataset,
+                              "lesson": lesson_no, "claim": v.claim, "margin": v.margin,
+                              "evidence": v.evidence}), flush=True)
+        print(json.dumps({"kernel": kernel, "seed": seed,
+                          "seconds": time.perf_counter() - start}), flush=True)
+
+
+def table(rows: list[dict]) -> str:
+    """Per verdict: runs shown / runs, min and median margin; markdown."""
+    by_claim: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        by_claim[r["lesson"], r["claim"]].append(r["margin"])
+    lines = ["| lesson | verdict | shown | min margin | median margin |", "|---|---|---|---|---|"]
+    for (lesson_no, claim), margins in sorted(by_claim.items()):
+        shown = sum(m > 1 for m in margins)
+        lines.append(f"| {lesson_no} | {claim} | {shown}/{len(margins)} | {fmt(min(margins))} "
+                     f"| {fmt(statistics.median(margins))} |")
+    return "\n".join(lines)
+
+
+def fmt(margin: float) -> str:
+    if margin == float("inf"):
+        return "exact"
+    return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    parser.add_argument("--out", default="runs/bench_verdicts.jsonl")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    seeds = list(range(args.seeds))
+    if args.worker:
+        worker(args.worker, seeds)
+        return
+    start = time.perf_counter()
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    procs = {k: subprocess.Popen([sys.executable, __file__, "--worker", k, "--seeds",
+                                  str(args.seeds)], env={**os.environ, **KERNELS[k]},
+                                 stdout=open(f"{args.out}.{k}", "w"))     # noqa: SIM115
+             for k in args.kernels}
+    rows = []
+    for k, proc in procs.items():
+        if proc.wait():
+            sys.exit(f"the {k} worker failed")
+        with open(f"{args.out}.{k}") as f:
+            for row in map(json.loads, f):
+                if "seconds" in row:
+                    print(f"{k}: seed {row['seed']} took {row['seconds']:.0f} s")
+                else:
+                    rows.append(row)
+        os.remove(f"{args.out}.{k}")
+    with open(args.out, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    print(f"\n{len(seeds)} seeds x kernels {', '.join(args.kernels)}; datasets: "
+          f"{', '.join(sorted({r['dataset'] for r in rows} - {'-'}))}; "
+          f"{time.perf_counter() - start:.0f} s in all\n")
+    print(table(rows))
+    worst = min(rows, key=lambda r: r["margin"])
+    print(f"\nsmallest margin {fmt(worst['margin'])}: {worst['claim']} "
+          f"({worst['kernel']}, seed {worst['seed']}, {worst['dataset']}): {worst['evidence']}")
+
+
+if __name__ == "__main__":
+    main()
