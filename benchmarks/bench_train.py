@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--depth 20] [--steps 25] [--repeats 3] [--device cpu]
 
-Runs `train.fit` (live GradientNorms recording every step, no plots) and a minimal PyTorch loop
+Runs `train.fit` (per-layer gradient norms recorded every step, no plots) and a minimal PyTorch loop
 (index a batch on the device, forward, backward, SGD step) alternately on the same model, data
 and device, and prints images/s of both and their ratio (target: >= 0.95). The first step of
 each run is left out of the timing, and the engine evaluates only after the timed steps (the
@@ -83,7 +83,7 @@ def main() -> None:
     print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.size}x{args.size}, {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"minimal loop: {a:8.0f} images/s")
-    print(f"resnet-lab:   {b:8.0f} images/s (GradientNorms every step)")
+    print(f"resnet-lab:   {b:8.0f} images/s (per-layer norms every step)")
     print(f"ratio engine / minimal: {b / a:.3f}")
 
 
