@@ -175,10 +175,10 @@ class CapturedStep(Step):
             self.set_lr(lr)
         if self.engine != "cuda graph":
             return self.compute(x, y)
-        if self.warmed < self.WARM_UP:
-            self.warmed += 1
-            return self.backend.warm_up(lambda: self.compute(x, y))
         try:
+            if self.warmed < self.WARM_UP:
+                self.warmed += 1
+                return self.backend.warm_up(lambda: self.compute(x, y))
             if self.key != self.current_key(x, y):
                 return self.first_replay(x, y)
             self.static[0].copy_(x)

@@ -166,6 +166,8 @@ class FakeGraphs:
         self.fail, self.corrupt, self.graphs = fail, corrupt, []
 
     def warm_up(self, fn):
+        if self.fail == "side stream":
+            raise RuntimeError("no side stream today")
         return fn()
 
     def capture(self, fn):
@@ -235,6 +237,14 @@ def test_a_failing_or_wrong_graph_falls_back_to_eager_training(images, capsys, b
     fresh = run_steps(s, images, 1)[0]
     assert torch.isfinite(fresh).all() and len(momentum(s)) == len(kept)
     assert not any(torch.equal(a, b) for a, b in zip(kept, momentum(s), strict=True))
+
+
+def test_a_failing_warm_up_falls_back_too(images, capsys):
+    s = captured(FakeGraphs(fail="side stream"))
+    rows = run_steps(s, images, 2)
+    assert s.engine.startswith("eager (CUDA graph off: RuntimeError: no side stream today")
+    assert all(torch.isfinite(r).all() for r in rows)
+    assert "training eagerly" in capsys.readouterr().out
 
 
 def test_the_fallback_carries_the_momentum_over_and_drops_the_graphs_gradients(images):
