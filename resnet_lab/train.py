@@ -409,16 +409,11 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
             grad_every: int = 1, callbacks: Sequence[Callback] = (),
             stop: threading.Event | None = None, graphs: str = "auto") -> dict[str, History]:
     """Train several models side by side on the same batches; return a History per model.
-
-    Give a budget with `steps`, `epochs` and/or `max_seconds` (training ends at the first one
-    reached; the learning-rate schedule follows whichever runs out first). `eval_every` steps
-    (default: 10 times per run) the models are tested on `eval_samples` test images;
-    `grad_every` steps (0: never) their per-layer gradient norms are recorded. `seed` fixes
-    the batches and their augmentation; the global random state is not touched. On CUDA each
-    model's step is a captured graph (`step.CapturedStep`; graphs="off" or "require").
-
-    Devices: the models are moved to `device` ("auto": CUDA, then MPS, then the CPU) and stay
-    there afterwards, in training mode. The batches are drawn on the device.
+    Budget: `steps`, `epochs` and/or `max_seconds`, the first reached ends training (the lr
+    schedule follows it). Tests every `eval_every` steps (default: 10 a run) on `eval_samples`
+    images; keeps the per-layer gradient norms every `grad_every` steps (0: never). `seed` fixes
+    the batches (the global random state is untouched). The models move to `device` ("auto":
+    CUDA, MPS, CPU) and stay there; on CUDA each step is a captured graph (graphs="off"/"require").
     """
     check_arguments(models, steps, epochs, max_seconds, grad_every, eval_every, eval_samples,
                     graphs)
