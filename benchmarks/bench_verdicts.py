@@ -39,10 +39,10 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                                                                                seed).moved)),
            ("-", "2", ex.identity_is_easier(ex.identity_fits(seed=seed))),
            ("-", "2", ex.skips_carry_the_gradient(ex.block_gradients(s.size, seed))),
-           ("-", "3", ex.bottleneck_saves()),
-           ("-", "4", ex.forms_agree(ex.three_forms(seed)[2]))]
-    block, x, _ = ex.three_forms(seed)
-    out.append(("-", "4", ex.grouped_is_faster(ex.time_forms(block, x))))
+           ("-", "3", ex.bottleneck_saves())]
+    block, x, forms = ex.three_forms(seed)
+    out += [("-", "4", ex.forms_agree(forms)),
+            ("-", "4", ex.grouped_is_faster(ex.time_forms(block, x)))]
     for name in s.degradation_order:
         try:
             images = lesson.lesson_data(s, (name,))

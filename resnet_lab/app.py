@@ -37,6 +37,7 @@ from .checks import depths
 from .devices import pick_device
 from .diagrams import Cell, cell_norms, draw_network, norm_colour, strip_cells, text_colour
 from .ensembles import deletable_blocks, without_block
+from .experiments import median_ms
 from .hooks import first_last_ratio, gradient_profile, regime
 from .models import (
     blocks_of,
@@ -688,14 +689,7 @@ class CardinalityExplorer:
         params, macs = complexity(block, (1, 256, self.size, self.size))
         x = torch.randn(self.batch, 256, self.size, self.size,
                         generator=torch.Generator().manual_seed(SEED))
-        with torch.no_grad():
-            block(x)                                          # warm-up
-            times = []
-            for _ in range(5):
-                start = time.perf_counter()
-                block(x)
-                times.append(time.perf_counter() - start)
-        ms = 1000 * sorted(times)[2]
+        ms = median_ms(lambda: block(x), repeats=5)
         self.readout.value = (
             f"<b>C = {c}, d = {d}</b>: 1×1 256→{c * d}, 3×3 {c * d}→{c * d} in {c} "
             f"group{'s' if c > 1 else ''}, "

@@ -33,7 +33,15 @@ from .hooks import (
     weight_snapshot,
 )
 from .lesson import Settings, Verdict
-from .models import ResNet, Summary, cifar_resnet, complexity, deep_mlp
+from .models import (
+    ResNet,
+    Summary,
+    build_seeded,
+    cifar_resnet,
+    complexity,
+    deep_mlp,
+    initialize,
+)
 from .step import Step
 
 TINY = 1e-30        # stands in for an exact zero in a ratio: the margin is then huge, not inf
@@ -285,11 +293,9 @@ def block_types_match(runs: dict[str, train.History]) -> Verdict:
 def three_forms(seed: int = 0) -> tuple[AggregatedTransform, torch.Tensor,
                                         dict[str, torch.Tensor]]:
     """One ResNeXt transformation (32 paths of 4 channels) computed three ways on one batch."""
-    block = AggregatedTransform(256, cardinality=32, width=4)
-    g = torch.Generator().manual_seed(seed)
-    for conv in (block.reduce, block.conv, block.restore):
-        nn.init.kaiming_normal_(conv.weight, generator=g)
-    x = torch.randn(4, 256, 14, 14, generator=g)
+    block = build_seeded(lambda: AggregatedTransform(256, cardinality=32, width=4),
+                         lambda m, g: initialize(m, generator=g), seed)
+    x = torch.randn(4, 256, 14, 14, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         forms = {"(a) 32 paths, summed": block.paths(x), "(b) concatenate": block.concat(x),
                  "(c) grouped conv": block.grouped(x)}
