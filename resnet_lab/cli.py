@@ -3,6 +3,7 @@
     resnet-lab compare --depths 20 56 --steps 300 --width 4 --size 16 --recipe constant \\
         --json runs/degradation.json --plot runs/degradation.png
     resnet-lab train --depth 20 --plain --max-seconds 30
+    resnet-lab reproduce --data fashion_mnist --depths 20 56 --seeds 2 --steps 1000 --out runs/fig6
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import data as datasets
+from . import reproduce
 from .checks import INITS, blocks_per_stage, depth_rule
 from .models import cifar_resnet
 from .train import RECIPES, ProgressBar, compare, save_run, with_lr
@@ -90,7 +92,66 @@ def build_parser() -> Parser:
                       help=depth_rule("basic"))
     many.add_argument("--variants", nargs="+", choices=("plain", "residual"),
                       default=["plain", "residual"])
+    add_reproduce(sub)
     return parser
+
+
+def add_reproduce(sub) -> None:
+    """`resnet-lab reproduce`: He et al.'s Fig. 6 / Table 6 grid (resnet_lab.reproduce)."""
+    grid = sub.add_parser(
+        "reproduce", help="He et al.'s Fig. 6 / Table 6: plain vs residual nets over depth, "
+        "resumable, on Ray with --ray", description=reproduce.__doc__.split("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    grid.add_argument("--out", type=Path, required=True,
+                      help="output folder; the same command again resumes there")
+    grid.add_argument("--data", choices=("auto", *datasets.DATASETS), default="auto",
+                      help="auto (default): CIFAR-10 if in the data folder, else Fashion-MNIST, "
+                      "else synthetic")
+    grid.add_argument("--depths", type=_cifar_depth, nargs="+", default=[20, 32, 44, 56, 110],
+                      help="the ResNets' depths, " + depth_rule("basic"))
+    grid.add_argument("--plain-depths", type=_cifar_depth, nargs="*",
+                      help="the plain nets' depths (default: those of --depths below 110)")
+    grid.add_argument("--seeds", type=_positive(int), default=2)
+    grid.add_argument("--steps", type=_positive(int), default=4000)
+    grid.add_argument("--width", type=_positive(int), default=16)
+    grid.add_argument("--size", type=_positive(int), help="resize images to SIZE x SIZE")
+    grid.add_argument("--n-train", type=_positive(int), help="use only this many train images")
+    grid.add_argument("--batch-size", type=_positive(int), default=128)
+    grid.add_argument("--no-augment", action="store_true", help="no crop and flip")
+    grid.add_argument("--threads", type=_positive(int),
+                      help="CPU threads of a run in this process (default: torch's)")
+    grid.add_argument("--checkpoint-minutes", type=_positive(float), default=5.0,
+                      help="save an unfinished run this often (default 5)")
+    grid.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster = grid.add_argument_group("Ray (pip install 'resnet-lab[cluster]')")
+    cluster.add_argument("--ray", action="store_true", help="each run as a Ray task")
+    cluster.add_argument("--ray-address", default="auto",
+                         help="auto (default: the running cluster, else a local one), local, "
+                         "or an address")
+    cluster.add_argument("--cpus-per-run", type=_positive(float), default=1.0)
+    cluster.add_argument("--gpus-per-run", type=float, default=0.0,
+                         help="fractional: 0.25 lets four runs share a GPU")
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    grid = reproduce.Grid(depths=tuple(args.depths), plain_depths=None if args.plain_depths is
+                          None else tuple(args.plain_depths), seeds=args.seeds, steps=args.steps,
+                          dataset=args.data, size=args.size, n_train=args.n_train,
+                          width=args.width, batch_size=args.batch_size,
+                          augment=not args.no_augment)
+    try:
+        path = reproduce.reproduce(grid, args.out, ray=args.ray, ray_address=args.ray_address,
+                                   threads=args.threads, cpus_per_run=args.cpus_per_run,
+                                   gpus_per_run=args.gpus_per_run,
+                                   checkpoint_seconds=60 * args.checkpoint_minutes,
+                                   quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"resnet-lab: interrupted; finished runs are in {args.out}/runs. The same command "
+              "again goes on from there (and from each unfinished run's last checkpoint).",
+              file=sys.stderr)
+        return 130
+    print(f"report: {path} (and {path.with_suffix('.html')}, {path.parent / 'figure6.png'})")
+    return 1 if any((args.out / "failed").glob("*.json")) else 0
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -139,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "reproduce":
+            return run_reproduce(args)
         histories = run(args)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         print(f"resnet-lab: error: {err}", file=sys.stderr)

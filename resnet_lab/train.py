@@ -84,8 +84,9 @@ class Recipe:
     """SGD with momentum and a learning-rate schedule over training progress p in [0, 1].
 
     schedule: "step" (÷10 at `milestones`), "onecycle" (linear warm-up for the first 15%, then
-    cosine down to 0) or "constant". `warmup_steps` at lr/10 apply to models of depth >= 110
-    (He et al. 2015 warmed ResNet-110 up at 0.01 for about 400 iterations).
+    cosine down to 0) or "constant". `warmup_error` > 0: a model of depth >= WARMUP_DEPTH trains
+    at lr/10 until its training error is under `warmup_error` (He et al. 2015 §4.2 warmed
+    ResNet-110 up at 0.01 until its training error was below 80%, about 400 iterations).
     """
 
     name: str
@@ -94,10 +95,11 @@ class Recipe:
     weight_decay: float = 1e-4
     schedule: str = "step"
     milestones: tuple[float, ...] = (0.5, 0.75)
-    warmup_steps: int = 0
+    warmup_error: float = 0.0
 
-    def lr_at(self, progress: float, step: int, depth: int = 0) -> float:
-        if self.warmup_steps and depth >= 110 and step < self.warmup_steps:
+    def lr_at(self, progress: float, warming_up: bool = False) -> float:
+        """The learning rate at training progress p in [0, 1] (lr/10 while warming up)."""
+        if warming_up:
             return self.lr / 10
         if self.schedule == "step":
             return self.lr * 0.1 ** sum(progress >= m for m in self.milestones)
@@ -108,9 +110,11 @@ class Recipe:
         return self.lr
 
 
+WARMUP_DEPTH = 110   # He et al. warmed up ResNet-110 (and deeper), not the shallower nets
+
 RECIPES = {
     # He et al. 2015 §4.2: lr 0.1, /10 at 32k and 48k of 64k iterations, wd 1e-4, momentum 0.9
-    "he2015": Recipe("he2015", 0.1, 0.9, 1e-4, "step", (0.5, 0.75), warmup_steps=400),
+    "he2015": Recipe("he2015", 0.1, 0.9, 1e-4, "step", (0.5, 0.75), warmup_error=0.8),
     # short runs: one-cycle gets most out of a few hundred steps
     "quick": Recipe("quick", 0.1, 0.9, 5e-4, "onecycle"),
     # the degradation demo: a constant lr 0.1, the same for every model
@@ -195,6 +199,8 @@ class Run:
     pending: dict[str, list[tuple[int, torch.Tensor]]] = field(default_factory=dict)
     last_flush: float = field(default_factory=time.perf_counter)
     flushes: int = 0
+    batches: Batches | None = None        # the batch stream (a checkpoint keeps its place)
+    warming_up: set[str] = field(default_factory=set)   # models still at the warm-up lr
 
     @property
     def elapsed(self) -> float:
@@ -216,6 +222,18 @@ class Run:
     @property
     def steps_per_second(self) -> float:
         return self.step / max(self.elapsed, 1e-9)
+
+    def lr_of(self, name: str) -> float:
+        """The model's learning rate for the next step. A model warming up trains at lr/10
+        until the last step's training error is under the recipe's `warmup_error` (its rows
+        are read every step while it warms up, so where warm-up ends does not depend on
+        timing)."""
+        if name in self.warming_up:
+            self.flush()
+            errors = self.histories[name].train_error
+            if errors and errors[-1] < self.recipe.warmup_error:
+                self.warming_up.discard(name)
+        return self.recipe.lr_at(self.progress, name in self.warming_up)
 
     def finish(self, name: str, status: str, message: str = "") -> None:
         """End training of one model (the others go on)."""
@@ -298,6 +316,11 @@ def depth_of(model: nn.Module) -> int:
     return int(getattr(getattr(model, "config", None), "depth", 0))
 
 
+def warms_up(model: nn.Module, recipe: Recipe) -> bool:
+    """Whether the recipe warms this model up (its depth is WARMUP_DEPTH or more)."""
+    return recipe.warmup_error > 0 and depth_of(model) >= WARMUP_DEPTH
+
+
 def check_budget(steps: int | None, epochs: float | None, max_seconds: float | None) -> None:
     """At least one budget, each a positive number."""
     for arg, value in (("steps", steps), ("epochs", epochs), ("max_seconds", max_seconds)):
@@ -370,7 +393,8 @@ def start_run(models: dict[str, nn.Module], recipe: Recipe, device: torch.device
                  for name, m in models.items()}
     return Run(models, steps, histories, recipe, device, max_steps, max_seconds,
                grad_every=grad_every, active=list(models),
-               pending={name: [] for name in models})
+               pending={name: [] for name in models},
+               warming_up={name for name, m in models.items() if warms_up(m, recipe)})
 
 
 def train_all(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -378,7 +402,7 @@ def train_all(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
     device until the next flush (due every FLUSH_STEPS steps or FLUSH_SECONDS)."""
     x, norms = layout(x, run.device), bool(run.grad_every) and run.step % run.grad_every == 0
     for name in run.active:
-        lr = run.recipe.lr_at(run.progress, run.step, depth_of(run.models[name]))
+        lr = run.lr_of(name)
         run.histories[name].lr.append(lr)
         run.pending[name].append((run.step + 1, run.steps[name](x, y, lr, norms=norms)))
     run.step += 1
@@ -424,11 +448,12 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
     test = data.x_test[:eval_samples].to(device), data.y_test[:eval_samples].to(device)
     run = start_run(models, recipe, device, grad_every, batch_size, seed, max_steps,
                     max_seconds, graphs)
+    run.batches = batches
     for cb in callbacks:
         cb.on_start(run)
     try:
         while run.active and not (stop is not None and stop.is_set()) and not run.budget_spent:
-            train_all(run, *next(batches))
+            train_all(run, *next(run.batches))
             for cb in callbacks:
                 cb.on_step(run)
             if run.step % eval_every == 0:

@@ -34,7 +34,7 @@ def old_engine(model, images, steps):
         for i in range(steps):
             x, y = next(batches)
             for group in opt.param_groups:
-                group["lr"] = SCHEDULE.lr_at(i / steps, i, 8)
+                group["lr"] = SCHEDULE.lr_at(i / steps)
             out = model(x)
             loss = F.cross_entropy(out.float(), y)
             opt.zero_grad(set_to_none=True)

@@ -158,13 +158,27 @@ def test_time_budget_and_epochs(tiny):
 
 def test_recipes():
     he = train.RECIPES["he2015"]
-    assert he.lr_at(0.1, 1000) == 0.1 and he.lr_at(0.6, 1000) == pytest.approx(0.01)
-    assert he.lr_at(0.8, 1000) == pytest.approx(0.001)
-    assert he.lr_at(0.0, 10, depth=110) == pytest.approx(0.01)   # ResNet-110 warm-up
-    assert he.lr_at(0.0, 10, depth=56) == 0.1
+    assert he.lr_at(0.1) == 0.1 and he.lr_at(0.6) == pytest.approx(0.01)
+    assert he.lr_at(0.8) == pytest.approx(0.001)
+    assert he.lr_at(0.0, warming_up=True) == pytest.approx(0.01)
     quick = train.RECIPES["quick"]
-    assert quick.lr_at(0.15, 0) == pytest.approx(0.1) and quick.lr_at(1.0, 0) == pytest.approx(0)
+    assert quick.lr_at(0.15) == pytest.approx(0.1) and quick.lr_at(1.0) == pytest.approx(0)
     assert train.with_lr("quick", 0.05).lr == 0.05
+
+
+def test_warm_up_lasts_until_the_training_error_is_under_the_threshold():
+    # He et al. §4.2: ResNet-110 at lr/10 until its training error is below 80%; the
+    # shallower net beside it starts at lr at once
+    images = data.synthetic(512, 64, size=8, seed=0)
+    recipe = dataclasses.replace(train.RECIPES["he2015"], schedule="constant")
+    models = {"ResNet-110": rl.cifar_resnet(110, width=4, seed=0),
+              "ResNet-20": rl.cifar_resnet(20, width=4, seed=0)}
+    runs = train.compare(models, images, steps=40, batch_size=32, recipe=recipe)
+    deep, shallow = runs["ResNet-110"], runs["ResNet-20"]
+    assert set(shallow.lr) == {0.1}
+    ends = next(i for i, e in enumerate(deep.train_error) if e < 0.8) + 1
+    assert 1 < ends < 40             # it warmed up for a while, then went back to 0.1
+    assert deep.lr[:ends] == [pytest.approx(0.01)] * ends and set(deep.lr[ends:]) == {0.1}
 
 
 def test_early_stop(tiny):

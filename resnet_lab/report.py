@@ -1,0 +1,243 @@
+"""The report of a reproduced grid, beside He et al. 2015's Figure 6 and Table 6.
+
+`write_report(folder)` reads a `reproduce` output folder alone (grid.json, runs/, failed/,
+calls.json) and writes there:
+- `figure6.png`: plain nets on the left, ResNets on the right, as in He et al.'s Fig. 6; thin
+  lines training error, bold lines test error; the mean over seeds with a band from the lowest
+  to the highest seed;
+- `report.md` and `report.html` (the same content): what ran where, the table of final training
+  and test error per depth (mean ± std over seeds) beside He et al.'s Table 6, what the
+  measurement shows, and every run that failed with its error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from .reproduce import Grid
+
+# He et al. 2015, Table 6: CIFAR-10 test error (%), 64k iterations, width 16, augmentation
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+PAPER_LABEL = ("He et al. 2015, Table 6 (quoted, CIFAR-10, 64k iterations; ResNet-110: best of "
+               "5 runs, mean 6.61 ± 0.16)")
+PAPER_PLAIN = ("He et al. give no table for the plain nets. Their Fig. 6 (left, CIFAR-10) shows "
+               "the deeper plain nets with the higher training *and* test error, plain-56 above "
+               "plain-20, and plain-110's error above 60% (not drawn).")
+
+
+@dataclass
+class Cell:
+    """The runs of one (kind, depth): final errors in %, one per seed."""
+
+    kind: str
+    depth: int
+    train: list[float] = field(default_factory=list)
+    test: list[float] = field(default_factory=list)
+    histories: list[dict] = field(default_factory=list)
+
+
+def final_train_error(history: dict) -> float:
+    """Training error (%) at the end: the mean batch error of the last 5% of the steps."""
+    tail = history["train_error"][-max(1, len(history["train_error"]) // 20):]
+    return 100 * sum(tail) / len(tail)
+
+
+def load(folder: Path) -> tuple[Grid, list[dict], list[dict], list[dict]]:
+    """The grid, its finished runs, its failures and the calls that ran it."""
+    grid = Grid.from_dict(json.loads((folder / "grid.json").read_text()))
+    read = lambda kind: [json.loads(p.read_text()) for p in sorted((folder / kind).glob("*.json"))]
+    calls = folder / "calls.json"
+    return grid, read("runs"), read("failed"), json.loads(calls.read_text()) if calls.exists() \
+        else []
+
+
+def cells_of(results: list[dict]) -> dict[tuple[str, int], Cell]:
+    """Results grouped by (kind, depth), seeds in order."""
+    cells: dict[tuple[str, int], Cell] = {}
+    for r in sorted(results, key=lambda r: (r["kind"], r["depth"], r["seed"])):
+        cell = cells.setdefault((r["kind"], r["depth"]), Cell(r["kind"], r["depth"]))
+        h = r["history"]
+        cell.histories.append(h)
+        cell.train.append(final_train_error(h))
+        cell.test.append(100 * h["test_error"][-1] if h["test_error"] else math.nan)
+    return cells
+
+
+def mean_std(values: list[float]) -> str:
+    """"7.51 ± 0.20" over seeds ("7.51" for one seed, "–" for none)."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def table(grid: Grid, cells: dict[tuple[str, int], Cell]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: per depth, the plain and the residual net's final errors (%, measured)
+    and He et al.'s Table 6 (quoted)."""
+    header = ["depth", "plain: train error %", "plain: test error %", "ResNet: train error %",
+              "ResNet: test error %", "He et al. ResNet test error % (CIFAR-10, quoted)"]
+    rows = []
+    for depth in sorted({*grid.depths, *grid.plain_depths}):
+        plain, res = cells.get(("plain", depth)), cells.get(("ResNet", depth))
+        rows.append([str(depth), *(mean_std(getattr(c, k)) if c else "–"
+                                   for c in (plain, res) for k in ("train", "test")),
+                     f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "–"])
+    return header, rows
+
+
+def findings(cells: dict[tuple[str, int], Cell]) -> list[str]:
+    """What the measurement shows, against He et al.'s two claims (said either way)."""
+    mean = lambda c, k: statistics.mean(getattr(c, k))
+    out = []
+    plains = sorted(d for k, d in cells if k == "plain")
+    if len(plains) >= 2:
+        low, high = cells[("plain", plains[0])], cells[("plain", plains[-1])]
+        shown = mean(high, "train") > mean(low, "train")
+        out.append(f"Degradation: plain-{high.depth}'s training error "
+                   f"({mean(high, 'train'):.2f}%) is {'above' if shown else 'NOT above'} "
+                   f"plain-{low.depth}'s ({mean(low, 'train'):.2f}%): "
+                   f"{'shown' if shown else 'NOT shown'}.")
+    both = sorted(d for k, d in cells if k == "plain" and ("ResNet", d) in cells)
+    if both:
+        d = both[-1]
+        plain, res = cells[("plain", d)], cells[("ResNet", d)]
+        shown = all(mean(res, k) < mean(plain, k) for k in ("train", "test"))
+        out.append(f"Residual learning: at {d} layers the ResNet's training and test error "
+                   f"({mean(res, 'train'):.2f}% / {mean(res, 'test'):.2f}%) are "
+                   f"{'below' if shown else 'NOT both below'} the plain net's "
+                   f"({mean(plain, 'train'):.2f}% / {mean(plain, 'test'):.2f}%): "
+                   f"{'shown' if shown else 'NOT shown'}.")
+    return out
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Running mean over `window` steps (the batch errors are noisy)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def figure6(grid: Grid, cells: dict[tuple[str, int], Cell], title: str) -> Figure:
+    """He et al.'s Fig. 6 from our runs: plain left, ResNets right; thin = training error,
+    bold = test error; the mean over seeds, the band from the lowest to the highest seed."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")     # no pyplot: any backend stays
+    axes = fig.subplots(1, 2, sharey=True)
+    depths = sorted({*grid.depths, *grid.plain_depths})
+    colours = dict(zip(depths, matplotlib.colormaps["viridis"]([i / max(1, len(depths) - 1) * 0.85
+                                               for i in range(len(depths))]), strict=True))
+    top = 5.0
+    for ax, kind in zip(axes, ("plain", "ResNet"), strict=True):
+        for depth in depths:
+            cell = cells.get((kind, depth))
+            if cell is None:
+                continue
+            window = max(1, grid.steps // 50)
+            curves = [("train", [h["step"] for h in cell.histories],
+                       [smooth([100 * e for e in h["train_error"]], window)
+                        for h in cell.histories], 0.9),
+                      ("test", [h["test_step"] for h in cell.histories],
+                       [[100 * e for e in h["test_error"]] for h in cell.histories], 2.4)]
+            for what, xs, ys, width in curves:
+                n = min(map(len, ys))
+                if not n:
+                    continue
+                x, rows = xs[0][:n], [y[:n] for y in ys]
+                mean = [statistics.mean(c) for c in zip(*rows, strict=True)]
+                ax.plot(x, mean, color=colours[depth], lw=width,
+                        label=f"{kind}-{depth}" if what == "test" else None)
+                if len(rows) > 1:
+                    ax.fill_between(x, [min(c) for c in zip(*rows, strict=True)],
+                                    [max(c) for c in zip(*rows, strict=True)],
+                                    color=colours[depth], alpha=0.15, lw=0)
+                if what == "test":
+                    top = max(top, 1.3 * max(mean[len(mean) // 5:] or mean))
+        ax.set_title(f"{'plain' if kind == 'plain' else 'residual'} nets")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(title="bold: test, thin: train", fontsize=8, title_fontsize=8)
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(0, min(100, top))
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def measured_label(grid: Grid, results: list[dict], calls: list[dict]) -> str:
+    """Where and how the measured numbers came about."""
+    if not results:
+        return "Nothing finished yet."
+    devices = sorted({r["device"] for r in results})
+    threads = sorted({r["threads"] for r in results})
+    size = f"{grid.size}×{grid.size}" if grid.size else "full-size"
+    train = sum(r["history"]["seconds"] for r in results)
+    wall = sum(c["seconds"] for c in calls)
+    return (f"Measured: {results[0]['dataset']} ({size} images"
+            f"{f', {grid.n_train:,} training images' if grid.n_train else ''}), width "
+            f"{grid.width}, {grid.steps:,} steps at batch {grid.batch_size}, "
+            f"{'with' if grid.augment else 'without'} crop and flip, {grid.recipe} recipe; "
+            f"on {', '.join(devices)} with {'/'.join(map(str, threads))} thread(s) per run; "
+            f"{train / 60:.0f} min of training, {wall / 60:.0f} min of wall time over "
+            f"{len(calls)} call(s) of `resnet-lab reproduce`"
+            f"{' (Ray)' if any(c.get('ray') for c in calls) else ''}.")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    cells = lambda tag, r: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in r)
+    return ("<table><tr>" + cells("th", header) + "</tr>"
+            + "".join(f"<tr>{cells('td', r)}</tr>" for r in rows) + "</table>")
+
+
+def write_report(folder: str | Path) -> Path:
+    """Write figure6.png, report.md and report.html into a reproduce folder; return report.md."""
+    folder = Path(folder)
+    grid, results, failures, calls = load(folder)
+    cells = cells_of(results)
+    total = len(grid.runs())
+    title = (f"{results[0]['dataset'] if results else grid.dataset}, {grid.steps:,} steps, "
+             f"{len(results)} of {total} runs")
+    fig = figure6(grid, cells, title)
+    fig.savefig(folder / "figure6.png", dpi=110)
+    header, rows = table(grid, cells)
+    status = ("All runs finished." if len(results) == total else
+              f"{len(results)} of {total} runs finished; the same command again goes on.")
+    notes = [measured_label(grid, results, calls), f"Quoted: {PAPER_LABEL}.", PAPER_PLAIN,
+             "Training error: the mean batch error (augmented images) of the last 5% of the "
+             "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
+    failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
+    md = ["# Plain vs residual nets over depth (He et al. 2015, Fig. 6 and Table 6)", "",
+          status, "", "![Figure 6, reproduced](figure6.png)", "", *markdown_table(header, rows),
+          "", *(f"- {n}" for n in notes), "", "## What it shows", "",
+          *(f"- {f}" for f in findings(cells) or ["Not enough finished runs to say."]), ""]
+    if failed:
+        md += ["## Failed runs (tried twice; the same command again tries them once more)", "",
+               *(f"- {f}" for f in failed), ""]
+    (folder / "report.md").write_text("\n".join(md))
+    page = ["<!doctype html><meta charset='utf-8'><title>resnet-lab: Figure 6 reproduced"
+            "</title><style>body{font-family:sans-serif;max-width:60em;margin:auto}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
+            "</style>", f"<h1>{html.escape(md[0][2:])}</h1>", f"<p>{html.escape(status)}</p>",
+            "<img src='figure6.png' alt='Figure 6, reproduced' style='max-width:100%'>",
+            html_table(header, rows),
+            "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
+            "<h2>What it shows</h2><ul>"
+            + "".join(f"<li>{html.escape(f)}</li>" for f in findings(cells)) + "</ul>"]
+    if failed:
+        page.append("<h2>Failed runs</h2><ul>"
+                    + "".join(f"<li>{html.escape(f)}</li>" for f in failed) + "</ul>")
+    (folder / "report.html").write_text("\n".join(page) + "\n")
+    return folder / "report.md"

@@ -1,0 +1,426 @@
+"""He et al. 2015's Figure 6 and Table 6, reproduced: plain and residual nets over depth.
+
+    resnet-lab reproduce --data fashion_mnist --depths 20 32 44 56 110 --seeds 3 \\
+        --steps 4000 --out runs/table6
+
+A *grid run* is one (kind, depth, seed). `train_one` trains it with He et al.'s §4.2 recipe
+scaled to `steps` (batch 128, SGD with momentum 0.9 and weight decay 1e-4, lr 0.1 ÷ 10 at 50%
+and 75% of the steps, ResNet-110 warmed up at 0.01 until its training error is under 80%,
+padding by an eighth of the side (4 pixels at 32×32), random crop and flip). It is the only
+training code here: `reproduce` calls it for one grid run after another in this process, or as
+Ray tasks with `ray=True`. The plain and residual nets of one depth and seed start from the
+same weights and see the same batches.
+
+The output folder holds everything, so that the same command run again goes on where it was:
+
+    grid.json               the grid (a different grid in the same folder is refused)
+    runs/<run>.json         each finished run's history, written as soon as it finishes
+    failed/<run>.json       a run that raised twice, with its error (the next call tries again)
+    checkpoints/<run>.pt    an unfinished run, saved every few minutes (gone when it finishes)
+    report.md, report.html, figure6.png     written by `resnet_lab.report`
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from tqdm.auto import tqdm
+
+from . import data as datasets
+from .checkpoint import Checkpoint
+from .checks import blocks_per_stage, check_choice, check_count, depth_rule
+from .models import cifar_resnet
+from .train import RECIPES, Callback, Run, fit
+
+DATA_ORDER = ("cifar10", "fashion_mnist", "synthetic")   # "auto": the first one that is here
+
+
+class GridRun(NamedTuple):
+    """One cell of the grid: "plain" or "ResNet", a depth and a seed."""
+
+    kind: str
+    depth: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.depth}"
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What to train. `depths` are the ResNets' (6n+2); `plain_depths` the plain nets' (default:
+    those below 110: He et al.'s Fig. 6 leaves plain-110 out, its error is over 60%). `dataset`
+    "auto" takes CIFAR-10 when it is in the data folder, else Fashion-MNIST, else the synthetic
+    set; `size`/`n_train` shrink the images and the training set; `width` is the first stage's
+    channels (the paper: 16). Tests run every `steps // 10` steps on the whole test set."""
+
+    depths: tuple[int, ...] = (20, 32, 44, 56, 110)
+    plain_depths: tuple[int, ...] | None = None
+    seeds: int = 2
+    steps: int = 4000
+    dataset: str = "auto"
+    size: int | None = None
+    n_train: int | None = None
+    width: int = 16
+    batch_size: int = 128
+    augment: bool = True
+    recipe: str = "he2015"
+
+    def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, ("auto", *DATA_ORDER))
+        object.__setattr__(self, "depths", tuple(self.depths))
+        if self.plain_depths is None:
+            object.__setattr__(self, "plain_depths", tuple(d for d in self.depths if d < 110))
+        object.__setattr__(self, "plain_depths", tuple(self.plain_depths))
+        for arg in ("depths", "plain_depths"):
+            for depth in getattr(self, arg):
+                try:
+                    blocks_per_stage(depth, "basic")
+                except ValueError:
+                    raise ValueError(f"{arg} has {depth!r}, which is not allowed; "
+                                     f"{depth_rule('basic')}") from None
+        if not self.depths and not self.plain_depths:
+            raise ValueError("depths=() and plain_depths=() is not allowed; give a depth")
+        for arg in ("seeds", "steps", "width", "batch_size"):
+            check_count(arg, getattr(self, arg))
+        check_choice("recipe", self.recipe, tuple(RECIPES))
+        check_count("size", self.size, allow_none=True)
+        check_count("n_train", self.n_train, allow_none=True)
+
+    def runs(self) -> list[GridRun]:
+        """Every grid run, deepest first (the long ones start early when runs go in parallel)."""
+        cells = [GridRun("plain", d, s) for d in self.plain_depths for s in range(self.seeds)]
+        cells += [GridRun("ResNet", d, s) for d in self.depths for s in range(self.seeds)]
+        return sorted(cells, key=lambda r: (-r.depth, r.seed, r.kind))
+
+    @property
+    def eval_every(self) -> int:
+        return max(1, self.steps // 10)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Grid:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def resolve_dataset(grid: Grid) -> Grid:
+    """The grid with "auto" replaced by the first dataset that is on this machine (nothing is
+    downloaded), with a printed line saying which and why."""
+    if grid.dataset != "auto":
+        return grid
+    reasons = []
+    for name in DATA_ORDER:
+        try:
+            if name != "synthetic":
+                datasets.load(name, download=False, n_train=1, n_test=1)
+        except (RuntimeError, FileNotFoundError, OSError) as err:
+            reasons.append(f"{name} not here ({err})")
+            continue
+        print(f"data: {name} ({'; '.join(reasons) or 'first choice'})")
+        return Grid.from_dict({**grid.to_dict(), "dataset": name})
+    raise AssertionError("unreachable: the synthetic set is always here")
+
+
+@functools.lru_cache(maxsize=2)
+def grid_data(grid: Grid) -> datasets.Dataset:
+    """The grid's dataset, loaded once per process (every run of the grid shares it)."""
+    if grid.dataset == "synthetic":
+        return datasets.synthetic(grid.n_train or 20_000, 2_000, size=grid.size or 32, seed=0)
+    options = {"size": grid.size} if grid.size else {}
+    return datasets.load(grid.dataset, n_train=grid.n_train, download=False, **options)
+
+
+def train_one(grid: Grid, cell: GridRun, *, threads: int | None = None,
+              checkpoint: Path | None = None, checkpoint_seconds: float = 300.0,
+              callbacks: Sequence[Callback] = ()) -> dict:
+    """Train one grid run and return its result: the history (plain numbers) and where and how
+    it ran. With `checkpoint`, it resumes from that file when it exists and saves there every
+    `checkpoint_seconds`. `threads` sets torch's CPU threads for the run (restored after).
+    A Ctrl-C ends it with KeyboardInterrupt (the checkpoint stays for the next call)."""
+    images = grid_data(grid)
+    model = cifar_resnet(cell.depth, width=grid.width, in_channels=images.shape[0],
+                         num_classes=len(images.classes), seed=cell.seed,
+                         skip=0.0 if cell.kind == "plain" else 1.0)
+    saver = [Checkpoint(checkpoint, checkpoint_seconds)] if checkpoint else []
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        history = fit(model, images, name=cell.name, steps=grid.steps,
+                      batch_size=grid.batch_size, recipe=grid.recipe, seed=cell.seed,
+                      augment=grid.augment, eval_every=grid.eval_every, eval_samples=None,
+                      grad_every=max(1, grid.steps // 50), callbacks=[*saver, *callbacks])
+    finally:
+        torch.set_num_threads(before)
+    if history.status == "interrupted":
+        raise KeyboardInterrupt(history.message)
+    return {"run": cell.file, "kind": cell.kind, "depth": cell.depth, "seed": cell.seed,
+            "dataset": images.name, "device": history.device, "threads": threads or before,
+            "resumed_at": saver[0].resumed_from if saver else 0,
+            "history": rounded(history.to_dict())}
+
+
+def rounded(value, digits: int = 6):
+    """Floats to `digits` significant digits, all through lists and dicts (smaller JSON)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The output folder
+
+
+@dataclass
+class Folder:
+    """The output folder of a grid (see the module's docstring)."""
+
+    root: Path
+
+    def path(self, kind: str, cell: GridRun) -> Path:
+        suffix = ".pt" if kind == "checkpoints" else ".json"
+        return self.root / kind / f"{cell.file}{suffix}"
+
+    def finished(self, cell: GridRun) -> bool:
+        return self.path("runs", cell).exists()
+
+    def write(self, kind: str, cell: GridRun, content: dict) -> None:
+        """Write a result or a failure (a temporary file, then renamed: never half a file)."""
+        path = self.path(kind, cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(content))
+        os.replace(temporary, path)
+
+    def forget(self, kind: str, cell: GridRun) -> None:
+        self.path(kind, cell).unlink(missing_ok=True)
+
+    def log_call(self, call: dict) -> None:
+        """Append one call's wall time (the report sums them) to calls.json."""
+        path = self.root / "calls.json"
+        calls = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps([*calls, call], indent=1))
+
+    def claim(self, grid: Grid) -> None:
+        """Record the grid in grid.json; refuse a folder that holds another grid."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        saved = self.root / "grid.json"
+        if saved.exists() and Grid.from_dict(json.loads(saved.read_text())) != grid:
+            raise ValueError(f"{self.root} holds another grid ({saved}); give another --out, "
+                             "or the same arguments as the first call to resume it")
+        saved.write_text(json.dumps(grid.to_dict(), indent=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress: one bar for the grid, a line per run
+
+
+@dataclass
+class GridProgress(Callback):
+    """One bar over all the grid's steps (runs done, runs running, time left), and a status
+    line per run. In-process it moves every step (it is a training callback too); with Ray it
+    moves when a run comes back."""
+
+    total: int
+    done: int
+    steps: int
+    quiet: bool = False
+    running: set[str] = field(default_factory=set)
+    bar: tqdm | None = None
+    at: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.quiet:
+            self.bar = tqdm(total=self.total * self.steps, initial=self.done * self.steps,
+                            desc="grid", unit="step", dynamic_ncols=True)
+            self.show()
+
+    def show(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"runs done {self.done}/{self.total}, "
+                                     f"running {len(self.running)}")
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            tqdm.write(line)
+
+    def started(self, cell: GridRun) -> None:
+        self.running.add(cell.file)
+        self.at = 0
+        self.show()
+
+    def on_start(self, run: Run) -> None:
+        self.move(run.step)
+        if run.step:
+            self.say(f"{next(iter(run.histories))}: resumed at step {run.step}")
+
+    def on_step(self, run: Run) -> None:
+        self.move(run.step)
+
+    def move(self, step: int) -> None:
+        if self.bar is not None and step > self.at:
+            self.bar.update(step - self.at)
+        self.at = step
+
+    def ended(self, cell: GridRun, result: dict | None, error: str = "") -> None:
+        """A run came back: its steps count as done (finished or failed) and a line says how."""
+        self.running.discard(cell.file)
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(self.steps - self.at)
+        self.at = 0
+        if result is None:
+            self.say(f"{cell.file}: failed ({error.strip().splitlines()[-1]})")
+        else:
+            h = result["history"]
+            test = f", test error {100 * h['test_error'][-1]:.2f}%" if h["test_error"] else ""
+            self.say(f"{cell.file}: {h['status']}, {len(h['step'])} steps in "
+                     f"{h['seconds']:.0f} s{test}")
+        self.show()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid, in this process or on Ray
+
+
+def reproduce(grid: Grid, out: str | Path, *, ray: bool = False, ray_address: str = "auto",
+              threads: int | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0,
+              checkpoint_seconds: float = 300.0, quiet: bool = False) -> Path:
+    """Train every grid run not yet finished in `out`, then write the report there; return
+    the report's path. `ray=True` runs each grid run as a Ray task (see `run_on_ray`); else
+    they run here, one after another, with `threads` CPU threads (default: torch's)."""
+    from .report import write_report
+    grid = resolve_dataset(grid)
+    folder = Folder(Path(out))
+    folder.claim(grid)
+    todo = [cell for cell in grid.runs() if not folder.finished(cell)]
+    progress = GridProgress(len(grid.runs()), len(grid.runs()) - len(todo), grid.steps, quiet)
+    start = time.perf_counter()
+    try:
+        if ray:
+            run_on_ray(grid, todo, folder, progress, address=ray_address,
+                       cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                       checkpoint_seconds=checkpoint_seconds)
+        else:
+            run_here(grid, todo, folder, progress, threads=threads,
+                     checkpoint_seconds=checkpoint_seconds)
+    finally:
+        progress.close()
+        folder.log_call({"seconds": round(time.perf_counter() - start, 1), "ray": ray,
+                         "runs": len(todo) - sum(not folder.finished(c) for c in todo)})
+        report = write_report(folder.root)
+    return report
+
+
+def run_here(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridProgress, *,
+             threads: int | None, checkpoint_seconds: float) -> None:
+    """Each grid run in this process, one after another; one that raises is tried once more
+    (from its checkpoint), then recorded as failed, and the grid goes on."""
+    for cell in todo:
+        progress.started(cell)
+        outcome = attempt(lambda c=cell: train_one(
+            grid, c, threads=threads, checkpoint=folder.path("checkpoints", c),
+            checkpoint_seconds=checkpoint_seconds, callbacks=[progress]), tries=2)
+        keep(folder, progress, cell, *outcome)
+
+
+def attempt(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
+    """`work()` up to `tries` times: (its result, "") or (None, the last error's traceback).
+    Ctrl-C is not an error: it goes through."""
+    error = ""
+    for _ in range(tries):
+        try:
+            return work(), ""
+        except Exception:          # any error of one run is reported; the grid goes on
+            error = traceback.format_exc()
+    return None, error
+
+
+def keep(folder: Folder, progress: GridProgress, cell: GridRun, result: dict | None,
+         error: str) -> None:
+    """Write what came back: the result (its checkpoint then goes), or the failure."""
+    if result is None:
+        folder.write("failed", cell, {"run": cell.file, "kind": cell.kind, "depth": cell.depth,
+                                      "seed": cell.seed, "error": error})
+    else:
+        folder.write("runs", cell, result)
+        folder.forget("failed", cell)
+        folder.forget("checkpoints", cell)
+    progress.ended(cell, result, error)
+
+
+def run_on_ray(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridProgress, *,
+               address: str, cpus_per_run: float, gpus_per_run: float,
+               checkpoint_seconds: float) -> None:
+    """Each grid run as a Ray task asking for `cpus_per_run` CPUs and `gpus_per_run` GPUs
+    (fractional: four small nets can share a GPU), on the Ray cluster at `address` ("auto":
+    the running one), or on a local one started for the call when there is none ("local":
+    always). A task that raises is retried once by Ray. Results come back to this process,
+    which writes them: no shared filesystem is needed (checkpoints are written where the task
+    runs, into the same path)."""
+    ray = connect(address)
+    remote = ray.remote(train_one).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
+                                           max_retries=1, retry_exceptions=True)
+    threads = max(1, int(cpus_per_run))
+    pending = {remote.remote(grid, cell, threads=threads,
+                             checkpoint=folder.path("checkpoints", cell).resolve(),
+                             checkpoint_seconds=checkpoint_seconds): cell for cell in todo}
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_run))
+    try:
+        while pending:      # Ray starts the tasks in the order they were sent
+            progress.running = {cell.file for cell in list(pending.values())[:slots]}
+            progress.show()
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(done[0])
+            try:
+                keep(folder, progress, cell, ray.get(done[0]), "")
+            except Exception as err:         # the task raised twice: report it, keep going
+                keep(folder, progress, cell, None, str(getattr(err, "cause", None) or err))
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+def connect(address: str):
+    """Ray, connected: to the cluster at `address` ("auto": the running one, else a local one
+    started here; "local": always a local one, without the dashboard)."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError('--ray needs Ray: pip install "resnet-lab[cluster]"') from None
+    if ray.is_initialized():
+        return ray
+    if address != "local":
+        try:
+            ray.init(address=address, log_to_driver=False)
+            print(f"ray: connected to the cluster at {address}")
+            return ray
+        except ConnectionError:
+            if address != "auto":
+                raise
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    print(f"ray: started a local cluster with {os.cpu_count()} CPUs")
+    return ray

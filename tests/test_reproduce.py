@@ -1,0 +1,168 @@
+"""`resnet-lab reproduce`: the grid in this process and on Ray, resumed after Ctrl-C, failures
+reported, and the report with its table and figure (a tiny grid: depths 8 and 14, one seed,
+30 steps, synthetic 8x8 images, one thread per run so that every path gives the same numbers)."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from resnet_lab import reproduce
+from resnet_lab.report import PAPER_TABLE6
+from resnet_lab.reproduce import Grid
+
+GRID = Grid(depths=(8, 14), seeds=1, steps=30, dataset="synthetic", size=8, n_train=2048,
+            width=4)
+CLI = [sys.executable, "-m", "resnet_lab", "reproduce", "--data", "synthetic", "--size", "8",
+       "--n-train", "2048", "--depths", "8", "14", "--seeds", "1", "--steps", "30", "--width",
+       "4", "--threads", "1", "--quiet"]
+
+
+def histories(folder):
+    """Every finished run's result, without its wall time (the one thing that may differ)."""
+    out = {}
+    for path in sorted((folder / "runs").glob("*.json")):
+        result = json.loads(path.read_text())
+        result["history"].pop("seconds")
+        result.pop("resumed_at")
+        out[path.name] = result
+    return out
+
+
+def table_and_findings(folder):
+    text = (folder / "report.md").read_text()
+    return [line for line in text.splitlines() if line.startswith(("|", "- Degradation",
+                                                                    "- Residual"))]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grid")
+    reproduce.reproduce(GRID, folder, threads=1, quiet=True)
+    return folder
+
+
+def test_the_grid_trains_every_run_and_writes_the_report(uninterrupted):
+    assert sorted(histories(uninterrupted)) == ["ResNet-14-seed0.json", "ResNet-8-seed0.json",
+                                                "plain-14-seed0.json", "plain-8-seed0.json"]
+    result = json.loads((uninterrupted / "runs" / "plain-14-seed0.json").read_text())
+    h = result["history"]
+    assert h["status"] == "finished" and h["step"] == list(range(1, 31))
+    assert h["config"]["plain"] and h["config"]["recipe"]["name"] == "he2015"
+    assert h["test_step"] == [3 * i for i in range(1, 11)]     # every steps // 10
+    # the plain and residual net of a depth start from the same weights on the same batches
+    resnet = json.loads((uninterrupted / "runs" / "ResNet-14-seed0.json").read_text())
+    assert resnet["history"]["config"]["seed"] == h["config"]["seed"] == 0
+    assert resnet["history"]["train_loss"][0] != h["train_loss"][0]       # skips matter
+    text = (uninterrupted / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 8 ") or
+            line.startswith("| 14 ")]
+    assert len(rows) == 2 and all(line.count("|") == 7 for line in rows)
+    assert "He et al. ResNet test error % (CIFAR-10, quoted)" in text
+    assert "Quoted: He et al. 2015, Table 6 (quoted, CIFAR-10" in text
+    assert "Measured: synthetic (8×8 images, 2,048 training images), width 4, 30 steps" in text
+    assert "on cpu with 1 thread(s) per run" in text
+    assert "- Degradation: plain-14's training error" in text
+    assert "- Residual learning: at 14 layers" in text
+    assert (uninterrupted / "figure6.png").stat().st_size > 10_000
+    page = (uninterrupted / "report.html").read_text()
+    assert page.count("<tr>") == 3 and "figure6.png" in page and "CIFAR-10, quoted" in page
+
+
+def test_the_report_quotes_table_6_with_its_depths():
+    assert PAPER_TABLE6 == {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+    grid = Grid(depths=(20, 110), seeds=1, steps=10, dataset="synthetic")
+    assert [c.name for c in grid.runs()] == ["ResNet-110", "ResNet-20", "plain-20"]
+
+
+def test_ray_gives_the_same_histories(uninterrupted, tmp_path):
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        reproduce.reproduce(GRID, tmp_path, ray=True, cpus_per_run=1, quiet=True)
+    finally:
+        ray.shutdown()
+    assert histories(tmp_path) == histories(uninterrupted)
+    assert table_and_findings(tmp_path) == table_and_findings(uninterrupted)
+    assert json.loads((tmp_path / "calls.json").read_text())[0]["ray"] is True
+
+
+def wait_for(path, process, timeout=120):
+    start = time.monotonic()
+    while not path.exists():
+        assert process.poll() is None, "the grid ended before it could be interrupted"
+        assert time.monotonic() - start < timeout
+        time.sleep(0.002)
+
+
+def test_ctrl_c_then_the_same_command_gives_the_same_report(uninterrupted, tmp_path):
+    # a checkpoint at nearly every step; Ctrl-C while the second run trains
+    command = [*CLI, "--out", str(tmp_path), "--checkpoint-minutes", "0.0001"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    wait_for(tmp_path / "runs" / "ResNet-14-seed0.json", process)
+    wait_for(tmp_path / "checkpoints" / "plain-14-seed0.pt", process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "same command again" in err
+    assert len(histories(tmp_path)) < 4                       # it really stopped part-way
+    assert "runs finished; the same command again goes on" in \
+        (tmp_path / "report.md").read_text()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert histories(tmp_path) == histories(uninterrupted)
+    assert table_and_findings(tmp_path) == table_and_findings(uninterrupted)
+    resumed = [json.loads(p.read_text())["resumed_at"] for p in (tmp_path / "runs").glob("*")]
+    assert max(resumed) > 0                                  # one run went on from its checkpoint
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))
+    assert len(json.loads((tmp_path / "calls.json").read_text())) == 2
+
+
+def test_a_run_that_raises_is_reported_and_the_others_are_kept(uninterrupted, tmp_path,
+                                                                monkeypatch):
+    shutil.copy(uninterrupted / "grid.json", tmp_path)
+    (tmp_path / "runs").mkdir()
+    for kept in ("ResNet-14-seed0.json", "ResNet-8-seed0.json"):
+        shutil.copy(uninterrupted / "runs" / kept, tmp_path / "runs")
+    calls, real = [], reproduce.train_one
+
+    def flaky(grid, cell, **options):
+        calls.append(cell.file)
+        if cell.name == "plain-14":
+            raise RuntimeError("out of memory (a test)")
+        return real(grid, cell, **options)
+
+    monkeypatch.setattr(reproduce, "train_one", flaky)
+    reproduce.reproduce(GRID, tmp_path, threads=1, quiet=True)
+    assert calls == ["plain-14-seed0", "plain-14-seed0", "plain-8-seed0"]   # tried twice
+    assert sorted(histories(tmp_path)) == ["ResNet-14-seed0.json", "ResNet-8-seed0.json",
+                                           "plain-8-seed0.json"]
+    failure = json.loads((tmp_path / "failed" / "plain-14-seed0.json").read_text())
+    assert "RuntimeError: out of memory (a test)" in failure["error"]
+    text = (tmp_path / "report.md").read_text()
+    assert "3 of 4 runs finished" in text
+    assert "- plain-14-seed0: RuntimeError: out of memory (a test)" in text
+    assert "| 14 | – | – |" in text                   # the failed cell is empty, not invented
+
+
+def test_bad_grids_and_folders_are_refused_with_a_clear_error(tmp_path, uninterrupted):
+    with pytest.raises(ValueError, match=r"depths has 9, which is not allowed; 6n\+2"):
+        Grid(depths=(9,))
+    with pytest.raises(ValueError, match="dataset='imagenet' is not allowed"):
+        Grid(dataset="imagenet")
+    with pytest.raises(ValueError, match="seeds=0 is not allowed"):
+        Grid(seeds=0)
+    other = Grid(depths=(8,), seeds=1, steps=5, dataset="synthetic")
+    with pytest.raises(ValueError, match="holds another grid"):
+        reproduce.reproduce(other, uninterrupted, quiet=True)
+
+
+def test_without_ray_the_ray_path_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(RuntimeError, match=r'pip install "resnet-lab\[cluster\]"'):
+        reproduce.connect("auto")
