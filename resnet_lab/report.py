@@ -165,7 +165,8 @@ def figure6(grid: Grid, cells: dict[tuple[str, int], Cell], title: str) -> Figur
         ax.set_title(f"{'plain' if kind == 'plain' else 'residual'} nets")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-        ax.legend(title="bold: test, thin: train", fontsize=8, title_fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(title="bold: test, thin: train", fontsize=8, title_fontsize=8)
     axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(0, min(100, top))
     fig.suptitle(title, fontsize=10)
@@ -191,27 +192,26 @@ def measured_label(grid: Grid, results: list[dict], calls: list[dict]) -> str:
             f"{' (Ray)' if any(c.get('ray') for c in calls) else ''}.")
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
+@dataclass
+class Contents:
+    """Everything the report says, before it is written as Markdown or HTML."""
+
+    status: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+    findings: list[str]
+    failed: list[str]
+    title: str = "Plain vs residual nets over depth (He et al. 2015, Fig. 6 and Table 6)"
 
 
-def html_table(header: list[str], rows: list[list[str]]) -> str:
-    cells = lambda tag, r: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in r)
-    return ("<table><tr>" + cells("th", header) + "</tr>"
-            + "".join(f"<tr>{cells('td', r)}</tr>" for r in rows) + "</table>")
-
-
-def write_report(folder: str | Path) -> Path:
-    """Write figure6.png, report.md and report.html into a reproduce folder; return report.md."""
-    folder = Path(folder)
+def contents(folder: Path) -> tuple[Contents, Figure]:
+    """The report's text and its figure, from the folder alone."""
     grid, results, failures, calls = load(folder)
     cells = cells_of(results)
     total = len(grid.runs())
     title = (f"{results[0]['dataset'] if results else grid.dataset}, {grid.steps:,} steps, "
              f"{len(results)} of {total} runs")
-    fig = figure6(grid, cells, title)
-    fig.savefig(folder / "figure6.png", dpi=110)
     header, rows = table(grid, cells)
     status = ("All runs finished." if len(results) == total else
               f"{len(results)} of {total} runs finished; the same command again goes on.")
@@ -219,25 +219,55 @@ def write_report(folder: str | Path) -> Path:
              "Training error: the mean batch error (augmented images) of the last 5% of the "
              "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
-    md = ["# Plain vs residual nets over depth (He et al. 2015, Fig. 6 and Table 6)", "",
-          status, "", "![Figure 6, reproduced](figure6.png)", "", *markdown_table(header, rows),
-          "", *(f"- {n}" for n in notes), "", "## What it shows", "",
-          *(f"- {f}" for f in findings(cells) or ["Not enough finished runs to say."]), ""]
-    if failed:
-        md += ["## Failed runs (tried twice; the same command again tries them once more)", "",
-               *(f"- {f}" for f in failed), ""]
-    (folder / "report.md").write_text("\n".join(md))
-    page = ["<!doctype html><meta charset='utf-8'><title>resnet-lab: Figure 6 reproduced"
-            "</title><style>body{font-family:sans-serif;max-width:60em;margin:auto}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
-            "</style>", f"<h1>{html.escape(md[0][2:])}</h1>", f"<p>{html.escape(status)}</p>",
-            "<img src='figure6.png' alt='Figure 6, reproduced' style='max-width:100%'>",
-            html_table(header, rows),
-            "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
-            "<h2>What it shows</h2><ul>"
-            + "".join(f"<li>{html.escape(f)}</li>" for f in findings(cells)) + "</ul>"]
-    if failed:
-        page.append("<h2>Failed runs</h2><ul>"
-                    + "".join(f"<li>{html.escape(f)}</li>" for f in failed) + "</ul>")
-    (folder / "report.html").write_text("\n".join(page) + "\n")
+    said = findings(cells) or ["Not enough finished runs to say."]
+    return Contents(status, header, rows, notes, said, failed), figure6(grid, cells, title)
+
+
+def to_markdown(c: Contents, image: str | None = "figure6.png") -> str:
+    lines = [f"# {c.title}", "", c.status, ""]
+    if image:
+        lines += [f"![Figure 6, reproduced]({image})", ""]
+    lines += ["| " + " | ".join(c.header) + " |", "|" + "---|" * len(c.header),
+              *("| " + " | ".join(r) + " |" for r in c.rows), "",
+              *(f"- {n}" for n in c.notes), "", "## What it shows", "",
+              *(f"- {f}" for f in c.findings), ""]
+    if c.failed:
+        lines += ["## Failed runs (tried twice; the same command again tries them once more)",
+                  "", *(f"- {f}" for f in c.failed), ""]
+    return "\n".join(lines)
+
+
+def to_html(c: Contents, image: str = "figure6.png") -> str:
+    esc = html.escape
+    items = lambda xs: "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in xs) + "</ul>"
+    row = lambda tag, r: "<tr>" + "".join(f"<{tag}>{esc(x)}</{tag}>" for x in r) + "</tr>"
+    page = ["<!doctype html><meta charset='utf-8'>", f"<title>{esc(c.title)}</title>",
+            "<style>body{font-family:sans-serif;max-width:60em;margin:auto}table{border-"
+            "collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}</style>",
+            f"<h1>{esc(c.title)}</h1>", f"<p>{esc(c.status)}</p>",
+            f"<img src='{image}' alt='Figure 6, reproduced' style='max-width:100%'>",
+            "<table>" + row("th", c.header) + "".join(row("td", r) for r in c.rows) + "</table>",
+            items(c.notes), "<h2>What it shows</h2>", items(c.findings)]
+    if c.failed:
+        page += ["<h2>Failed runs</h2>", items(c.failed)]
+    return "\n".join(page) + "\n"
+
+
+def write_report(folder: str | Path) -> Path:
+    """Write figure6.png, report.md and report.html into a reproduce folder; return report.md."""
+    folder = Path(folder)
+    c, fig = contents(folder)
+    fig.savefig(folder / "figure6.png", dpi=110)
+    (folder / "report.md").write_text(to_markdown(c))
+    (folder / "report.html").write_text(to_html(c))
     return folder / "report.md"
+
+
+def show(folder: str | Path) -> None:
+    """In a notebook: the report of a reproduce folder, its table as Markdown, then its figure
+    (the PNG written with it)."""
+    from IPython.display import Image, Markdown, display
+    folder = Path(folder)
+    c, _ = contents(folder)
+    display(Markdown(to_markdown(c, image=None).split("\n", 2)[2]))   # the lesson has a title
+    display(Image(filename=str(folder / "figure6.png")))

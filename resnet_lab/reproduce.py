@@ -237,16 +237,17 @@ class Folder:
 @dataclass
 class GridProgress(Callback):
     """One bar over all the grid's steps (runs done, runs running, time left), and a status
-    line per run. In-process it moves every step (it is a training callback too); with Ray it
-    moves when a run comes back."""
+    line per run. In this process it is also the training callback of the run at hand; with
+    Ray the tasks report their steps (`StepReporter`) and the driver passes them on."""
 
     total: int
     done: int
     steps: int
     quiet: bool = False
     running: set[str] = field(default_factory=set)
+    at: dict[str, int] = field(default_factory=dict)       # steps counted, per run
+    current: str = ""                                       # the run training in this process
     bar: tqdm | None = None
-    at: int = 0
 
     def __post_init__(self) -> None:
         if not self.quiet:
@@ -264,30 +265,32 @@ class GridProgress(Callback):
             tqdm.write(line)
 
     def started(self, cell: GridRun) -> None:
+        self.current = cell.file
         self.running.add(cell.file)
-        self.at = 0
         self.show()
 
+    def advance(self, run: str, step: int) -> None:
+        """Run `run` is at `step` (a resumed run jumps to its checkpoint's step)."""
+        if run not in self.running:
+            self.running.add(run)
+            self.show()
+        if self.bar is not None and step > self.at.get(run, 0):
+            self.bar.update(step - self.at.get(run, 0))
+        self.at[run] = max(step, self.at.get(run, 0))
+
     def on_start(self, run: Run) -> None:
-        self.move(run.step)
         if run.step:
-            self.say(f"{next(iter(run.histories))}: resumed at step {run.step}")
+            self.say(f"{self.current}: resumed at step {run.step}")
+        self.advance(self.current, run.step)
 
     def on_step(self, run: Run) -> None:
-        self.move(run.step)
-
-    def move(self, step: int) -> None:
-        if self.bar is not None and step > self.at:
-            self.bar.update(step - self.at)
-        self.at = step
+        self.advance(self.current, run.step)
 
     def ended(self, cell: GridRun, result: dict | None, error: str = "") -> None:
         """A run came back: its steps count as done (finished or failed) and a line says how."""
+        self.advance(cell.file, self.steps)
         self.running.discard(cell.file)
         self.done += 1
-        if self.bar is not None:
-            self.bar.update(self.steps - self.at)
-        self.at = 0
         if result is None:
             self.say(f"{cell.file}: failed ({error.strip().splitlines()[-1]})")
         else:
@@ -300,6 +303,37 @@ class GridProgress(Callback):
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class StepCounter:
+    """Where each Ray task is (a Ray actor: the tasks report, the driver reads)."""
+
+    def __init__(self):
+        self.steps: dict[str, int] = {}
+
+    def report(self, run: str, step: int) -> None:
+        self.steps[run] = step
+
+    def read(self) -> dict[str, int]:
+        return self.steps
+
+
+class StepReporter(Callback):
+    """A Ray task's training callback: its step to the StepCounter, at most every 2 s."""
+
+    def __init__(self, counter, run: str, every_seconds: float = 2.0):
+        self.counter, self.run, self.every, self.sent = counter, run, every_seconds, 0.0
+
+    def on_start(self, run: Run) -> None:
+        self.send(run.step)
+
+    def on_step(self, run: Run) -> None:
+        if time.monotonic() - self.sent >= self.every:
+            self.send(run.step)
+
+    def send(self, step: int) -> None:
+        self.counter.report.remote(self.run, step)
+        self.sent = time.monotonic()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,21 +418,25 @@ def run_on_ray(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridPr
     ray = connect(address)
     remote = ray.remote(train_one).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
                                            max_retries=1, retry_exceptions=True)
+    counter = ray.remote(StepCounter).options(num_cpus=0).remote()
     threads = max(1, int(cpus_per_run))
     pending = {remote.remote(grid, cell, threads=threads,
                              checkpoint=folder.path("checkpoints", cell).resolve(),
-                             checkpoint_seconds=checkpoint_seconds): cell for cell in todo}
-    slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_run))
+                             checkpoint_seconds=checkpoint_seconds,
+                             callbacks=[StepReporter(counter, cell.file)]): cell
+               for cell in todo}
     try:
-        while pending:      # Ray starts the tasks in the order they were sent
-            progress.running = {cell.file for cell in list(pending.values())[:slots]}
-            progress.show()
-            done, _ = ray.wait(list(pending), num_returns=1)
-            cell = pending.pop(done[0])
-            try:
-                keep(folder, progress, cell, ray.get(done[0]), "")
-            except Exception as err:         # the task raised twice: report it, keep going
-                keep(folder, progress, cell, None, str(getattr(err, "cause", None) or err))
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            for run, step in ray.get(counter.read.remote()).items():
+                if run in {cell.file for cell in pending.values()}:
+                    progress.advance(run, step)
+            for ref in done:
+                cell = pending.pop(ref)
+                try:
+                    keep(folder, progress, cell, ray.get(ref), "")
+                except Exception as err:         # the task raised twice: report it, go on
+                    keep(folder, progress, cell, None, str(getattr(err, "cause", None) or err))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
