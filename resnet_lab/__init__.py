@@ -11,14 +11,17 @@ from .hooks import (  # what a gradient profile says
     regime,
 )
 from .models import (
+    IMAGENET,
     CifarConfig,
     ImageNetConfig,
     MLPConfig,
     ResNet,
+    blocks_of,
     build,
     cifar_resnet,
     complexity,
     deep_mlp,
+    is_plain,
     plain_net,
     resnet18,
     resnet34,
@@ -37,7 +40,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationStats", "GradientNorms", "UpdateRatios", "first_last_ratio", "gradient_profile",
     "regime",
-    "CifarConfig", "ImageNetConfig", "MLPConfig", "pick_device",
+    "CifarConfig", "ImageNetConfig", "MLPConfig", "IMAGENET", "pick_device", "blocks_of",
+    "is_plain",
     "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",
     "complexity", "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50",
     "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "set_skip", "summary",

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import data as datasets
+from . import grid as grid_module
 from . import reproduce
 from .checks import INITS, blocks_per_stage, depth_rule
 from .models import cifar_resnet
@@ -100,7 +101,7 @@ def add_reproduce(sub) -> None:
     """`resnet-lab reproduce`: He et al.'s Fig. 6 / Table 6 grid (resnet_lab.reproduce)."""
     grid = sub.add_parser(
         "reproduce", help="He et al.'s Fig. 6 / Table 6: plain vs residual nets over depth, "
-        "resumable, on Ray with --ray", description=reproduce.__doc__.split("\n\n")[2],
+        "resumable, on Ray with --ray", description=grid_module.__doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     grid.add_argument("--out", type=Path, required=True,
                       help="output folder; the same command again resumes there")

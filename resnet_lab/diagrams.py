@@ -142,7 +142,7 @@ def draw_block(block: ResidualBlock, ax: plt.Axes | None = None, title: str = ""
     ax = ax or fig.add_subplot()
     steps = block_steps(block)
     n = len(steps)
-    y = lambda i: n - i                                      # noqa: E731 - top to bottom
+    y = lambda i: n - i                                      # top to bottom
     ax.text(0, n + 1, "x", ha="center", va="center", fontsize=11, fontweight="bold")
     for i, step in enumerate(steps):
         kind = "add" if step == "+" else "relu" if step == "ReLU" else \

@@ -148,7 +148,7 @@ def _compare(yours: nn.Module, reference: nn.Module, x: torch.Tensor) -> list[st
     """What differs between two modules: the parameter count, the names and shapes of their
     weights, and (after loading the reference's weights into yours) their outputs on x."""
     problems = []
-    count = lambda m: sum(p.numel() for p in m.parameters())   # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     if count(yours) != count(reference):
         problems.append(f"{count(yours):,} parameters, the reference has {count(reference):,}")
     try:

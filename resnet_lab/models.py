@@ -300,26 +300,57 @@ def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
     return model
 
 
-def _builder(name: str, doc: str):
-    """A named builder for one ImageNet model, e.g. `resnet50(num_classes=10)`."""
-    def build_named(**options) -> ResNet:
-        return imagenet_resnet(name, **options)
-    build_named.__name__ = build_named.__qualname__ = name
-    build_named.__doc__ = doc
-    return build_named
+# One documented function per ImageNet model, as torchvision writes them: `num_classes` and
+# `seed` (the initial weights, the global random state untouched) by name, and any other field
+# of `ImageNetConfig` as a keyword: in_channels, shortcut, norm, init, skip, preact,
+# zero_init_residual.
+
+def resnet18(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNet-18 (He et al. 2015, Table 1): basic blocks [2, 2, 2, 2], 11.7M parameters,
+    1.8 GMACs at 224x224."""
+    return imagenet_resnet("resnet18", num_classes=num_classes, seed=seed, **options)
 
 
-resnet18 = _builder("resnet18", "ResNet-18: basic blocks [2, 2, 2, 2], 11.7M parameters.")
-resnet34 = _builder("resnet34", "ResNet-34: basic blocks [3, 4, 6, 3], 21.8M parameters.")
-resnet50 = _builder("resnet50", "ResNet-50: bottleneck blocks [3, 4, 6, 3], 25.6M parameters, "
-                                "4.1 GMACs at 224x224.")
-resnet101 = _builder("resnet101", "ResNet-101: bottleneck blocks [3, 4, 23, 3], 44.5M parameters.")
-resnet152 = _builder("resnet152", "ResNet-152: bottleneck blocks [3, 8, 36, 3], 60.2M parameters.")
-resnext50_32x4d = _builder("resnext50_32x4d", "ResNeXt-50 (32x4d): ResNet-50 with 32 groups of "
-                                              "4 channels in each 3x3 conv.")
-resnext101_32x8d = _builder("resnext101_32x8d", "ResNeXt-101 (32x8d).")
-wide_resnet50_2 = _builder("wide_resnet50_2", "Wide ResNet-50-2: ResNet-50 with twice the "
-                                              "channels in each bottleneck.")
+def resnet34(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNet-34 (He et al. 2015, Table 1): basic blocks [3, 4, 6, 3], 21.8M parameters,
+    3.7 GMACs at 224x224."""
+    return imagenet_resnet("resnet34", num_classes=num_classes, seed=seed, **options)
+
+
+def resnet50(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNet-50 (He et al. 2015, Table 1): bottleneck blocks [3, 4, 6, 3], 25.6M
+    parameters, 4.1 GMACs at 224x224."""
+    return imagenet_resnet("resnet50", num_classes=num_classes, seed=seed, **options)
+
+
+def resnet101(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNet-101 (He et al. 2015, Table 1): bottleneck blocks [3, 4, 23, 3], 44.5M
+    parameters, 7.8 GMACs at 224x224."""
+    return imagenet_resnet("resnet101", num_classes=num_classes, seed=seed, **options)
+
+
+def resnet152(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNet-152 (He et al. 2015, Table 1): bottleneck blocks [3, 8, 36, 3], 60.2M
+    parameters, 11.5 GMACs at 224x224."""
+    return imagenet_resnet("resnet152", num_classes=num_classes, seed=seed, **options)
+
+
+def resnext50_32x4d(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNeXt-50 (32x4d) (Xie et al. 2017, Table 1): ResNet-50 with 32 groups of
+    4 channels in each 3x3 conv, 25.0M parameters, 4.2 GMACs at 224x224."""
+    return imagenet_resnet("resnext50_32x4d", num_classes=num_classes, seed=seed, **options)
+
+
+def resnext101_32x8d(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """ResNeXt-101 (32x8d) (Xie et al. 2017): ResNet-101's stages with 32 groups of
+    8 channels in each 3x3 conv, 88.8M parameters, 16.4 GMACs at 224x224."""
+    return imagenet_resnet("resnext101_32x8d", num_classes=num_classes, seed=seed, **options)
+
+
+def wide_resnet50_2(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
+    """Wide ResNet-50-2 (Zagoruyko & Komodakis 2016): ResNet-50 with twice the
+    channels inside each bottleneck, 68.9M parameters, 11.4 GMACs at 224x224."""
+    return imagenet_resnet("wide_resnet50_2", num_classes=num_classes, seed=seed, **options)
 
 
 class DeepMLP(nn.Module):

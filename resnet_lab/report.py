@@ -22,12 +22,12 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from .reproduce import Grid
+from .grid import Grid
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%), 64k iterations, width 16, augmentation
 PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
-PAPER_LABEL = ("He et al. 2015, Table 6 (quoted, CIFAR-10, 64k iterations; ResNet-110: best of "
-               "5 runs, mean 6.61 ± 0.16)")
+PAPER_LABEL = ("He et al. 2015, Table 6: CIFAR-10 test error after 64k iterations (ResNet-110: "
+               "best of 5 runs, mean 6.61 ± 0.16)")
 PAPER_PLAIN = ("He et al. give no table for the plain nets. Their Fig. 6 (left, CIFAR-10) shows "
                "the deeper plain nets with the higher training *and* test error, plain-56 above "
                "plain-20, and plain-110's error above 60% (not drawn).")
@@ -128,49 +128,53 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
+def seed_band(ax, xs: list[list[int]], ys: list[list[float]], colour, width: float,
+              label: str | None) -> list[float]:
+    """The mean over seeds as a line, and the band from the lowest to the highest seed;
+    returns the mean (curves cut to the shortest seed's)."""
+    n = min(map(len, ys))
+    x, columns = xs[0][:n], list(zip(*(y[:n] for y in ys), strict=True))
+    mean = [statistics.mean(c) for c in columns]
+    if n:
+        ax.plot(x, mean, color=colour, lw=width, label=label)
+    if n and len(ys) > 1:
+        ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], color=colour,
+                        alpha=0.15, lw=0)
+    return mean
+
+
 def figure6(grid: Grid, cells: dict[tuple[str, int], Cell], title: str) -> Figure:
     """He et al.'s Fig. 6 from our runs: plain left, ResNets right; thin = training error,
     bold = test error; the mean over seeds, the band from the lowest to the highest seed."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")     # no pyplot: any backend stays
     axes = fig.subplots(1, 2, sharey=True)
     depths = sorted({*grid.depths, *grid.plain_depths})
-    colours = dict(zip(depths, matplotlib.colormaps["viridis"]([i / max(1, len(depths) - 1) * 0.85
-                                               for i in range(len(depths))]), strict=True))
-    top = 5.0
+    viridis = matplotlib.colormaps["viridis"]
+    top, window = 5.0, max(1, grid.steps // 50)
     for ax, kind in zip(axes, ("plain", "ResNet"), strict=True):
-        for depth in depths:
-            cell = cells.get((kind, depth))
-            if cell is None:
+        for i, depth in enumerate(depths):
+            if (kind, depth) not in cells:
                 continue
-            window = max(1, grid.steps // 50)
-            curves = [("train", [h["step"] for h in cell.histories],
-                       [smooth([100 * e for e in h["train_error"]], window)
-                        for h in cell.histories], 0.9),
-                      ("test", [h["test_step"] for h in cell.histories],
-                       [[100 * e for e in h["test_error"]] for h in cell.histories], 2.4)]
-            for what, xs, ys, width in curves:
-                n = min(map(len, ys))
-                if not n:
-                    continue
-                x, rows = xs[0][:n], [y[:n] for y in ys]
-                mean = [statistics.mean(c) for c in zip(*rows, strict=True)]
-                ax.plot(x, mean, color=colours[depth], lw=width,
-                        label=f"{kind}-{depth}" if what == "test" else None)
-                if len(rows) > 1:
-                    ax.fill_between(x, [min(c) for c in zip(*rows, strict=True)],
-                                    [max(c) for c in zip(*rows, strict=True)],
-                                    color=colours[depth], alpha=0.15, lw=0)
-                if what == "test":
-                    top = max(top, 1.3 * max(mean[len(mean) // 5:] or mean))
-        ax.set_title(f"{'plain' if kind == 'plain' else 'residual'} nets")
-        ax.set_xlabel("training step")
+            runs = cells[(kind, depth)].histories
+            colour = viridis(0.85 * i / max(1, len(depths) - 1))
+            seed_band(ax, [h["step"] for h in runs],
+                      [smooth([100 * e for e in h["train_error"]], window) for h in runs],
+                      colour, 0.9, None)
+            test = seed_band(ax, [h["test_step"] for h in runs],
+                             [[100 * e for e in h["test_error"]] for h in runs], colour, 2.4,
+                             f"{kind}-{depth}")
+            top = max([top, *(1.3 * t for t in test[len(test) // 5:])])
+        ax.set(title=f"{'plain' if kind == 'plain' else 'residual'} nets", xlabel="training step")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(title="bold: test, thin: train", fontsize=8, title_fontsize=8)
-    axes[0].set_ylabel("error (%)")
-    axes[0].set_ylim(0, min(100, top))
+    axes[0].set(ylabel="error (%)", ylim=(0, min(100, top)))
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def measured_label(grid: Grid, results: list[dict], calls: list[dict]) -> str:
@@ -187,7 +191,7 @@ def measured_label(grid: Grid, results: list[dict], calls: list[dict]) -> str:
             f"{grid.width}, {grid.steps:,} steps at batch {grid.batch_size}, "
             f"{'with' if grid.augment else 'without'} crop and flip, {grid.recipe} recipe; "
             f"on {', '.join(devices)} with {'/'.join(map(str, threads))} thread(s) per run; "
-            f"{train / 60:.0f} min of training, {wall / 60:.0f} min of wall time over "
+            f"{duration(train)} of training, {duration(wall)} of wall time over "
             f"{len(calls)} call(s) of `resnet-lab reproduce`"
             f"{' (Ray)' if any(c.get('ray') for c in calls) else ''}.")
 
@@ -263,11 +267,25 @@ def write_report(folder: str | Path) -> Path:
     return folder / "report.md"
 
 
+def to_text(c: Contents) -> str:
+    """The report as plain text, its table in aligned columns (a notebook's printout)."""
+    header = ["depth", "plain train %", "plain test %", "ResNet train %", "ResNet test %",
+              "He et al. (quoted)"]
+    widths = [max(len(r[i]) for r in [header, *c.rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True))
+    return "\n".join([c.status, "", line(header), *map(line, c.rows), "",
+                      *(f"* {n}" for n in c.notes), "", *(f"* {f}" for f in c.findings),
+                      *(f"* failed: {f}" for f in c.failed)])
+
+
 def show(folder: str | Path) -> None:
-    """In a notebook: the report of a reproduce folder, its table as Markdown, then its figure
-    (the PNG written with it)."""
-    from IPython.display import Image, Markdown, display
+    """In a notebook: the report of a reproduce folder as text, then its figure (the PNG
+    written with it)."""
+    from IPython.display import Image, display
     folder = Path(folder)
-    c, _ = contents(folder)
-    display(Markdown(to_markdown(c, image=None).split("\n", 2)[2]))   # the lesson has a title
+    if not (folder / "grid.json").exists():
+        print(f"No reproduce report in {folder} (the lab's own is docs/figure6 in its "
+              "repository; `resnet-lab reproduce --out FOLDER` makes one).")
+        return
+    print(to_text(contents(folder)[0]))
     display(Image(filename=str(folder / "figure6.png")))

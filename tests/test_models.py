@@ -1,5 +1,7 @@
 """Blocks and builders: shapes, the skip gate, parameter counts against published figures."""
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
@@ -28,17 +30,27 @@ def test_plain_net_has_exactly_the_same_parameters():
     assert all(b.skip == 0 for b in plain.modules() if isinstance(b, rl.ResidualBlock))
 
 
-# torchvision's documented parameter counts
+# torchvision's documented parameter counts and GFLOPS (which are multiply-adds) at 224x224
 IMAGENET_COUNTS = {
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808, "resnext50_32x4d": 25_028_904,
-    "resnext101_32x8d": 88_791_336, "wide_resnet50_2": 68_883_240,
+    "resnet18": (11_689_512, 1.81), "resnet34": (21_797_672, 3.66),
+    "resnet50": (25_557_032, 4.09), "resnet101": (44_549_160, 7.8),
+    "resnet152": (60_192_808, 11.51), "resnext50_32x4d": (25_028_904, 4.23),
+    "resnext101_32x8d": (88_791_336, 16.41), "wide_resnet50_2": (68_883_240, 11.4),
 }
 
 
 @pytest.mark.parametrize("name", IMAGENET_COUNTS)
-def test_imagenet_parameter_counts(name):
-    assert n_params(getattr(rl, name)()) == IMAGENET_COUNTS[name]
+def test_imagenet_parameter_counts_and_macs_match_torchvision_and_the_docstring(name):
+    builder = getattr(rl, name)
+    with torch.device("meta"):             # shapes only: no memory, no initialization
+        model = builder()
+    params, macs = rl.complexity(model, (1, 3, 224, 224))
+    assert params == IMAGENET_COUNTS[name][0]
+    assert round(macs / 1e9, 2) == IMAGENET_COUNTS[name][1]
+    # the builder's help says the same: its signature and its numbers
+    assert {"num_classes", "seed"} <= inspect.signature(builder).parameters.keys()
+    assert f"{params / 1e6:.1f}M parameters" in " ".join(builder.__doc__.split())
+    assert f"{macs / 1e9:.1f} GMACs" in builder.__doc__
 
 
 TORCHVISION = {

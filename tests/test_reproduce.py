@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from resnet_lab import reproduce
+from resnet_lab import cluster, reproduce
+from resnet_lab.grid import Grid
 from resnet_lab.report import PAPER_TABLE6
-from resnet_lab.reproduce import Grid
 
 GRID = Grid(depths=(8, 14), seeds=1, steps=30, dataset="synthetic", size=8, n_train=2048,
             width=4)
@@ -63,7 +63,7 @@ def test_the_grid_trains_every_run_and_writes_the_report(uninterrupted):
             line.startswith("| 14 ")]
     assert len(rows) == 2 and all(line.count("|") == 7 for line in rows)
     assert "He et al. ResNet test error % (CIFAR-10, quoted)" in text
-    assert "Quoted: He et al. 2015, Table 6 (quoted, CIFAR-10" in text
+    assert "Quoted: He et al. 2015, Table 6: CIFAR-10 test error" in text
     assert "Measured: synthetic (8×8 images, 2,048 training images), width 4, 30 steps" in text
     assert "on cpu with 1 thread(s) per run" in text
     assert "- Degradation: plain-14's training error" in text
@@ -165,4 +165,4 @@ def test_bad_grids_and_folders_are_refused_with_a_clear_error(tmp_path, uninterr
 def test_without_ray_the_ray_path_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RuntimeError, match=r'pip install "resnet-lab\[cluster\]"'):
-        reproduce.connect("auto")
+        cluster.connect("auto")
