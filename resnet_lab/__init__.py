@@ -13,6 +13,7 @@ from .hooks import (  # what a gradient profile says
 from .models import (
     IMAGENET,
     CifarConfig,
+    DeepMLP,
     ImageNetConfig,
     MLPConfig,
     ResNet,
@@ -40,7 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationStats", "GradientNorms", "UpdateRatios", "first_last_ratio", "gradient_profile",
     "regime",
-    "CifarConfig", "ImageNetConfig", "MLPConfig", "IMAGENET", "pick_device", "blocks_of",
+    "CifarConfig", "ImageNetConfig", "MLPConfig", "DeepMLP", "IMAGENET", "pick_device", "blocks_of",
     "is_plain",
     "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",
     "complexity", "cifar_resnet", "deep_mlp", "plain_net", "resnet18", "resnet34", "resnet50",

@@ -34,6 +34,7 @@ from .hooks import (
 )
 from .lesson import Settings, Verdict
 from .models import (
+    ImageNetConfig,
     ResNet,
     Summary,
     build_seeded,
@@ -342,7 +343,7 @@ def budget_variants() -> dict[tuple[int, int], tuple[int, int]]:
     sizes = {}
     for c, d in XIE_TABLE_3:
         with torch.device("meta"):
-            model = ResNet(Bottleneck, [3, 4, 6, 3], groups=c, width_per_group=d)
+            model = ResNet(ImageNetConfig("resnet50", groups=c, width_per_group=d))
         sizes[c, d] = complexity(model, (1, 3, 224, 224))
     return sizes
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import torch
 from torch import nn
@@ -26,69 +26,6 @@ from .checks import (
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}   # keys: checks.BLOCK_TYPES
-
-
-class ResNet(nn.Module):
-    """A stem, stages of residual blocks (`layer1`, `layer2`, ...), global average pool and fc.
-
-    Module names match torchvision's ResNet, so its `state_dict`s load with strict=True.
-    `stem="imagenet"` is the 7x7/2 conv + 3x3/2 max-pool; `stem="cifar"` a single 3x3 conv.
-    """
-
-    def __init__(self, block: type[ResidualBlock], layers: Sequence[int],
-                 widths: Sequence[int] = (64, 128, 256, 512), *, num_classes: int = 1000,
-                 in_channels: int = 3, stem: str = "imagenet", shortcut: str = "B",
-                 norm: bool = True, init: str = "he", skip: float = 1.0, preact: bool = False,
-                 zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64):
-        super().__init__()
-        check_choice("stem", stem, ("imagenet", "cifar"))
-        check_choice("shortcut", shortcut, SHORTCUTS)
-        check_choice("init", init, INITS)
-        check_skip(skip)
-        if len(widths) != len(layers):
-            raise ValueError(f"widths={tuple(widths)} and layers={tuple(layers)} must have one "
-                             "entry per stage")
-        self.preact = preact
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=not norm)
-        else:
-            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=not norm)
-        # a pre-activation net's first block normalises its own input: no BN in the stem
-        self.bn1 = nn.Identity() if preact else norm_layer(widths[0], norm)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
-
-        block_args = dict(shortcut=shortcut, norm=norm, skip=skip, preact=preact,
-                          groups=groups, base_width=width_per_group)
-        inplanes = widths[0]
-        for i, (planes, n_blocks) in enumerate(zip(widths, layers, strict=True)):
-            stride = 1 if i == 0 else 2
-            blocks = []
-            for j in range(n_blocks):
-                blocks.append(block(inplanes, planes, stride if j == 0 else 1, **block_args))
-                inplanes = planes * block.expansion
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-        self.num_stages = len(layers)
-        # pre-activation nets end with the BN + ReLU that their last block left out
-        self.final_norm = norm_layer(inplanes, norm) if preact else None
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(inplanes, num_classes)
-        initialize(self, init, zero_init_residual)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The stem and all stages: the picture before pooling."""
-        x = self.conv1(x)
-        if not self.preact:
-            x = self.relu(self.bn1(x))
-        x = self.maxpool(x)
-        for i in range(1, self.num_stages + 1):
-            x = getattr(self, f"layer{i}")(x)
-        if self.final_norm is not None:
-            x = self.relu(self.final_norm(x))
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def reset_default(layer: nn.Conv2d | nn.Linear, generator: torch.Generator | None = None
@@ -150,6 +87,19 @@ def build_seeded(make: Callable[[], M], init: Callable[[M, torch.Generator | Non
     return model
 
 
+class Architecture(NamedTuple):
+    """What a ResNet config says about its layout: the block type, blocks per stage, channels
+    per stage, the stem ("imagenet": 7x7/2 conv + max-pool; "cifar": one 3x3 conv), and the
+    groups and width per group of the 3x3 convs (ResNeXt)."""
+
+    block: type[ResidualBlock]
+    layers: Sequence[int]
+    widths: Sequence[int]
+    stem: str
+    groups: int = 1
+    width_per_group: int = 64
+
+
 # ---------------------------------------------------------------------------------------------
 # Configs: one dataclass per builder. `model.config` is the dataclass the model was built from;
 # it goes into saved runs whole, and `build(config)` makes the same network again.
@@ -179,9 +129,6 @@ class ResNetOptions:
         check_choice("init", self.init, INITS)
         check_skip(self.skip)
 
-    def resnet_options(self) -> dict:
-        """The keyword arguments of `ResNet` that these options set."""
-        return {f.name: getattr(self, f.name) for f in fields(ResNetOptions) if f.name != "seed"}
 
 
 @dataclass(frozen=True)
@@ -200,16 +147,32 @@ class CifarConfig(ResNetOptions):
         check_count("width", self.width)
         super().__post_init__()
 
+    def architecture(self) -> Architecture:
+        n = blocks_per_stage(self.depth, self.block)
+        w = self.width
+        return Architecture(BLOCKS[self.block], (n, n, n), (w, 2 * w, 4 * w), "cifar")
+
 
 @dataclass(frozen=True)
 class ImageNetConfig(ResNetOptions):
-    """One of the ImageNet models of `IMAGENET` (He et al. 2015 Table 1, ResNeXt, WRN)."""
+    """One of the ImageNet models of `IMAGENET` (He et al. 2015 Table 1, ResNeXt, WRN), by
+    name. `groups` and `width_per_group` (ResNeXt's cardinality C and width d) replace the
+    named model's, e.g. Xie et al.'s (C, d) variants of ResNet-50 at the same budget."""
 
     name: str = "resnet50"
+    groups: int | None = field(default=None, kw_only=True)
+    width_per_group: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, tuple(IMAGENET))
+        check_count("groups", self.groups, allow_none=True)
+        check_count("width_per_group", self.width_per_group, allow_none=True)
         super().__post_init__()
+
+    def architecture(self) -> Architecture:
+        block, layers, groups, width_per_group = IMAGENET[self.name]
+        return Architecture(BLOCKS[block], layers, (64, 128, 256, 512), "imagenet",
+                            self.groups or groups, self.width_per_group or width_per_group)
 
 
 @dataclass(frozen=True)
@@ -232,6 +195,65 @@ class MLPConfig:
         check_skip(self.skip)
         for arg in ("depth", "width", "in_features", "out_features"):
             check_count(arg, getattr(self, arg))
+
+
+class ResNet(nn.Module):
+    """A stem, stages of residual blocks (`layer1`, `layer2`, ...), global average pool and fc,
+    built from its config as nanoGPT's `GPT(config)`: `ResNet(CifarConfig(56))`,
+    `ResNet(ImageNetConfig("resnet50"))`. `model.config` is that config; `build` makes the same
+    net from it again. Module names match torchvision's ResNet, so its `state_dict`s load with
+    strict=True. Weights: drawn from torch's global generator, as any PyTorch module's (the
+    builders, given `seed`, draw them from a generator of their own instead).
+    """
+
+    def __init__(self, config: CifarConfig | ImageNetConfig):
+        super().__init__()
+        if not isinstance(config, (CifarConfig, ImageNetConfig)):
+            raise ValueError(f"config={config!r} is not allowed; give a CifarConfig or an "
+                             "ImageNetConfig")
+        self.config = c = config
+        arch = c.architecture()
+        widths, self.preact = arch.widths, c.preact
+        if arch.stem == "imagenet":
+            self.conv1 = nn.Conv2d(c.in_channels, widths[0], 7, stride=2, padding=3,
+                                   bias=not c.norm)
+        else:
+            self.conv1 = nn.Conv2d(c.in_channels, widths[0], 3, padding=1, bias=not c.norm)
+        # a pre-activation net's first block normalises its own input: no BN in the stem
+        self.bn1 = nn.Identity() if c.preact else norm_layer(widths[0], c.norm)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if arch.stem == "imagenet" else nn.Identity()
+        block_args = dict(shortcut=c.shortcut, norm=c.norm, skip=c.skip, preact=c.preact,
+                          groups=arch.groups, base_width=arch.width_per_group)
+        inplanes = widths[0]
+        for i, (planes, n_blocks) in enumerate(zip(widths, arch.layers, strict=True)):
+            blocks = []
+            for j in range(n_blocks):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(arch.block(inplanes, planes, stride, **block_args))
+                inplanes = planes * arch.block.expansion
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        self.num_stages = len(arch.layers)
+        # pre-activation nets end with the BN + ReLU that their last block left out
+        self.final_norm = norm_layer(inplanes, c.norm) if c.preact else None
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, c.num_classes)
+        initialize(self, c.init, c.zero_init_residual)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem and all stages: the picture before pooling."""
+        x = self.conv1(x)
+        if not self.preact:
+            x = self.relu(self.bn1(x))
+        x = self.maxpool(x)
+        for i in range(1, self.num_stages + 1):
+            x = getattr(self, f"layer{i}")(x)
+        if self.final_norm is not None:
+            x = self.relu(self.final_norm(x))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 Config = CifarConfig | ImageNetConfig | MLPConfig
@@ -259,14 +281,15 @@ def cifar_resnet(depth: int | CifarConfig = 20, **options) -> ResNet:
     Takes a `CifarConfig`, or its fields as arguments: `cifar_resnet(56, width=4)`.
     `block="bottleneck"` gives the 9n+2 bottleneck variant (He et al. 2016) for comparisons.
     """
-    c = make_config(CifarConfig, (depth,), options)
-    n = blocks_per_stage(c.depth, c.block)
-    model = build_seeded(
-        lambda: ResNet(BLOCKS[c.block], [n, n, n], [c.width, 2 * c.width, 4 * c.width],
-                       stem="cifar", **c.resnet_options()),
-        lambda m, g: initialize(m, c.init, c.zero_init_residual, g), c.seed)
-    model.config = c
-    return model
+    return seeded_resnet(make_config(CifarConfig, (depth,), options))
+
+
+def seeded_resnet(config: CifarConfig | ImageNetConfig) -> ResNet:
+    """`ResNet(config)`, its weights drawn from a generator of its own when `config.seed` is
+    given (the global random state untouched)."""
+    return build_seeded(lambda: ResNet(config),
+                        lambda m, g: initialize(m, config.init, config.zero_init_residual, g),
+                        config.seed)
 
 
 def plain_net(depth: int | CifarConfig = 20, **options) -> ResNet:
@@ -290,14 +313,7 @@ IMAGENET = {  # name: (block, blocks per stage, groups, width per group) — He 
 
 def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
     """Build one of the ImageNet models by name (see `IMAGENET`) or from an `ImageNetConfig`."""
-    c = make_config(ImageNetConfig, (name,), options)
-    block, layers, groups, width_per_group = IMAGENET[c.name]
-    model = build_seeded(
-        lambda: ResNet(BLOCKS[block], layers, groups=groups, width_per_group=width_per_group,
-                       **c.resnet_options()),
-        lambda m, g: initialize(m, c.init, c.zero_init_residual, g), c.seed)
-    model.config = c
-    return model
+    return seeded_resnet(make_config(ImageNetConfig, (name,), options))
 
 
 # One documented function per ImageNet model, as torchvision writes them: `num_classes` and
@@ -354,15 +370,20 @@ def wide_resnet50_2(*, num_classes: int = 1000, seed: int | None = None, **optio
 
 
 class DeepMLP(nn.Module):
-    """input layer -> `depth` MLPBlocks -> output layer."""
+    """input layer -> `depth` MLPBlocks -> output layer, built from an `MLPConfig`
+    (`model.config`)."""
 
-    def __init__(self, depth: int, width: int, activation: str, skip: float, in_features: int,
-                 out_features: int, branch_scale: float):
+    def __init__(self, config: MLPConfig):
         super().__init__()
-        self.input = nn.Linear(in_features, width)
-        self.blocks = nn.Sequential(*[
-            MLPBlock(width, ACTIVATIONS[activation](), skip, branch_scale) for _ in range(depth)])
-        self.head = nn.Sequential(ACTIVATIONS[activation](), nn.Linear(width, out_features))
+        if not isinstance(config, MLPConfig):
+            raise ValueError(f"config={config!r} is not allowed; give an MLPConfig")
+        self.config = c = config
+        act = ACTIVATIONS[c.activation]
+        self.input = nn.Linear(c.in_features, c.width)
+        self.blocks = nn.Sequential(*[MLPBlock(c.width, act(), c.skip, c.branch_scale)
+                                      for _ in range(c.depth)])
+        self.head = nn.Sequential(act(), nn.Linear(c.width, c.out_features))
+        initialize_mlp(self, c.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.input(x.flatten(1))))
@@ -391,12 +412,7 @@ def deep_mlp(*args, **options) -> DeepMLP:
     with skip=1 each block adds its input back, as in a ResNet.
     """
     c = make_config(MLPConfig, args, options)
-    model = build_seeded(
-        lambda: DeepMLP(c.depth, c.width, c.activation, c.skip, c.in_features, c.out_features,
-                        c.branch_scale),
-        lambda m, g: initialize_mlp(m, c.init, g), c.seed)
-    model.config = c
-    return model
+    return build_seeded(lambda: DeepMLP(c), lambda m, g: initialize_mlp(m, c.init, g), c.seed)
 
 
 BUILDERS = {"cifar_resnet": (CifarConfig, cifar_resnet),
@@ -417,6 +433,11 @@ def config_from_dict(saved: dict) -> Config:
     builder = saved.pop("builder", None)
     check_choice("builder", builder, tuple(BUILDERS))
     return make_config(BUILDERS[builder][0], (), saved)
+
+
+def config_of(model: nn.Module) -> Config | None:
+    """The config a lab model was built from; None for any other module."""
+    return model.config if isinstance(model, (ResNet, DeepMLP)) else None
 
 
 def build(config: Config | dict) -> nn.Module:

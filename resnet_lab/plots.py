@@ -11,6 +11,8 @@ from collections.abc import Collection, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 
 from .diagrams import COLORSCALE, LOG_RANGE, Cell
 from .hooks import first_last_ratio, regime
@@ -124,21 +126,34 @@ def plot_heatmap(history: History, *, ax: plt.Axes | None = None) -> plt.Figure:
     return fig
 
 
+ZERO_AT = -30.0   # where an update of exactly 0 is drawn on a log10 axis (and labelled "0")
+
+
 def plot_update_ratios(ratios: np.ndarray, names: Sequence[str], *, title: str = "",
                        ax: plt.Axes | None = None) -> plt.Figure:
     """log10 of each layer's update-to-weight ratio over the steps (`hooks.UpdateRatios`), with
-    Karpathy's 1e-3 guide line; the input end is the darkest line."""
+    Karpathy's 1e-3 guide line. Layers are coloured from the input (dark) to the output
+    (yellow): a legend names up to 8, a colour bar stands for more. A ratio of exactly 0 is
+    drawn at ZERO_AT, on a line labelled "exactly 0"."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(8, 3.6))
     ax = ax or fig.add_subplot()
+    ratios = np.asarray(ratios, dtype=float)
     shades = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(names)))
     for j, name in enumerate(names):
-        ax.plot(np.log10(np.maximum(ratios[:, j], 1e-30)), color=shades[j], lw=1, label=name)
+        logs = np.where(ratios[:, j] > 0, np.log10(np.maximum(ratios[:, j], 1e-300)), ZERO_AT)
+        ax.plot(logs, color=shades[j], lw=1, label=name)
     ax.axhline(-3, color="k", ls="--", lw=1)
     ax.text(0, -3, " 1e-3: Karpathy's rule of thumb", va="bottom", fontsize=8)
+    if (ratios == 0).any():
+        ax.axhline(ZERO_AT, color="0.5", ls=":", lw=1)
+        ax.text(0, ZERO_AT, " exactly 0 (no update at all)", va="bottom", fontsize=8)
     ax.set(xlabel="step", ylabel="log10 (update / weight)", title=title)
     ax.grid(alpha=0.3)
     if len(names) <= 8:
         ax.legend(fontsize=7, ncol=2)
+    else:
+        scale = ScalarMappable(cmap=ListedColormap(shades), norm=Normalize(1, len(names)))
+        fig.colorbar(scale, ax=ax, label=f"layer (1 = {names[0]} … {len(names)} = {names[-1]})")
     fig.tight_layout()
     return fig
 

@@ -25,7 +25,14 @@ from torch import nn
 from .checks import check_choice, check_count, check_positive
 from .data import Batches, Dataset
 from .devices import device_of, pick_device
-from .models import build, config_to_dict, is_plain
+from .models import (
+    CifarConfig,
+    ResNetOptions,
+    build,
+    config_of,
+    config_to_dict,
+    is_plain,
+)
 from .step import GRAPH_MODES, CapturedStep, Step, autocast, fused_sgd_problem, layout
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +151,8 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm.auto progress bar (a widget in Jupyter, text in a terminal)."""
+    """A tqdm.auto progress bar (a widget in Jupyter, text in a terminal) with each model's
+    latest training loss (as of the last flush: the bar reads nothing off the device itself)."""
 
     def on_start(self, run: Run) -> None:
         from tqdm.auto import tqdm
@@ -152,10 +160,14 @@ class ProgressBar(Callback):
 
     def on_step(self, run: Run) -> None:
         self.bar.update(run.step - self.bar.n)
+        self.show_losses(run)
+
+    def show_losses(self, run: Run) -> None:
         losses = {n: h.train_loss[-1] for n, h in run.histories.items() if h.train_loss}
         self.bar.set_postfix({n: f"{v:.3f}" for n, v in losses.items()}, refresh=False)
 
     def on_end(self, run: Run) -> None:
+        self.show_losses(run)                     # every row is in the histories by now
         self.bar.close()
 
 
@@ -270,11 +282,12 @@ class Run:
         if why:
             lr = h.lr[len(h.step)]
             del h.lr[len(h.step):]                         # steps that are not kept
-            has_batchnorm = getattr(getattr(self.models[name], "config", None), "norm", True)
+            config = config_of(self.models[name])
+            norm_off = isinstance(config, ResNetOptions) and not config.norm
             self.finish(name, "diverged", (
                 f"{name} diverged at step {step}: {why}. Try a smaller learning rate "
                 f"(it was {lr:g})"
-                + ("" if has_batchnorm else " or switch normalization (BatchNorm) on") + "."))
+                + (" or switch normalization (BatchNorm) on" if norm_off else "") + "."))
             warnings.warn(h.message, stacklevel=4)
             return False
         h.step.append(step)
@@ -311,14 +324,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss / len(x), errors / len(x)
 
 
-def depth_of(model: nn.Module) -> int:
-    """The depth its config gives (0 when it has none): ResNet-110 gets the warm-up."""
-    return int(getattr(getattr(model, "config", None), "depth", 0))
-
-
 def warms_up(model: nn.Module, recipe: Recipe) -> bool:
-    """Whether the recipe warms this model up (its depth is WARMUP_DEPTH or more)."""
-    return recipe.warmup_error > 0 and depth_of(model) >= WARMUP_DEPTH
+    """Whether the recipe warms this model up: a CIFAR net of WARMUP_DEPTH layers or more."""
+    config = config_of(model)
+    return recipe.warmup_error > 0 and isinstance(config, CifarConfig) and \
+        config.depth >= WARMUP_DEPTH
 
 
 def check_budget(steps: int | None, epochs: float | None, max_seconds: float | None) -> None:
@@ -356,7 +366,7 @@ def step_budget(steps: int | None, epochs: float | None, n_train: int, batch_siz
 def run_config(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> dict:
     """What a History records about how its model was trained: the model's config, whether
     every skip gate was 0 (plain), the whole recipe, the batch size and the data seed."""
-    config = getattr(model, "config", None)
+    config = config_of(model)
     return {**(config_to_dict(config) if config is not None else {}), "plain": is_plain(model),
             "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
 
@@ -527,7 +537,7 @@ def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str
     hold the whole recipe, in one file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    configs = {n: getattr(m, "config", None) for n, m in models.items()}
+    configs = {n: config_of(m) for n, m in models.items()}
     torch.save({"format": RUN_FORMAT,
                 "models": {n: {"config": None if configs[n] is None else
                                config_to_dict(configs[n]),

@@ -35,7 +35,18 @@ def test_the_argument_checks_and_depth_rules_have_one_home():
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert not defined & {"check_choice", "check_count", "check_skip", "depth_rule",
                               "blocks_per_stage"}, path.name
-        assert "- 2) %" not in path.read_text(), f"{path.name} does the depth arithmetic"
+        assert not DEPTH_ARITHMETIC.search(path.read_text()), \
+            f"{path.name} does the depth arithmetic"
+
+
+# (depth - 2) % 6, (d-2)//9, ... : the 6n+2 / 9n+2 rule worked out anywhere but checks.py
+DEPTH_ARITHMETIC = re.compile(r"-\s*2\s*\)\s*(?:%|//)\s*[69]\b")
+
+
+def test_the_depth_rule_check_catches_every_spelling():
+    for text in ("(depth - 2) % 6", "(d-2)//9", "(self.depth - 2 ) // 6", "(n - 2) %6"):
+        assert DEPTH_ARITHMETIC.search(text), text
+    assert not DEPTH_ARITHMETIC.search("(x - 2) % 4")
 
 
 GLOBAL_RESEED = re.compile(r"torch\.(?:random\.|cuda\.)?manual_seed\(|\bseed_all\(|"

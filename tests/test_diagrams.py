@@ -1,6 +1,5 @@
 """Diagrams are read from the model objects: what they draw is what the code builds."""
 
-import math
 
 import matplotlib
 import pytest
@@ -82,8 +81,15 @@ def test_strip_cells_and_their_norms():
         ["stem", "block", "block", "block", "head"]
 
 
-@pytest.mark.parametrize("value,expected", [(1e-9, "#440154"), (1e5, "#fde725"), (0.0, "#440154")])
-def test_the_colour_scale_clips_at_its_ends(value, expected):
+@pytest.mark.parametrize("value,expected,text", [
+    (1e-9, "#440154", "#ffffff"),       # below the scale: its dark end, white text
+    (1e-4, "#440154", "#ffffff"),       # the scale's ends are 1e-4 and 1e2
+    (1e-1, "#21918c", "#ffffff"),       # the middle of viridis, half-way in log10
+    (1e2, "#fde725", "#000000"),
+    (1e5, "#fde725", "#000000"),        # above it: its bright end, black text
+    (0.0, "#440154", "#ffffff"),        # no gradient at all: the dark end
+])
+def test_the_colour_scale_is_log_viridis_from_1e_minus_4_to_1e2_and_clips(value, expected,
+                                                                           text):
     assert diagrams.norm_colour(value) == expected
-    assert diagrams.text_colour(expected) in ("#000000", "#ffffff")
-    assert math.isclose(diagrams.LOG_RANGE[1] - diagrams.LOG_RANGE[0], 6)
+    assert diagrams.text_colour(expected) == text

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import resnet_lab as rl
+from resnet_lab import train
 from resnet_lab.blocks import PadShortcut
 from tests.reference import torchvision_resnet as tv
 from tests.util import assert_value_error_naming
@@ -277,3 +278,22 @@ def test_bad_skip_on_a_built_block_is_refused():
     with pytest.raises(ValueError, match="skip=2"):
         block.skip = 2
     assert block.skip == 1.0
+
+
+def test_a_net_built_from_its_config_keeps_it_and_saves_whole(tmp_path):
+    config = rl.CifarConfig(8, width=4, skip=0.0)
+    model = rl.ResNet(config)                      # nanoGPT's GPT(config): no builder needed
+    assert model.config is config and rl.is_plain(model)
+    path = train.save_run(tmp_path / "run.pt", {"net": model}, {})
+    loaded, _ = train.load_run(path)
+    assert loaded["net"].config == config
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded["net"].state_dict()[key], value, rtol=0, atol=0)
+    mlp = rl.DeepMLP(rl.MLPConfig(depth=3, width=8))
+    assert mlp.config.depth == 3 and len(mlp.blocks) == 3
+    with pytest.raises(ValueError, match="config=MLPConfig.* is not allowed; give a CifarConfig"):
+        rl.ResNet(rl.MLPConfig())
+    # Xie et al.'s (C, d) variant of ResNet-50 is ResNeXt-50 (32x4d), parameter for parameter
+    with torch.device("meta"):
+        variant = rl.ResNet(rl.ImageNetConfig("resnet50", groups=32, width_per_group=4))
+    assert n_params(variant) == IMAGENET_COUNTS["resnext50_32x4d"][0]

@@ -10,6 +10,7 @@ from resnet_lab.diagrams import Cell
 from resnet_lab.train import History
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the file-only backend)
 
 
 def history(name, n=50, layers=("conv1", "layer1.0.conv1", "layer2.0.conv1", "fc"), plain=False):
@@ -96,3 +97,18 @@ def test_plotly_figures_update_in_place():
     plots.update_heatmap(lab, {"long": (long.layers, np.array(long.grad_step),
                                         np.array(long.grad_norms))})
     assert len(heat[0].x) == 250 and heat[0].x[-1] == 997   # every 4th step
+
+
+def test_the_update_ratio_plot_names_its_layers_and_marks_an_exact_zero():
+    ratios = np.full((6, 12), 1e-3)
+    ratios[:, 0] = 0.0                                  # the first layer never moved
+    fig = plots.plot_update_ratios(ratios, [f"layer{i}" for i in range(12)])
+    ax, bar = fig.axes                                  # 12 layers: a colour bar, no legend
+    assert ax.get_legend() is None and "1 = layer0" in bar.get_ylabel()
+    assert ax.lines[0].get_ydata().tolist() == [plots.ZERO_AT] * 6
+    assert any("exactly 0" in t.get_text() for t in ax.texts)
+    few = plots.plot_update_ratios(ratios[:, 1:4], ["a", "b", "c"])
+    assert len(few.axes) == 1 and [t.get_text() for t in few.axes[0].get_legend().texts] == \
+        ["a", "b", "c"]
+    assert not any("exactly 0" in t.get_text() for t in few.axes[0].texts)
+    plt.close("all")

@@ -272,3 +272,13 @@ def test_cli_bad_arguments_exit_2_with_one_line(args, words):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert all(w in result.stderr for w in words)
+
+
+def test_the_progress_bar_counts_every_step_and_shows_each_models_loss(tiny, capsys):
+    bar = train.ProgressBar()
+    runs = train.compare(small_models(), tiny, steps=12, batch_size=32, callbacks=[bar])
+    assert bar.bar.n == bar.bar.total == 12
+    shown = bar.bar.postfix
+    for name, h in runs.items():
+        assert f"{name}={h.train_loss[-1]:.3f}" in shown
+    assert "training" in capsys.readouterr().err
