@@ -33,7 +33,7 @@ import torch
 
 from . import data as datasets
 from .blocks import Bottleneck
-from .checks import depths
+from .checks import check_choice, depths
 from .devices import pick_device
 from .diagrams import Cell, cell_norms, draw_network, norm_colour, strip_cells, text_colour
 from .ensembles import deletable_blocks, without_block
@@ -499,8 +499,9 @@ class TrainingLab:
     """Train plain and residual nets side by side; watch loss, error and gradient norms, then
     delete blocks of the trained nets in the lesion view."""
 
-    def __init__(self, redraw_seconds: float = 0.7):
-        self._make_controls()
+    def __init__(self, redraw_seconds: float = 0.7, dataset: str = "synthetic"):
+        check_choice("dataset", dataset, datasets.DATASETS)
+        self._make_controls(dataset)
         self.size, self.width = (32, 16) if pick_device().type == "cuda" else (16, 4)
         self.figure = go.FigureWidget(self._empty(lab_figure(["plain", "ResNet"])))
         self.figure.add_class("lab-plot")
@@ -525,12 +526,12 @@ class TrainingLab:
         show_empty(figure, "Press Train: the curves grow here as the networks learn.")
         return figure
 
-    def _make_controls(self) -> None:
+    def _make_controls(self, dataset: str) -> None:
+        names = {"synthetic": "synthetic (built in)", "fashion_mnist": "Fashion-MNIST",
+                 "cifar10": "CIFAR-10 (download)"}
         self.dataset = _label("dataset", "The built-in synthetic set needs no download",
-                              W.Dropdown(options=[("synthetic (built in)", "synthetic"),
-                                                  ("Fashion-MNIST", "fashion_mnist"),
-                                                  ("CIFAR-10 (download)", "cifar10")],
-                                         value="synthetic"))
+                              W.Dropdown(options=[(v, k) for k, v in names.items()],
+                                         value=dataset))
         self.depth = _label("depth (layers)", "Both networks get this depth (6n+2)",
                             W.SelectionSlider(options=DEPTHS, value=56))
         self.steps = _label("steps", "Training steps (batches of 128) for every network",
@@ -550,7 +551,10 @@ class TrainingLab:
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
                                     tooltip="Stop at the next step; keeps everything so far",
                                     disabled=True)
-        self.status = W.HTML("Press <b>Train</b>: plain-56 vs ResNet-56 on the built-in data.")
+        self.status = W.HTML(
+            f"Press <b>Train</b>: plain-56 vs ResNet-56 on {names[dataset]}. After training, "
+            "click a block of a trained net to <b>delete</b> it and see its test error (the "
+            "lesion view, below).")
 
     def configs(self) -> dict[str, float]:
         chosen = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import matplotlib
 import matplotlib.patches
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torch import nn
 
@@ -270,31 +271,120 @@ def _column(ax: plt.Axes, x: float, labels: Sequence[str], top: float = 3.0,
                         arrowprops=dict(arrowstyle="-|>", color="#555", lw=0.8))
 
 
+def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
+    ax.annotate("", end, start, arrowprops=dict(arrowstyle="-|>", color="#555", lw=0.8))
+
+
+FORM_TOP, FORM_ADD = 4.7, -1.7      # where x enters and where "+ x" closes the block
+
+
+def _input_and_shortcut(ax: plt.Axes, channels: int, last: float | None) -> None:
+    """x at the top, the shortcut down the right side, and the addition at the bottom that
+    takes the transform's output (from its last box at height `last`; None: drawn already)
+    and the shortcut."""
+    ax.text(1.65, FORM_TOP, f"x  ({channels} channels)", ha="center", va="center",
+            fontsize=8.5, fontweight="bold")
+    ax.text(1.65, FORM_ADD, "⊕", ha="center", va="center", fontsize=13,
+            bbox=dict(boxstyle="circle,pad=0.15", facecolor="#ffffff", edgecolor="#555"))
+    ax.text(1.65, FORM_ADD - 0.6, "y = relu(x + T(x))", ha="center", va="center", fontsize=8)
+    if last is not None:
+        _arrow(ax, (1.65, last - 0.25), (1.65, FORM_ADD + 0.3))
+    ax.plot([2.6, 4.2, 4.2, 1.9], [FORM_TOP, FORM_TOP, FORM_ADD, FORM_ADD], color="#1f77b4",
+            lw=1.4)
+    ax.text(4.3, (FORM_TOP + FORM_ADD) / 2, "shortcut x", rotation=90, color="#1f77b4",
+            fontsize=8, va="center")
+
+
 def draw_resnext_forms(transform: AggregatedTransform) -> plt.Figure:
-    """(a) C paths summed, (b) C paths concatenated before one 1x1, (c) one grouped conv:
-    the channel numbers come from `transform`'s own convolutions."""
+    """(a) C paths summed, (b) C paths concatenated before one 1x1, (c) one grouped conv,
+    each with the shared input fanning out, the join, and the shortcut to the final "+"; the
+    channel numbers come from `transform`'s own convolutions."""
     c, d = transform.cardinality, transform.width
     channels, inner = transform.reduce.in_channels, transform.reduce.out_channels
     path = [f"1×1 {channels}→{d}", f"3×3 {d}→{d}"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.8))
     for k, x in enumerate((0, 1.3, 3.3)):                  # paths 1, 2 and C of (a) and (b)
         name = f"path {c}" if k == 2 else f"path {k + 1}"
         _column(axes[0], x, [name, *path, f"1×1 {d}→{channels}"], top=3.6)
         _column(axes[1], x, [name, *path], top=3.6)
+        for ax in axes[:2]:
+            _arrow(ax, (1.65, FORM_TOP - 0.25), (x, 3.85))           # x fans out to every path
+        _arrow(axes[0], (x, 0.35), (1.65, FORM_ADD + 0.3))           # (a): all into the sum
+        _arrow(axes[1], (x, 1.35), (1.65, 0.85))                     # (b): into the concat
     for ax in axes[:2]:
         ax.text(2.3, 2.1, "…", fontsize=16, ha="center")
-    _column(axes[0], 1.65, ["+  (sum of the C outputs)"], top=-0.6, face="#ffffff")
     _column(axes[1], 1.65, [f"concatenate → {inner}", f"1×1 {inner}→{channels}"], top=0.6,
             face="#fff2cc")
     _column(axes[2], 1.65, [f"1×1 {channels}→{inner}",
                             f"3×3 {inner}→{inner}, groups = {c}", f"1×1 {inner}→{channels}"],
-            top=2.6)
-    titles = (f"(a) {c} paths, outputs summed", "(b) paths to the 3×3, concatenated, one 1×1",
-              f"(c) one grouped convolution ({c} groups)")
+            top=3.6)
+    _arrow(axes[2], (1.65, FORM_TOP - 0.25), (1.65, 3.85))
+    for ax, last in zip(axes, (None, -0.4, 1.6), strict=True):
+        _input_and_shortcut(ax, channels, last)
+    titles = (f"(a) {c} paths, their outputs summed", "(b) paths to the 3×3, concatenated, "
+              "one 1×1", f"(c) one grouped convolution ({c} groups)")
     for ax, title in zip(axes, titles, strict=True):
-        ax.set(xlim=(-0.8, 4.1), ylim=(-1.1, 4.1), title=title)
+        ax.set(xlim=(-0.8, 4.6), ylim=(FORM_ADD - 0.9, FORM_TOP + 0.4), title=title)
         ax.axis("off")
     fig.suptitle(f"ResNeXt's aggregated transform, C = {c}, d = {d}: three forms, one "
                  "function (Xie et al. 2017, Fig. 3)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# A grouped convolution as a weight matrix, and the function-class argument
+
+
+def connectivity(conv: nn.Conv2d) -> np.ndarray:
+    """Which input channels each output channel of `conv` reads: an (out, in) matrix of 0/1,
+    all ones for a dense conv, block-diagonal with `groups` blocks for a grouped one."""
+    out_group = np.arange(conv.out_channels) // (conv.out_channels // conv.groups)
+    in_group = np.arange(conv.in_channels) // (conv.in_channels // conv.groups)
+    return (out_group[:, None] == in_group[None, :]).astype(float)
+
+
+def draw_connectivity(conv: nn.Conv2d, ax: plt.Axes | None = None, title: str = ""
+                      ) -> plt.Figure:
+    """A conv's output × input channel grid, dark where a weight connects them (one k×k
+    kernel each), with its weight count."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(4, 4))
+    ax = ax or fig.add_subplot()
+    k = conv.kernel_size[0]
+    ax.imshow(connectivity(conv), cmap="Greys", vmin=0, vmax=1.4, interpolation="nearest")
+    ax.set(xlabel=f"input channel (of {conv.in_channels})",
+           ylabel=f"output channel (of {conv.out_channels})",
+           title=title or f"{conv.groups} group{'s' if conv.groups > 1 else ''}: "
+                          f"{conv.weight.numel():,} weights ({k}×{k} each)")
+    return fig
+
+
+def draw_function_classes(axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """d2l's picture of why depth needs the identity (Zhang et al., *Dive into Deep Learning*
+    §8.6): non-nested function classes F1, F2, F3 may move away from the truth f* as they
+    grow; nested ones (each contains the last, as a bigger net that can copy the smaller one
+    and set its extra blocks to the identity does) can only get closer."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = axes[0].figure
+    truth = (2.8, 1.6)
+    shapes = {"non-nested function classes": [((0.9, 0.4), 1.3, 1.0), ((-0.4, -0.5), 1.7, 1.1),
+                                              ((-1.0, -1.0), 2.3, 1.4)],
+              "nested function classes": [((0.2, -0.3), 1.3, 0.9), ((0.6, 0.0), 2.3, 1.6),
+                                          ((1.0, 0.3), 3.4, 2.3)]}
+    for ax, (title, ellipses) in zip(axes, shapes.items(), strict=True):
+        for i, ((x, y), w, h) in enumerate(ellipses):
+            colour = plt.cm.viridis(0.3 * i)
+            ax.add_patch(matplotlib.patches.Ellipse((x, y), 2 * w, 2 * h, fill=False, lw=1.5,
+                                                    color=colour))
+            ax.text(x - 0.5 * w, y + 0.55 * h, f"F{i + 1}", color=colour, fontsize=11,
+                    ha="center", va="center")
+        ax.plot(*truth, "*", color="#c00", ms=14)
+        ax.text(truth[0] + 0.2, truth[1] + 0.1, "f* (the truth)", color="#c00", fontsize=9)
+        ax.set(xlim=(-4.2, 5.4), ylim=(-3.2, 3.0), title=title, aspect="equal")
+        ax.axis("off")
+    fig.suptitle("More capacity helps only if the bigger class contains the smaller one: a "
+                 "block that can be the identity (F(x) = 0) makes the classes nested",
+                 fontsize=9.5)
     fig.tight_layout()
     return fig

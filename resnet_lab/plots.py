@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 
+from .data import Dataset
 from .diagrams import COLORSCALE, LOG_RANGE, Cell
 from .hooks import first_last_ratio, regime
 from .train import History
@@ -122,6 +123,30 @@ def plot_heatmap(history: History, *, ax: plt.Axes | None = None) -> plt.Figure:
     ax.set(xlabel="step", ylabel="layer (input at the bottom)",
            title=f"{history.name}: log10 gradient norm")
     fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_samples(images: Dataset, per_class: int = 1, *, title: str = "") -> plt.Figure:
+    """The first `per_class` training images of every class, each titled with its label
+    (contrast stretched per image for display; grey for one channel)."""
+    classes = range(len(images.classes))
+    picks = [i for c in classes for i in
+             (images.y_train == c).nonzero().flatten()[:per_class].tolist()]
+    cols = min(len(picks), 10)
+    rows = -(-len(picks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.45 * rows + 0.3),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, picks, strict=False):
+        x = images.x_train[i].float()
+        x = ((x - x.min()) / (x.max() - x.min() + 1e-12)).permute(1, 2, 0).numpy()
+        ax.imshow(x[..., 0] if x.shape[-1] == 1 else x, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(images.classes[images.y_train[i]], fontsize=8)
+    fig.suptitle(title or f"{images.name}: {len(images.x_train):,} training images of "
+                 f"{images.shape[1]}x{images.shape[2]}, {len(images.classes)} classes",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -8,10 +8,10 @@ without running anything. What goes: widget state (megabytes of it), HTML and Ja
 outputs, errors, cell ids and run metadata. A live widget leaves a one-line note in its place.
 The app notebook and unexecuted notebooks keep no outputs at all, except the verdicts.
 
-Cells marked `# NBVAL_CHECK_OUTPUT` are the ones nbval compares (numbers sanitized, see
-tests/nbval-sanitize.cfg), so a verdict that turns "NOT shown" fails the tests; nbval ignores
-every other stored output (`--nbval-lax`). `scripts/execute_notebooks.py` re-executes lessons in
-quick mode and stores them in this form.
+Cells tagged `nbval-check-output` (the verdicts) are the ones nbval compares (numbers
+sanitized, see tests/nbval-sanitize.cfg), so a verdict that turns "NOT shown" fails the
+tests; nbval ignores every other stored output (`--nbval-lax`).
+`scripts/execute_notebooks.py` re-executes lessons in quick mode and stores them in this form.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-KEEP = "# NBVAL_CHECK_OUTPUT"
+CHECKED = "nbval-check-output"      # nbval's cell tag: compare this cell's output
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "(a live widget: run the notebook in JupyterLab to use it)\n"
 
@@ -53,7 +53,7 @@ def strip(notebook: dict) -> dict:
             continue
         outputs = [clean_output(o) for o in cell["outputs"]]
         cell["outputs"] = [o for o in outputs if o is not None]
-        if KEEP in "".join(cell["source"]):                   # a verdict: its text only
+        if CHECKED in cell["metadata"].get("tags", []):       # a verdict: its text only
             cell["outputs"] = [o for o in cell["outputs"] if o["output_type"] == "stream"]
         # nbval rejects stored outputs of a cell that was never run: give them a fixed count
         cell["execution_count"] = 1 if cell["outputs"] else None

@@ -284,3 +284,11 @@ def test_lesson_4_control_keeps_the_budget_while_cardinality_grows():
         assert f"C = {c}, d = {XIE_TABLE_2[c]}" in control.readout.value and " ms</b>" in \
             control.readout.value
     assert max(params.values()) / min(params.values()) < 1.05      # the same budget
+
+
+def test_the_training_lab_starts_on_the_lessons_data_and_announces_the_lesion_view():
+    lab = TrainingLab(dataset="fashion_mnist")
+    assert lab.dataset.value == "fashion_mnist" and "Fashion-MNIST" in lab.status.value
+    assert "delete" in lab.status.value and "lesion view" in lab.status.value   # before Train
+    with pytest.raises(ValueError, match="dataset='mnist' is not allowed"):
+        TrainingLab(dataset="mnist")

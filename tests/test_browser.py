@@ -407,7 +407,7 @@ LESSON_CONTROLS = {
     "01_vanishing_gradients.ipynb": ('explorer.apply_preset("deep sigmoid MLP', ".regime",
                                      lambda page, area: area.get_by_role(
                                          "button", name="ResNet-56").click()),
-    "02_residual_learning.ipynb": ("panel = TrainingLab()", ".widget-html-content >> nth=1",
+    "02_residual_learning.ipynb": ("panel = TrainingLab(", ".widget-html-content >> nth=1",
                                    lambda page, area: area.get_by_role(
                                        "button", name="Train").click()),
     "03_resnet_architectures.ipynb": ("ArchitectureExplorer().widget", ".widget-html-content",

@@ -2,7 +2,9 @@
 
 
 import matplotlib
+import matplotlib.text
 import pytest
+from torch import nn
 
 import resnet_lab as rl
 from resnet_lab import diagrams
@@ -93,3 +95,38 @@ def test_the_colour_scale_is_log_viridis_from_1e_minus_4_to_1e2_and_clips(value,
                                                                            text):
     assert diagrams.norm_colour(value) == expected
     assert diagrams.text_colour(expected) == text
+
+
+def test_a_grouped_conv_is_block_diagonal_with_one_block_per_group():
+    dense, grouped = nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3, groups=4)
+    assert diagrams.connectivity(dense).sum() == 64
+    m = diagrams.connectivity(grouped)
+    assert m[0].tolist() == [1, 1, 0, 0, 0, 0, 0, 0] and m[7].tolist() == [0] * 6 + [1, 1]
+    assert m.sum() * 3 * 3 == grouped.weight.numel()       # one 3x3 kernel per dark square
+    title = diagrams.draw_connectivity(grouped).axes[0].get_title()
+    assert title == "4 groups: 144 weights (3×3 each)"
+
+
+def test_the_function_classes_are_nested_on_the_right_only():
+    left, right = diagrams.draw_function_classes().axes
+
+    def outlines(ax):
+        return [e.get_patch_transform().transform_path(e.get_path()) for e in ax.patches]
+
+    def nested(ax):
+        shapes = outlines(ax)
+        return all(big.contains_points(small.vertices, radius=-1e-6).all()
+                   for small, big in zip(shapes, shapes[1:], strict=False))
+
+    assert nested(right) and not nested(left)
+    assert [t.get_text() for t in right.texts][:3] == ["F1", "F2", "F3"]
+
+
+def test_the_resnext_forms_show_the_input_the_join_and_the_shortcut():
+    fig = diagrams.draw_resnext_forms(AggregatedTransform(256, 32, 4))
+    for ax in fig.axes:
+        found = [t.get_text() for t in ax.texts]
+        assert "x  (256 channels)" in found and "⊕" in found and "shortcut x" in found
+    fan_out = [a for a in fig.axes[0].texts if isinstance(a, matplotlib.text.Annotation)
+               and a.xy[1] == 3.85]
+    assert len(fan_out) == 3                        # x goes to paths 1, 2 and C

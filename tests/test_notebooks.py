@@ -41,7 +41,8 @@ def test_notebooks_are_in_their_committed_form():
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_every_verdict_says_shown(path):
-    verdicts = [c for c in cells(path) if "# NBVAL_CHECK_OUTPUT" in joined(c["source"])]
+    verdicts = [c for c in cells(path) if "nbval-check-output" in c["metadata"].get("tags", [])]
+    assert not any("NBVAL" in joined(c["source"]) for c in cells(path))   # no test plumbing
     assert verdicts, "a lesson needs at least one verdict"
     for cell in verdicts:
         lines = "".join(joined(o["text"]) for o in cell["outputs"]).splitlines()
@@ -111,3 +112,19 @@ def test_the_readme_lesson_pictures_are_the_lessons_own():
     import lesson_pictures
 
     assert lesson_pictures.main(["--check"]) == 0, "run: python scripts/lesson_pictures.py"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_the_contents_list_matches_the_sections_and_appendices_come_before_the_summary(path):
+    markdown = [joined(c["source"]) for c in cells(path) if c["cell_type"] == "markdown"]
+    contents = next(m for m in markdown if "**Contents:**" in m).split("**Contents:**")[1]
+    contents = " ".join(contents.split("\n\n")[0].split())
+    headings = [line for m in markdown for line in m.splitlines() if line.startswith("## ")]
+    numbered = [h for h in headings if re.match(r"## \d+\. ", h)]
+    listed = re.findall(r"(?:^|· )(\d+)\. ", contents)
+    assert listed == [str(i) for i in range(1, len(numbered) + 1)], (listed, numbered)
+    appendices = [h for h in headings if h.startswith("## Appendix")]
+    assert contents.count("appendix") == len(appendices)
+    order = [h.split()[1].rstrip(":.") for h in headings]
+    assert order.index("Summary") == len(order) - 1          # nothing after the summary
+    assert all(order.index("Appendix") < order.index("Exercise") for _ in appendices)

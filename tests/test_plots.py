@@ -112,3 +112,15 @@ def test_the_update_ratio_plot_names_its_layers_and_marks_an_exact_zero():
         ["a", "b", "c"]
     assert not any("exactly 0" in t.get_text() for t in few.axes[0].texts)
     plt.close("all")
+
+
+def test_the_sample_grid_shows_one_labelled_image_per_class():
+    from resnet_lab import data
+    images = data.synthetic(200, 20, size=8, seed=0)
+    fig = plots.plot_samples(images, per_class=2)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 20
+    titles = [ax.get_title() for ax in shown]
+    assert titles == [c for c in images.classes for _ in range(2)]
+    assert "synthetic: 200 training images of 8x8, 10 classes" in fig._suptitle.get_text()
+    plt.close("all")
