@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
@@ -225,8 +227,9 @@ def network_stages(model: ResNet, input_size: Sequence[int]) -> list[Stage]:
 def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
                  block_colours: Mapping[str, str] | None = None) -> plt.Figure:
     """A ResNet left to right: stem, stages (one small square per block, dashed where the
-    block's skip is cut, or coloured by `block_colours`), pooling and fc; under each box the
-    picture it hands on, channels × height × width."""
+    block's skip is cut), pooling and fc; under each box the picture it hands on, channels ×
+    height × width. `block_colours` (from `norm_colour`) colours the blocks by gradient norm,
+    and a colour bar shows that scale."""
     stages = network_stages(model, input_size)
     blocks = blocks_of(model)
     fig, ax = plt.subplots(figsize=(1.9 * len(stages), 2.6))
@@ -253,7 +256,13 @@ def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
                         arrowprops=dict(arrowstyle="-|>", color="#555"))
     ax.set(xlim=(-0.6, len(stages) - 0.4), ylim=(-0.35, 1.6), title=title)
     ax.axis("off")
-    fig.tight_layout()
+    if block_colours:
+        scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(*LOG_RANGE),
+                                             COLORSCALE.lower())
+        fig.colorbar(scale, ax=ax, fraction=0.04, pad=0.01,
+                     label="log10 gradient norm\n(below/above: the end colours)")
+    else:
+        fig.tight_layout()
     return fig
 
 

@@ -116,13 +116,17 @@ def plot_heatmap(history: History, *, ax: plt.Axes | None = None) -> plt.Figure:
     """Layer x step picture of log10 gradient norms over training."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(8, 4))
     ax = ax or fig.add_subplot()
-    norms = np.log10(np.maximum(np.array(history.grad_norms, dtype=float), 1e-12)).T
+    values = np.array(history.grad_norms, dtype=float).T
+    zero = values == 0
     steps = history.grad_step or [0]
-    image = ax.imshow(norms, aspect="auto", origin="lower", cmap="viridis",
+    colours = plt.get_cmap("viridis").with_extremes(bad="#ff00ff")   # an exact 0: magenta
+    image = ax.imshow(np.ma.masked_where(zero, np.log10(np.where(zero, 1.0, values))),
+                      aspect="auto", origin="lower", cmap=colours,
                       extent=(steps[0], steps[-1], -0.5, len(history.layers) - 0.5))
     ax.set(xlabel="step", ylabel="layer (input at the bottom)",
            title=f"{history.name}: log10 gradient norm")
-    fig.colorbar(image, ax=ax)
+    fig.colorbar(image, ax=ax, label="log10 ‖g‖" + (" (magenta: exactly 0)" if zero.any()
+                                                    else ""))
     fig.tight_layout()
     return fig
 

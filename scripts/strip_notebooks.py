@@ -17,12 +17,15 @@ tests; nbval ignores every other stored output (`--nbval-lax`).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 CHECKED = "nbval-check-output"      # nbval's cell tag: compare this cell's output
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "(a live widget: run the notebook in JupyterLab to use it)\n"
+# tqdm's text form, e.g. "training:  40%|####  | 2/5 [00:01<00:01, 2.0step/s]"
+TQDM_BAR = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
 
 
 def clean_output(output: dict) -> dict | None:
@@ -33,6 +36,8 @@ def clean_output(output: dict) -> dict | None:
     if kind not in ("display_data", "execute_result"):
         return None                                       # errors, and anything unknown
     data = output.get("data", {})
+    if WIDGET in data and TQDM_BAR.search("".join(data.get("text/plain", ""))):
+        return None                        # a tqdm bar: gone after training in a live session
     if WIDGET in data:
         return {"name": "stdout", "output_type": "stream", "text": WIDGET_NOTE}
     if "image/png" in data:

@@ -130,3 +130,13 @@ def test_the_resnext_forms_show_the_input_the_join_and_the_shortcut():
     fan_out = [a for a in fig.axes[0].texts if isinstance(a, matplotlib.text.Annotation)
                and a.xy[1] == 3.85]
     assert len(fan_out) == 3                        # x goes to paths 1, 2 and C
+
+
+def test_a_network_coloured_by_gradient_norm_gets_its_colour_bar():
+    net = rl.cifar_resnet(20)
+    plain = diagrams.draw_network(net, (1, 3, 32, 32))
+    assert len(plain.axes) == 1                             # no colours, no scale
+    colours = {name: diagrams.norm_colour(1.0) for name in rl.blocks_of(net)}
+    coloured = diagrams.draw_network(net, (1, 3, 32, 32), block_colours=colours)
+    bar = coloured.axes[1]
+    assert "log10 gradient norm" in bar.get_ylabel() and bar.get_ylim() == diagrams.LOG_RANGE

@@ -128,3 +128,13 @@ def test_the_contents_list_matches_the_sections_and_appendices_come_before_the_s
     order = [h.split()[1].rstrip(":.") for h in headings]
     assert order.index("Summary") == len(order) - 1          # nothing after the summary
     assert all(order.index("Appendix") < order.index("Exercise") for _ in appendices)
+
+
+def test_a_progress_bar_leaves_no_note_but_a_control_does():
+    bar = {"output_type": "display_data", "data": {
+        strip_notebooks.WIDGET: {"model_id": "1"},
+        "text/plain": "training: 100%|##########| 300/300 [00:10<00:00, 29.1step/s]"}}
+    control = {"output_type": "display_data", "data": {
+        strip_notebooks.WIDGET: {"model_id": "2"}, "text/plain": "VBox(children=(Button(...)))"}}
+    assert strip_notebooks.clean_output(bar) is None
+    assert strip_notebooks.clean_output(control)["text"] == strip_notebooks.WIDGET_NOTE

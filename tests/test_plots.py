@@ -124,3 +124,14 @@ def test_the_sample_grid_shows_one_labelled_image_per_class():
     assert titles == [c for c in images.classes for _ in range(2)]
     assert "synthetic: 200 training images of 8x8, 10 classes" in fig._suptitle.get_text()
     plt.close("all")
+
+
+def test_the_heatmap_has_a_colour_bar_and_marks_an_exact_zero():
+    h = history("plain-8", n=10)
+    h.grad_norms[3][0] = 0.0                            # the first layer got no gradient once
+    fig = plots.plot_heatmap(h)
+    image, bar = fig.axes[0].images[0], fig.axes[1]
+    assert "magenta: exactly 0" in bar.get_ylabel()
+    assert image.get_array().mask[0, 3] and image.get_array().mask.sum() == 1
+    assert "exactly 0" not in plots.plot_heatmap(history("ResNet-8", n=10)).axes[1].get_ylabel()
+    plt.close("all")
