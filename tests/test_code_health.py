@@ -20,7 +20,8 @@ def functions(path: Path):
             yield node.name, node.lineno, node.end_lineno - node.lineno + 1
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_function_is_longer_than_60_lines(path):
     long = [f"{name} (line {line}): {n} lines" for name, line, n in functions(path)
             if n > MAX_LINES]
@@ -28,7 +29,7 @@ def test_no_function_is_longer_than_60_lines(path):
 
 
 def test_the_argument_checks_and_depth_rules_have_one_home():
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         if path.name == "checks.py":
             continue
         tree = ast.parse(path.read_text())
@@ -56,7 +57,7 @@ GLOBAL_RESEED = re.compile(r"torch\.(?:random\.|cuda\.)?manual_seed\(|\bseed_all
 def test_nothing_in_the_package_touches_the_global_generator():
     """Random state is explicit: seeded builds draw from a `torch.Generator` of their own, so
     no module reseeds, forks or restores torch's global generator."""
-    offenders = [f"{path.name}:{n}: {line.strip()}" for path in sorted(PACKAGE.glob("*.py"))
+    offenders = [f"{path.name}:{n}: {line.strip()}" for path in sorted(PACKAGE.rglob("*.py"))
                  for n, line in enumerate(path.read_text().splitlines(), 1)
                  if GLOBAL_RESEED.search(line)]
     assert offenders == []

@@ -61,3 +61,13 @@ def test_tasks_py_rejects_an_unknown_command():
     result = subprocess.run([sys.executable, "tasks.py", "serve"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "lab,app,test" in result.stderr
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """setuptools' `packages` lists packages one by one: a new subpackage left out would be
+    missing from the wheel (and from Binder, which installs one)."""
+    tomllib = pytest.importorskip("tomllib")
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = [".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "resnet_lab").rglob("__init__.py")]
+    assert sorted(listed) == sorted(found)

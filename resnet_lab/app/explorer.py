@@ -1,0 +1,244 @@
+"""The explorer: the network is the control panel. Every change recomputes the per-layer
+gradient profile at initialization (models cached; a skip gate never rebuilds) and colours
+each block of the strip by its gradient norm; presets set every control in one click."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from functools import lru_cache
+
+import ipywidgets as W
+import plotly.graph_objects as go
+import torch
+
+from .. import data as datasets
+from ..hooks import first_last_ratio, gradient_profile, regime
+from ..models import (
+    blocks_of,
+    cifar_resnet,
+    deep_mlp,
+    set_skip,
+)
+from ..plots import (
+    explorer_figure,
+    update_profile,
+    update_strip_figure,
+)
+from .widgets import BOTTLENECK_DEPTHS, DEPTHS, SEED, NetworkStrip, labelled, quietly, snap_depth
+
+KINDS = {"CIFAR ResNet (conv)": "cifar", "deep MLP, sigmoid": "sigmoid",
+         "deep MLP, tanh": "tanh", "deep MLP, ReLU": "relu"}
+STAGES = ("layer1", "layer2", "layer3")
+REGIME_COLOURS = {"healthy": "#1a7f37", "vanishing": "#b35900", "exploding": "#c00000",
+                  "no gradient": "#666666"}
+
+BASE = dict(kind="CIFAR ResNet (conv)", depth=56, skip=0.0, norm=True, init="he",
+            block="basic", preact=False)
+PRESETS = {  # name: (the one line shown under it, the controls it sets)
+    "deep sigmoid MLP (vanishing)": (
+        "20 sigmoid layers, no skips: each one scales the gradient by σ′ ≤ 1/4.",
+        dict(BASE, kind="deep MLP, sigmoid", depth=20, init="default")),
+    "plain-56 with BatchNorm (exploding)": (
+        "With BatchNorm a deep plain net's gradient grows towards the input.",
+        dict(BASE)),
+    "ResNet-56": (
+        "The same 56 layers with identity skips: every block's gradient stays in range.",
+        dict(BASE, skip=1.0)),
+    "skip gate 0.5 over 27 blocks": (
+        "y = F(x) + 0.5·x: the direct path shrinks to 0.5²⁷ ≈ 7e-9, so it acts plain.",
+        dict(BASE, skip=0.5)),
+    "pre-activation ResNet-110": (
+        "He et al. 2016: BN-ReLU before each conv, nothing after the +: a clean identity path.",
+        dict(BASE, depth=110, skip=1.0, preact=True)),
+}
+
+
+@lru_cache(maxsize=48)
+def cached_model(kind: str, depth: int, norm: bool, init: str, block: str, preact: bool
+                 ) -> torch.nn.Module:
+    """Build (once) the network the explorer shows; the skip gates are set per call."""
+    if kind == "cifar":
+        return cifar_resnet(depth, norm=norm, init=init, block=block, preact=preact, seed=SEED)
+    return deep_mlp(depth, width=64, activation=kind, skip=1.0, init=init, seed=SEED)
+
+
+@lru_cache(maxsize=2)
+def explorer_batch(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small fixed batch: 8 synthetic 16x16 images, or 64 random vectors for the MLP."""
+    if kind == "cifar":
+        d = datasets.synthetic(8, 1, size=16, seed=0)
+        return d.x_train, d.y_train
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)
+
+
+def _readout(profile: Mapping[str, float], seconds: float | None = None) -> str:
+    """The explorer's one line: ratio, regime word, layer count and time."""
+    ratio, word = first_last_ratio(profile), regime(profile)
+    took = f" &middot; {1000 * seconds:.0f} ms" if seconds is not None else ""
+    return (f"first layer / last layer gradient norm = <b>{ratio:.3g}</b>: "
+            f"<b class='regime' style='color:{REGIME_COLOURS[word]}'>{word}</b>"
+            f" <span style='color:#666'>({len(profile)} layers{took})</span>")
+
+
+class Explorer:
+    """Gradient-flow explorer: controls and the network strip -> per-layer gradient norms at
+    initialization, per block on the strip and per layer in the profile below it."""
+
+    def __init__(self):
+        self._make_controls()
+        self.cut: set[str] = set()          # blocks whose skip the student cut on the strip
+        self.quiet = False
+        self.last: dict[str, float] = {}
+        self.strip = NetworkStrip(self.on_block_click)
+        profile = self.compute()
+        # build the figures with their data, then wrap them (Voilà drops earlier changes)
+        values = self._draw_strip(profile)
+        figure = explorer_figure(self.strip.cells, values, self.strip.cell_width,
+                                 {"previous setting": profile, "this network": profile})
+        figure.update_traces(selector=0, line=dict(color="#bbbbbb", dash="dot"))
+        self.figure = go.FigureWidget(figure)
+        self.figure.add_class("profile-plot")
+        self.last = profile
+        self.readout.value = _readout(profile)
+        self._observe()
+        # build the other depths now, so the first move of the depth slider is quick too. Not a
+        # daemon: at exit Python waits for it (a model or two) instead of killing it mid-build.
+        self.warm_thread = threading.Thread(target=self.warm_cache, name="explorer warm-up")
+        self.warm_thread.start()
+        self.widget = W.VBox([
+            W.HTML("<b>Gradient-flow explorer.</b> How large is the gradient at each layer of "
+                   "a freshly initialized network? Pick a preset, move the sliders, or click "
+                   "a block of the strip to cut its skip connection."),
+            self._presets(),
+            W.HBox([W.VBox([self.kind, self.depth, self.skip]),
+                    W.VBox([self.norm, self.init, self.block, self.preact, self.stages])]),
+            self.readout,
+            W.HTML("<span style='color:#444'>The network, input on the left: one cell per "
+                   "residual block, coloured by its gradient norm. ✂ = skip cut.</span>"),
+            self.strip.widget, self.figure])
+
+    def _make_controls(self) -> None:
+        self.kind = labelled("network", "Convolutional CIFAR net or a deep fully connected net",
+                           W.Dropdown(options=list(KINDS), value=BASE["kind"]))
+        self.depth = labelled("depth (layers)", "Layers: 6n+2 (basic blocks) or 9n+2 (bottleneck)",
+                            W.SelectionSlider(options=DEPTHS, value=BASE["depth"],
+                                              continuous_update=False))
+        self.skip = labelled("skip gate", "0 = plain network (F(x) only), 1 = ResNet (F(x) + x)",
+                           W.FloatSlider(value=BASE["skip"], min=0.0, max=1.0, step=0.05,
+                                         continuous_update=False, readout_format=".2f"))
+        self.norm = labelled("BatchNorm", "Normalize each conv layer's output (BatchNorm)",
+                           W.Checkbox(value=BASE["norm"], indent=False))
+        self.init = labelled("init", "He (kaiming) init or PyTorch's default init",
+                           W.Dropdown(options=[("He (kaiming)", "he"),
+                                               ("PyTorch default", "default")],
+                                      value=BASE["init"]))
+        self.block = labelled("block", "Basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1)",
+                            W.Dropdown(options=[("basic", "basic"), ("bottleneck", "bottleneck")],
+                                       value=BASE["block"]))
+        self.preact = labelled("pre-activation", "He et al. 2016: BN and ReLU before each conv",
+                             W.Checkbox(value=BASE["preact"], indent=False))
+        self.stages = W.HBox([W.ToggleButton(value=True, description=f"stage {i + 1} skips",
+                                             tooltip=f"skip connections of {s} on/off")
+                              for i, s in enumerate(STAGES)])
+        self.readout = W.HTML()
+
+    def _presets(self) -> W.Widget:
+        cards = []
+        for name, (line, _) in PRESETS.items():
+            button = W.Button(description=name, tooltip=f"Set every control: {line}",
+                              layout=W.Layout(width="228px", padding="0 4px"))
+            button.style.font_size = "12px"
+            button.on_click(lambda _, n=name: self.apply_preset(n))
+            cards.append(W.VBox([button, W.HTML(f"<div style='font-size:11px;color:#444;"
+                                                f"width:224px;line-height:1.25'>{line}</div>")]))
+        return W.HBox(cards)
+
+    def _observe(self) -> None:
+        self.block.observe(self.on_block_type, names="value")
+        for w in (self.kind, self.depth, self.skip, self.norm, self.init, self.preact,
+                  *self.stages.children):
+            w.observe(self.on_change, names="value")
+
+    def controls(self) -> dict:
+        """The current settings, in the form a preset gives them."""
+        return dict(kind=self.kind.value, depth=self.depth.value, skip=self.skip.value,
+                    norm=self.norm.value, init=self.init.value, block=self.block.value,
+                    preact=self.preact.value)
+
+    def model(self) -> torch.nn.Module:
+        """The cached network for the current settings, its skip gates set: the global gate,
+        the stages switched off, and the blocks cut on the strip."""
+        kind = KINDS[self.kind.value]
+        model = cached_model(kind, self.depth.value, self.norm.value, self.init.value,
+                             self.block.value, self.preact.value)
+        set_skip(model, self.skip.value)
+        self.cut &= set(blocks_of(model))          # a new depth: forget cuts that are gone
+        off = [s for s, t in zip(STAGES, self.stages.children, strict=True)
+               if kind == "cifar" and not t.value]
+        if self.skip.value and (off or self.cut):
+            set_skip(model, 0.0, off + sorted(self.cut))
+        return model
+
+    def compute(self) -> dict[str, float]:
+        """The profile for the current control values (cached model, fixed batch)."""
+        cifar = KINDS[self.kind.value] == "cifar"
+        for w in (self.norm, self.block, self.preact):
+            w.disabled = not cifar
+        for t in self.stages.children:   # a stage's skips can only be switched off if they are on
+            t.disabled = not cifar or self.skip.value == 0
+        self.current = self.model()
+        return gradient_profile(self.current, *explorer_batch("cifar" if cifar else "mlp"))
+
+    def _draw_strip(self, profile: Mapping[str, float]) -> list[float]:
+        blocks = blocks_of(self.current)
+        cut = [n for n, b in blocks.items() if b.skip == 0]
+        clickable = list(blocks) if self.skip.value else []
+        return self.strip.show(self.current, profile, cut, clickable)
+
+    def warm_cache(self) -> None:
+        """Build the nets of every depth with the current settings: the same cache keys that
+        `compute` asks for, so none of this work is thrown away."""
+        norm, init, block, preact = (self.norm.value, self.init.value, self.block.value,
+                                     self.preact.value)
+        for depth in BOTTLENECK_DEPTHS if block == "bottleneck" else DEPTHS:
+            cached_model("cifar", depth, norm, init, block, preact)
+
+    def on_block_click(self, name: str) -> None:
+        """The strip: one click cuts a block's skip, the next restores it."""
+        self.cut ^= {name}
+        self.on_change()
+
+    def on_block_type(self, change) -> None:
+        with quietly(self):                # one redraw for the whole swap, not one per step
+            snap_depth(self.depth, change["new"])
+        self.on_change()
+
+    def apply_preset(self, name: str) -> None:
+        """Set every control at once (one redraw), and restore every skip on the strip."""
+        settings = PRESETS[name][1]
+        with quietly(self):
+            self.cut.clear()
+            for t in self.stages.children:
+                t.value = True
+            for key in ("kind", "block", "depth", "skip", "norm", "init", "preact"):
+                getattr(self, key).value = settings[key]
+        self.on_change()
+
+    def on_change(self, change=None) -> None:
+        if self.quiet:
+            return
+        start = time.perf_counter()
+        try:
+            profile = self.compute()
+            values = self._draw_strip(profile)
+        except Exception as err:           # show it; never kill the kernel
+            self.readout.value = f"<span style='color:#c00'>Error: {err}</span>"
+            return
+        update_profile(self.figure, {"previous setting": self.last or profile,
+                                     "this network": profile})
+        update_strip_figure(self.figure, self.strip.cells, values, self.strip.cell_width)
+        self.last = profile
+        self.readout.value = _readout(profile, time.perf_counter() - start)

@@ -1,0 +1,102 @@
+"""The lesion view (Veit et al. 2016): click a block of a trained net to delete it and see its
+test error at once."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import ipywidgets as W
+import torch
+
+from .. import data as datasets
+from ..ensembles import deletable_blocks, without_block
+from ..train import evaluate
+from .widgets import NetworkStrip
+
+
+class LesionView:
+    """Each trained net drawn as a strip; after training a click deletes a block (its output
+    becomes its input, Veit et al. 2016) and the net's test error is measured at once.
+
+    A table keeps "deleted block -> test error" for every net: residual nets lose little,
+    plain nets fall towards chance, because every path of a plain net runs through every block.
+    """
+
+    def __init__(self, test_samples: int = 2000):
+        self.test_samples = test_samples
+        self.strips: dict[str, NetworkStrip] = {}
+        self.models: dict[str, torch.nn.Module] = {}
+        self.deleted: dict[str, set[str]] = {}
+        self.results: dict[str, dict[str, float]] = {}     # deleted block -> net -> error
+        self.test: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_norms: dict[str, dict[str, float]] = {}
+        self.readout = W.HTML()
+        self.table = W.HTML()
+        self.rows = W.VBox()
+        self.widget = W.VBox([self.rows, self.readout, self.table])
+
+    def prepare(self, models: dict[str, torch.nn.Module]) -> None:
+        """A strip per net (not clickable while it trains), and no lesion results yet."""
+        self.models, self.test, self.results, self.last_norms = models, None, {}, {}
+        self.deleted = {name: set() for name in models}
+        self.strips = {name: NetworkStrip(lambda block, n=name: self.toggle(n, block),
+                                          mark="✕", marked_text="deleted",
+                                          unmarked_text="in place",
+                                          action="delete it or put it back")
+                       for name in models}
+        for name, model in models.items():
+            self.strips[name].show(model, None, (), ())
+        self.rows.children = [W.VBox([W.HTML(f"<b>{name}</b>"), strip.widget])
+                              for name, strip in self.strips.items()]
+        self.readout.value = self.table.value = ""
+
+    def start(self, data: datasets.Dataset, last_norms: dict[str, dict[str, float]]) -> None:
+        """Training is over: blocks that keep the shape become clickable. `last_norms` (net ->
+        layer -> gradient norm at the last step) keeps each strip in its training colours."""
+        self.last_norms = last_norms
+        self.test = data.x_test[:self.test_samples], data.y_test[:self.test_samples]
+        self.results["none"] = {name: self.error(name) for name in self.models}
+        for name in self.models:
+            self.redraw(name)
+        self.readout.value = ("<b>Lesion view:</b> click a block of a trained net to delete "
+                              "it; click again to put it back.")
+        self.render_table()
+
+    def error(self, name: str) -> float:
+        """Test error of net `name` with its deleted blocks taken out."""
+        model = self.models[name]
+        with ExitStack() as stack:
+            for block in self.deleted[name]:
+                stack.enter_context(without_block(model, block))
+            return evaluate(model, *self.test)[1]
+
+    def toggle(self, name: str, block: str) -> None:
+        if self.test is None:
+            return
+        self.deleted[name] ^= {block}
+        error = self.error(name)
+        if len(self.deleted[name]) == 1:
+            self.results.setdefault(next(iter(self.deleted[name])), {})[name] = error
+        gone = ", ".join(sorted(self.deleted[name])) or "none"
+        self.readout.value = (f"<b>{name}</b> without <b>{gone}</b>: test error "
+                              f"<b class='lesion-error'>{100 * error:.1f}%</b> (intact: "
+                              f"{100 * self.results['none'][name]:.1f}%)")
+        self.redraw(name)
+        self.render_table()
+
+    def redraw(self, name: str) -> None:
+        """The net's strip in its last training colours, deleted blocks marked."""
+        model = self.models[name]
+        clickable = deletable_blocks(model) if self.test is not None else ()
+        self.strips[name].show(model, self.last_norms.get(name), self.deleted[name], clickable)
+
+    def render_table(self) -> None:
+        names = list(self.models)
+        head = "".join(f"<th style='padding:0 10px'>{n}</th>" for n in names)
+        rows = "".join(
+            f"<tr><td>{block}</td>" + "".join(
+                f"<td style='text-align:right;padding:0 10px'>"
+                f"{'' if n not in errors else f'{100 * errors[n]:.1f}%'}</td>" for n in names)
+            + "</tr>" for block, errors in self.results.items())
+        self.table.value = (f"<table class='lesion-table'><tr><th>deleted block</th>{head}</tr>"
+                            f"{rows}</table>")

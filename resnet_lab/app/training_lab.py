@@ -1,0 +1,195 @@
+"""The training lab: plain and residual nets trained side by side in a background thread
+(Stop stays clickable), live curves, a layer x step heatmap and each net's strip, then the
+lesion view. `LivePlots` is the one path by which the training thread reaches the widgets:
+at most every `redraw_seconds`."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+
+from .. import data as datasets
+from ..checks import check_choice
+from ..devices import pick_device
+from ..models import (
+    cifar_resnet,
+)
+from ..plots import (
+    lab_figure,
+    show_empty,
+    traces_of,
+    update_curves,
+    update_heatmap,
+)
+from ..train import Callback, Recipe, Run, compare
+from .lesion import LesionView
+from .widgets import DEPTHS, SEED, labelled
+
+
+class LivePlots(Callback):
+    """Redraws the training lab's figures and strips while training runs, throttled."""
+
+    def __init__(self, lab: TrainingLab, redraw_seconds: float = 0.7):
+        self.lab, self.redraw_seconds = lab, redraw_seconds
+        self.last = 0.0
+        self.drawing = 0.0
+
+    def on_step(self, run: Run) -> None:
+        now = time.perf_counter()
+        # wait at least redraw_seconds, and 30x the last draw's cost (drawing stays < ~3%)
+        if self.lab.live.value and now - self.last >= max(self.redraw_seconds,
+                                                          30 * self.drawing):
+            self.draw(run)
+            self.drawing = time.perf_counter() - now
+            self.last = time.perf_counter()
+
+    def on_end(self, run: Run) -> None:
+        self.draw(run)
+
+    def draw(self, run: Run) -> None:
+        run.flush()                       # the rows still on the device, in one copy
+        update_curves(self.lab.figure, run.histories)
+        update_heatmap(self.lab.figure, {n: (h.layers, np.array(h.grad_step),
+                                             np.array(h.grad_norms).reshape(-1, len(h.layers)))
+                                         for n, h in run.histories.items()})
+        for name, h in run.histories.items():
+            latest = dict(zip(h.layers, h.grad_norms[-1], strict=True)) if h.grad_norms else None
+            self.lab.lesion.strips[name].show(run.models[name], latest, (), ())
+        self.lab.status.value = (f"step {run.step}"
+                                 f"{'/' + str(run.max_steps) if run.max_steps else ''}"
+                                 f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
+                                 f"device {run.device}")
+
+
+class TrainingLab:
+    """Train plain and residual nets side by side; watch loss, error and gradient norms, then
+    delete blocks of the trained nets in the lesion view."""
+
+    def __init__(self, redraw_seconds: float = 0.7, dataset: str = "synthetic"):
+        check_choice("dataset", dataset, datasets.DATASETS)
+        self._make_controls(dataset)
+        self.size, self.width = (32, 16) if pick_device().type == "cuda" else (16, 4)
+        self.figure = go.FigureWidget(self._empty(lab_figure(["plain", "ResNet"])))
+        self.figure.add_class("lab-plot")
+        self.lesion = LesionView()
+        self.live_plots = LivePlots(self, redraw_seconds)
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.histories: dict = {}
+        self.models: dict = {}
+        self.train_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop.set())
+        self.widget = W.VBox([
+            W.HTML("<b>Training lab.</b> The same batches go to every network; curves grow "
+                   "together. Dashed = plain."),
+            W.HBox([W.VBox([self.dataset, self.depth, self.steps, self.lr]),
+                    W.VBox([self.plain, self.residual, self.norm, self.live])]),
+            W.HBox([self.train_button, self.stop_button]), self.status, self.figure,
+            self.lesion.widget])
+
+    @staticmethod
+    def _empty(figure: go.Figure) -> go.Figure:
+        show_empty(figure, "Press Train: the curves grow here as the networks learn.")
+        return figure
+
+    def _make_controls(self, dataset: str) -> None:
+        names = {"synthetic": "synthetic (built in)", "fashion_mnist": "Fashion-MNIST",
+                 "cifar10": "CIFAR-10 (download)"}
+        self.dataset = labelled("dataset", "The built-in synthetic set needs no download",
+                              W.Dropdown(options=[(v, k) for k, v in names.items()],
+                                         value=dataset))
+        self.depth = labelled("depth (layers)", "Both networks get this depth (6n+2)",
+                            W.SelectionSlider(options=DEPTHS, value=56))
+        self.steps = labelled("steps", "Training steps (batches of 128) for every network",
+                            W.IntSlider(value=300, min=20, max=3000, step=20))
+        self.plain = labelled("plain", "Train the plain network (skips off)",
+                            W.Checkbox(value=True, indent=False))
+        self.residual = labelled("residual", "Train the ResNet (skips on)",
+                               W.Checkbox(value=True, indent=False))
+        self.norm = labelled("BatchNorm", "BatchNorm in both networks",
+                           W.Checkbox(value=True, indent=False))
+        self.live = labelled("live plots", "Redraw the plots while training (off: at the end)",
+                           W.Checkbox(value=True, indent=False))
+        self.lr = labelled("learning rate", "SGD learning rate (constant, momentum 0.9)",
+                         W.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.25))
+        self.train_button = W.Button(description="Train", button_style="success", icon="play",
+                                     tooltip="Train the chosen networks side by side")
+        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
+                                    tooltip="Stop at the next step; keeps everything so far",
+                                    disabled=True)
+        self.status = W.HTML(
+            f"Press <b>Train</b>: plain-56 vs ResNet-56 on {names[dataset]}. After training, "
+            "click a block of a trained net to <b>delete</b> it and see its test error (the "
+            "lesion view, below).")
+
+    def configs(self) -> dict[str, float]:
+        chosen = {}
+        if self.plain.value:
+            chosen[f"plain-{self.depth.value}"] = 0.0
+        if self.residual.value:
+            chosen[f"ResNet-{self.depth.value}"] = 1.0
+        return chosen
+
+    def start(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        configs = self.configs()
+        if not configs:
+            self.status.value = "<span style='color:#c00'>Choose plain, residual or both.</span>"
+            return
+        self.stop.clear()
+        self.train_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = "loading data and building the networks ..."
+        self.thread = threading.Thread(target=self._train, args=(configs,), daemon=True)
+        self.thread.start()
+
+    def _build(self, configs: dict[str, float]) -> datasets.Dataset:
+        """Load the data, build the nets (same seed: the same initial weights) and name the
+        traces after them."""
+        kwargs = {"size": self.size}
+        if self.dataset.value == "synthetic":
+            kwargs["n_train"] = 20_000
+        data = datasets.load(self.dataset.value, **kwargs)
+        self.models = {n: cifar_resnet(self.depth.value, width=self.width, skip=skip,
+                                       norm=self.norm.value, in_channels=data.shape[0],
+                                       num_classes=len(data.classes), seed=SEED)
+                       for n, skip in configs.items()}
+        self.lesion.prepare(self.models)
+        names = list(configs)
+        with self.figure.batch_update():
+            for i, trace in enumerate(traces_of(self.figure, "scatter")):
+                trace.visible = i // 2 < len(names)
+                trace.name = names[min(i // 2, len(names) - 1)]
+            for i, trace in enumerate(traces_of(self.figure, "heatmap")):
+                trace.visible = i < len(names)
+            for i, n in enumerate(names):
+                self.figure.layout.annotations[2 + i].text = n   # after the two curve titles
+        return data
+
+    def _train(self, configs: dict[str, float]) -> None:
+        try:
+            data = self._build(configs)
+            recipe = Recipe("lab", lr=self.lr.value, weight_decay=5e-4, schedule="constant")
+            self.histories = compare(self.models, data, steps=self.steps.value, recipe=recipe,
+                                     callbacks=[self.live_plots], stop=self.stop)
+            words = [f"{n}: {h.status}, final loss {h.final_train_loss():.3f}"
+                     + (f" &mdash; {h.message}" if h.status == "diverged" else "")
+                     for n, h in self.histories.items()]
+            self.status.value += "<br>" + "<br>".join(words)
+            self.lesion.start(data, {n: dict(zip(h.layers, h.grad_norms[-1], strict=True))
+                                     for n, h in self.histories.items() if h.grad_norms})
+        except Exception as err:           # show it in the page; the kernel lives on
+            self.status.value = (f"<span style='color:#c00'>Error: {err}</span>"
+                                 f"<pre style='font-size:10px'>{traceback.format_exc(limit=3)}"
+                                 "</pre>")
+        finally:
+            self.train_button.disabled, self.stop_button.disabled = False, True
+
+
+# ---------------------------------------------------------------------------------------------
+# The lessons' own controls (lessons 3 and 4); lessons 1 and 2 use the Explorer and TrainingLab
