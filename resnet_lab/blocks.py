@@ -209,3 +209,8 @@ class MLPBlock(nn.Module):
 def is_block(module: nn.Module) -> bool:
     """True for the modules that own a skip gate."""
     return isinstance(module, (ResidualBlock, MLPBlock))
+
+
+def blocks_of(model: nn.Module) -> dict[str, nn.Module]:
+    """All blocks with a skip gate, by name, in network order."""
+    return {name: m for name, m in model.named_modules() if is_block(m)}

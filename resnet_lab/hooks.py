@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import is_block
+from .blocks import blocks_of
 from .checks import check_count
 from .devices import to_device_of
 
@@ -134,8 +134,7 @@ class GradientNorms(Instrument):
         self.every = every
         self.backward_passes = 0                       # seen so far
         self.ring = Ring(len(self.names), capacity)
-        self.blocks = {n: m for n, m in model.named_modules() if is_block(m)} \
-            if block_outputs else {}
+        self.blocks = blocks_of(model) if block_outputs else {}
         self.block_names = list(self.blocks)
         self.block_ring = Ring(len(self.block_names), capacity) if self.blocks else None
         self._block_sq: list[list[torch.Tensor]] = [[] for _ in self.block_names]
@@ -228,7 +227,7 @@ class ActivationStats(Instrument):
                                  f"{list(named)[1:4]!r}")
             chosen = {n: named[n] for n in modules}
         else:
-            chosen = ({n: m for n, m in named.items() if is_block(m)}
+            chosen = (blocks_of(model)
                       or {n: m for n, m in named.items() if isinstance(m, ACTIVATION_TYPES)}
                       or {n: m for n, m in named.items() if isinstance(m, LAYER_TYPES)})
         if not chosen:

@@ -14,7 +14,7 @@ from typing import NamedTuple, TypeVar
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck, MLPBlock, ResidualBlock, is_block, norm_layer
+from .blocks import BasicBlock, Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer
 from .checks import (
     INITS,
     SHORTCUTS,
@@ -453,11 +453,6 @@ def build(config: Config | dict) -> nn.Module:
 
 # ---------------------------------------------------------------------------------------------
 # The skip knob on a built model
-
-
-def blocks_of(model: nn.Module) -> dict[str, nn.Module]:
-    """All blocks with a skip gate, by name, in network order."""
-    return {name: m for name, m in model.named_modules() if is_block(m)}
 
 
 def is_plain(model: nn.Module) -> bool:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from .. import data as datasets
 from ..checks import check_choice
 from ..devices import pick_device
+from ..lesson import FULL, QUICK
 from ..models import (
     cifar_resnet,
 )
@@ -26,7 +27,7 @@ from ..plots import (
     update_curves,
     update_heatmap,
 )
-from ..train import Callback, Recipe, Run, compare
+from ..train import Callback, Run, compare, with_lr
 from .lesion import LesionView
 from .widgets import DEPTHS, SEED, labelled
 
@@ -73,7 +74,8 @@ class TrainingLab:
     def __init__(self, redraw_seconds: float = 0.7, dataset: str = "synthetic"):
         check_choice("dataset", dataset, datasets.DATASETS)
         self._make_controls(dataset)
-        self.size, self.width = (32, 16) if pick_device().type == "cuda" else (16, 4)
+        sizes = FULL if pick_device().type == "cuda" else QUICK      # the lessons' sizes
+        self.size, self.width = sizes.size, sizes.width
         self.figure = go.FigureWidget(self._empty(lab_figure(["plain", "ResNet"])))
         self.figure.add_class("lab-plot")
         self.lesion = LesionView()
@@ -174,7 +176,7 @@ class TrainingLab:
     def _train(self, configs: dict[str, float]) -> None:
         try:
             data = self._build(configs)
-            recipe = Recipe("lab", lr=self.lr.value, weight_decay=5e-4, schedule="constant")
+            recipe = with_lr("constant", self.lr.value)
             self.histories = compare(self.models, data, steps=self.steps.value, recipe=recipe,
                                      callbacks=[self.live_plots], stop=self.stop)
             words = [f"{n}: {h.status}, final loss {h.final_train_loss():.3f}"
