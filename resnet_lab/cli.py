@@ -155,7 +155,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 1 if any((args.out / "failed").glob("*.json")) else 0
 
 
-def run(args: argparse.Namespace) -> dict:
+def train_nets(args: argparse.Namespace) -> dict:
+    """`train` and `compare`: build the nets the arguments ask for, train them, report."""
     if args.steps is None and args.epochs is None and args.max_seconds is None:
         args.steps = 300
     load_args = {"size": args.size} if args.size else {}
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reproduce":
             return run_reproduce(args)
-        histories = run(args)
+        histories = train_nets(args)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         print(f"resnet-lab: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1

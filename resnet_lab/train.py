@@ -519,9 +519,17 @@ def evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
         cb.on_eval(run)
 
 
-def fit(model: nn.Module, data: Dataset, *, name: str = "model", **kwargs) -> History:
-    """Train one model; the arguments are those of `compare`."""
-    return compare({name: model}, data, **kwargs)[name]
+def fit(model: nn.Module, data: Dataset, *, name: str = "model", steps: int | None = None,
+        epochs: float | None = None, max_seconds: float | None = None, batch_size: int = 128,
+        recipe: str | Recipe = "quick", device: str | torch.device = "auto", seed: int = 0,
+        augment: bool = False, eval_every: int | None = None, eval_samples: int | None = 2000,
+        grad_every: int = 1, callbacks: Sequence[Callback] = (),
+        stop: threading.Event | None = None, graphs: str = "auto") -> History:
+    """Train one model, named `name` in its History; every other argument is `compare`'s."""
+    return compare({name: model}, data, steps=steps, epochs=epochs, max_seconds=max_seconds,
+                   batch_size=batch_size, recipe=recipe, device=device, seed=seed,
+                   augment=augment, eval_every=eval_every, eval_samples=eval_samples,
+                   grad_every=grad_every, callbacks=callbacks, stop=stop, graphs=graphs)[name]
 
 
 # ---------------------------------------------------------------------------------------------

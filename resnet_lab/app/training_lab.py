@@ -129,7 +129,8 @@ class TrainingLab:
             "click a block of a trained net to <b>delete</b> it and see its test error (the "
             "lesion view, below).")
 
-    def configs(self) -> dict[str, float]:
+    def skip_values(self) -> dict[str, float]:
+        """The nets to train, by name, with their skip gate: 0 (plain) or 1 (ResNet)."""
         chosen = {}
         if self.plain.value:
             chosen[f"plain-{self.depth.value}"] = 0.0
@@ -140,17 +141,17 @@ class TrainingLab:
     def start(self) -> None:
         if self.thread is not None and self.thread.is_alive():
             return
-        configs = self.configs()
-        if not configs:
+        skips = self.skip_values()
+        if not skips:
             self.status.value = "<span style='color:#c00'>Choose plain, residual or both.</span>"
             return
         self.stop.clear()
         self.train_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "loading data and building the networks ..."
-        self.thread = threading.Thread(target=self._train, args=(configs,), daemon=True)
+        self.thread = threading.Thread(target=self._train, args=(skips,), daemon=True)
         self.thread.start()
 
-    def _build(self, configs: dict[str, float]) -> datasets.Dataset:
+    def _build(self, skips: dict[str, float]) -> datasets.Dataset:
         """Load the data, build the nets (same seed: the same initial weights) and name the
         traces after them."""
         kwargs = {"size": self.size}
@@ -160,9 +161,9 @@ class TrainingLab:
         self.models = {n: cifar_resnet(self.depth.value, width=self.width, skip=skip,
                                        norm=self.norm.value, in_channels=data.shape[0],
                                        num_classes=len(data.classes), seed=SEED)
-                       for n, skip in configs.items()}
+                       for n, skip in skips.items()}
         self.lesion.prepare(self.models)
-        names = list(configs)
+        names = list(skips)
         with self.figure.batch_update():
             for i, trace in enumerate(traces_of(self.figure, "scatter")):
                 trace.visible = i // 2 < len(names)
@@ -173,9 +174,9 @@ class TrainingLab:
                 self.figure.layout.annotations[2 + i].text = n   # after the two curve titles
         return data
 
-    def _train(self, configs: dict[str, float]) -> None:
+    def _train(self, skips: dict[str, float]) -> None:
         try:
-            data = self._build(configs)
+            data = self._build(skips)
             recipe = with_lr("constant", self.lr.value)
             self.histories = compare(self.models, data, steps=self.steps.value, recipe=recipe,
                                      callbacks=[self.live_plots], stop=self.stop)
