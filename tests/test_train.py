@@ -3,8 +3,6 @@
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -266,12 +264,13 @@ def test_cli_compare_writes_json_and_png(tmp_path, capsys):
     (["compare", "--steps", "0"], ["--steps", "must be > 0"]),
     (["fly"], ["invalid choice"]),
 ])
-def test_cli_bad_arguments_exit_2_with_one_line(args, words):
-    result = subprocess.run([sys.executable, "-m", "resnet_lab", *args], capture_output=True,
-                            text=True)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert all(w in result.stderr for w in words)
+def test_cli_bad_arguments_exit_2_with_one_line(args, words, capsys):
+    with pytest.raises(SystemExit) as exit_:            # in-process: argparse exits at once
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert all(w in err for w in words)
 
 
 def test_the_progress_bar_counts_every_step_and_shows_each_models_loss(tiny, capsys):
