@@ -122,24 +122,24 @@ class Explorer:
 
     def _make_controls(self) -> None:
         self.kind = labelled("network", "Convolutional CIFAR net or a deep fully connected net",
-                           W.Dropdown(options=list(KINDS), value=BASE["kind"]))
+                             W.Dropdown(options=list(KINDS), value=BASE["kind"]))
         self.depth = labelled("depth (layers)", "Layers: 6n+2 (basic blocks) or 9n+2 (bottleneck)",
-                            W.SelectionSlider(options=DEPTHS, value=BASE["depth"],
-                                              continuous_update=False))
+                              W.SelectionSlider(options=DEPTHS, value=BASE["depth"],
+                                                continuous_update=False))
         self.skip = labelled("skip gate", "0 = plain network (F(x) only), 1 = ResNet (F(x) + x)",
-                           W.FloatSlider(value=BASE["skip"], min=0.0, max=1.0, step=0.05,
-                                         continuous_update=False, readout_format=".2f"))
+                             W.FloatSlider(value=BASE["skip"], min=0.0, max=1.0, step=0.05,
+                                           continuous_update=False, readout_format=".2f"))
         self.norm = labelled("BatchNorm", "Normalize each conv layer's output (BatchNorm)",
-                           W.Checkbox(value=BASE["norm"], indent=False))
+                             W.Checkbox(value=BASE["norm"], indent=False))
         self.init = labelled("init", "He (kaiming) init or PyTorch's default init",
-                           W.Dropdown(options=[("He (kaiming)", "he"),
-                                               ("PyTorch default", "default")],
-                                      value=BASE["init"]))
+                             W.Dropdown(options=[("He (kaiming)", "he"),
+                                                 ("PyTorch default", "default")],
+                                        value=BASE["init"]))
         self.block = labelled("block", "Basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1)",
-                            W.Dropdown(options=[("basic", "basic"), ("bottleneck", "bottleneck")],
-                                       value=BASE["block"]))
+                              W.Dropdown(options=[("basic", "basic"), ("bottleneck", "bottleneck")],
+                                         value=BASE["block"]))
         self.preact = labelled("pre-activation", "He et al. 2016: BN and ReLU before each conv",
-                             W.Checkbox(value=BASE["preact"], indent=False))
+                               W.Checkbox(value=BASE["preact"], indent=False))
         self.stages = W.HBox([W.ToggleButton(value=True, description=f"stage {i + 1} skips",
                                              tooltip=f"skip connections of {s} on/off")
                               for i, s in enumerate(STAGES)])

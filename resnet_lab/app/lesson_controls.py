@@ -25,10 +25,10 @@ class ArchitectureExplorer:
     def __init__(self, width: int = 16, size: int = 32):
         self.width, self.size = width, size
         self.block = labelled("block", "Basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1)",
-                            W.Dropdown(options=["basic", "bottleneck"], value="basic"))
+                              W.Dropdown(options=["basic", "bottleneck"], value="basic"))
         self.depth = labelled("depth (layers)", "6n+2 for basic blocks, 9n+2 for bottlenecks",
-                            W.SelectionSlider(options=DEPTHS, value=20,
-                                              continuous_update=False))
+                              W.SelectionSlider(options=DEPTHS, value=20,
+                                                continuous_update=False))
         self.readout = W.HTML()
         self.picture = W.Image(format="png")
         self.quiet = False
@@ -63,10 +63,10 @@ class CardinalityExplorer:
     def __init__(self, size: int = 56, batch: int = 8):
         self.size, self.batch = size, batch
         self.cardinality = labelled("C × d", "Paths (cardinality) × channels per path; the "
-                                  "complexity stays that of ResNet-50's block",
-                                  W.SelectionSlider(options=[(f"{c} × {d}d", c) for c, d in
-                                                             XIE_TABLE_2.items()], value=32,
-                                                    continuous_update=False))
+                                    "complexity stays that of ResNet-50's block",
+                                    W.SelectionSlider(options=[(f"{c} × {d}d", c) for c, d in
+                                                               XIE_TABLE_2.items()], value=32,
+                                                      continuous_update=False))
         self.readout = W.HTML()
         self.cardinality.observe(lambda change: self.update(), names="value")
         self.update()

@@ -103,22 +103,22 @@ class TrainingLab:
         names = {"synthetic": "synthetic (built in)", "fashion_mnist": "Fashion-MNIST",
                  "cifar10": "CIFAR-10 (download)"}
         self.dataset = labelled("dataset", "The built-in synthetic set needs no download",
-                              W.Dropdown(options=[(v, k) for k, v in names.items()],
-                                         value=dataset))
+                                W.Dropdown(options=[(v, k) for k, v in names.items()],
+                                           value=dataset))
         self.depth = labelled("depth (layers)", "Both networks get this depth (6n+2)",
-                            W.SelectionSlider(options=DEPTHS, value=56))
+                              W.SelectionSlider(options=DEPTHS, value=56))
         self.steps = labelled("steps", "Training steps (batches of 128) for every network",
-                            W.IntSlider(value=300, min=20, max=3000, step=20))
+                              W.IntSlider(value=300, min=20, max=3000, step=20))
         self.plain = labelled("plain", "Train the plain network (skips off)",
-                            W.Checkbox(value=True, indent=False))
+                              W.Checkbox(value=True, indent=False))
         self.residual = labelled("residual", "Train the ResNet (skips on)",
-                               W.Checkbox(value=True, indent=False))
+                                 W.Checkbox(value=True, indent=False))
         self.norm = labelled("BatchNorm", "BatchNorm in both networks",
-                           W.Checkbox(value=True, indent=False))
+                             W.Checkbox(value=True, indent=False))
         self.live = labelled("live plots", "Redraw the plots while training (off: at the end)",
-                           W.Checkbox(value=True, indent=False))
+                             W.Checkbox(value=True, indent=False))
         self.lr = labelled("learning rate", "SGD learning rate (constant, momentum 0.9)",
-                         W.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.25))
+                           W.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.25))
         self.train_button = W.Button(description="Train", button_style="success", icon="play",
                                      tooltip="Train the chosen networks side by side")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
