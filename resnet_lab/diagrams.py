@@ -232,7 +232,7 @@ def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
     and a colour bar shows that scale."""
     stages = network_stages(model, input_size)
     blocks = blocks_of(model)
-    fig, ax = plt.subplots(figsize=(1.9 * len(stages), 2.6))
+    fig, ax = plt.subplots(figsize=(1.9 * len(stages) + (1.6 if block_colours else 0), 2.6))
     for i, stage in enumerate(stages):
         wide = stage.name.startswith("layer")
         ax.add_patch(matplotlib.patches.FancyBboxPatch(

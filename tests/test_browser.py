@@ -410,10 +410,11 @@ LESSON_CONTROLS = {
     "02_residual_learning.ipynb": ("panel = TrainingLab(", ".widget-html-content >> nth=1",
                                    lambda page, area: area.get_by_role(
                                        "button", name="Train").click()),
-    "03_resnet_architectures.ipynb": ("ArchitectureExplorer().widget", ".widget-html-content",
+    "03_resnet_architectures.ipynb": ("architecture = ArchitectureExplorer()",
+                                      ".widget-html-content",
                                       lambda page, area: area.locator("select").select_option(
                                           "bottleneck")),
-    "04_resnext.ipynb": ("CardinalityExplorer().widget", ".widget-html-content",
+    "04_resnext.ipynb": ("cardinality = CardinalityExplorer()", ".widget-html-content",
                          lambda page, area: (area.locator(".noUi-handle").click(),
                                              page.keyboard.press("Home"))),
 }

@@ -138,3 +138,17 @@ def test_a_progress_bar_leaves_no_note_but_a_control_does():
         strip_notebooks.WIDGET: {"model_id": "2"}, "text/plain": "VBox(children=(Button(...)))"}}
     assert strip_notebooks.clean_output(bar) is None
     assert strip_notebooks.clean_output(control)["text"] == strip_notebooks.WIDGET_NOTE
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_live_control_is_shown_as_it_starts_for_readers_who_do_not_run_it(path):
+    """A cell that shows a live control is tagged "snapshot:<name>", and its stored outputs
+    hold the control's picture or readout after the widget's note."""
+    notes = [c for c in cells(path) if any(strip_notebooks.WIDGET_NOTE in joined(o.get("text", ""))
+                                           for o in c["outputs"])]
+    assert notes
+    for cell in notes:
+        assert any(t.startswith("snapshot:") for t in cell["metadata"].get("tags", [])), \
+            joined(cell["source"])
+        text = "".join(joined(o.get("text", "")) for o in cell["outputs"])
+        assert "As it starts" in text and len(cell["outputs"]) >= 3, joined(cell["source"])

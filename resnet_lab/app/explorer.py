@@ -14,8 +14,10 @@ import plotly.graph_objects as go
 import torch
 
 from .. import data as datasets
+from ..diagrams import cell_norms, draw_network, norm_colour, strip_cells
 from ..hooks import first_last_ratio, gradient_profile, regime
 from ..models import (
+    ResNet,
     blocks_of,
     cifar_resnet,
     deep_mlp,
@@ -23,10 +25,20 @@ from ..models import (
 )
 from ..plots import (
     explorer_figure,
+    plot_profile,
     update_profile,
     update_strip_figure,
 )
-from .widgets import BOTTLENECK_DEPTHS, DEPTHS, SEED, NetworkStrip, labelled, quietly, snap_depth
+from .widgets import (
+    BOTTLENECK_DEPTHS,
+    DEPTHS,
+    SEED,
+    NetworkStrip,
+    html_text,
+    labelled,
+    quietly,
+    snap_depth,
+)
 
 KINDS = {"CIFAR ResNet (conv)": "cifar", "deep MLP, sigmoid": "sigmoid",
          "deep MLP, tanh": "tanh", "deep MLP, ReLU": "relu"}
@@ -119,6 +131,22 @@ class Explorer:
             W.HTML("<span style='color:#444'>The network, input on the left: one cell per "
                    "residual block, coloured by its gradient norm. ✂ = skip cut.</span>"),
             self.strip.widget, self.figure])
+
+    def snapshot(self) -> list:
+        """What the explorer shows now, for a page without a kernel: the readout, the net
+        coloured by its blocks' gradient norms (a CIFAR net), and the per-layer profile."""
+        text = html_text(self.readout.value)
+        pictures: list = [text]
+        if isinstance(self.current, ResNet):
+            cells = strip_cells(self.current)
+            colours = {c.name: norm_colour(v) for c, v in
+                       zip(cells, cell_norms(cells, self.last), strict=True)}
+            size = explorer_batch(KINDS[self.kind.value])[0].shape
+            pictures.append(draw_network(self.current, (1, *size[1:]), block_colours=colours,
+                                         title="the network, each block coloured by its "
+                                               "gradient norm"))
+        pictures.append(plot_profile({"this network": self.last}, title=text.split(":")[0]))
+        return pictures
 
     def _make_controls(self) -> None:
         self.kind = labelled("network", "Convolutional CIFAR net or a deep fully connected net",

@@ -9,9 +9,10 @@ import ipywidgets as W
 import torch
 
 from .. import data as datasets
+from ..diagrams import draw_network
 from ..ensembles import deletable_blocks, without_block
 from ..train import evaluate
-from .widgets import NetworkStrip
+from .widgets import NetworkStrip, html_text
 
 
 class LesionView:
@@ -89,6 +90,14 @@ class LesionView:
         model = self.models[name]
         clickable = deletable_blocks(model) if self.test is not None else ()
         self.strips[name].show(model, self.last_norms.get(name), self.deleted[name], clickable)
+
+    def snapshot(self) -> list:
+        """The readout and each net drawn, deleted blocks dashed, for a page without a
+        kernel."""
+        size = (1, *self.test[0].shape[1:]) if self.test is not None else (1, 3, 32, 32)
+        return [html_text(self.readout.value),
+                *(draw_network(model, size, title=f"{name}: click a block to delete it")
+                  for name, model in self.models.items())]
 
     def render_table(self) -> None:
         names = list(self.models)

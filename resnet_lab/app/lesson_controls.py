@@ -16,7 +16,7 @@ from ..models import (
     complexity,
     initialize,
 )
-from .widgets import DEPTHS, SEED, labelled, png, quietly, snap_depth
+from .widgets import DEPTHS, SEED, html_text, labelled, png, quietly, snap_depth
 
 
 class ArchitectureExplorer:
@@ -43,14 +43,22 @@ class ArchitectureExplorer:
         self.update()
 
     def update(self) -> None:
-        model = cifar_resnet(self.depth.value, block=self.block.value, width=self.width,
-                             seed=SEED)
-        params, macs = complexity(model, (1, 3, self.size, self.size))
-        blocks = len(blocks_of(model))
+        self.model = cifar_resnet(self.depth.value, block=self.block.value, width=self.width,
+                                  seed=SEED)
+        params, macs = complexity(self.model, (1, 3, self.size, self.size))
+        blocks = len(blocks_of(self.model))
         self.readout.value = (f"<b>{self.block.value} blocks, {self.depth.value} layers</b>: "
                               f"{blocks} blocks, <b class='params'>{params:,}</b> parameters, "
                               f"<b>{macs / 1e6:.1f}</b> MMACs per {self.size}×{self.size} image")
-        self.picture.value = png(draw_network(model, (1, 3, self.size, self.size)))
+        self.picture.value = png(self.drawing())
+
+    def drawing(self):
+        """The chosen net, drawn stage by stage (a matplotlib figure)."""
+        return draw_network(self.model, (1, 3, self.size, self.size))
+
+    def snapshot(self) -> list:
+        """The readout and the drawing, for a page without a kernel."""
+        return [html_text(self.readout.value), self.drawing()]
 
 
 XIE_TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}   # cardinality C -> width d at ResNet-50's cost
@@ -87,3 +95,7 @@ class CardinalityExplorer:
             f"1×1 {c * d}→256: <b class='params'>{params:,}</b> parameters, "
             f"<b>{macs / 1e6:.0f}</b> MMACs per {self.size}×{self.size} picture, "
             f"<b>{ms:.1f} ms</b> for a batch of {self.batch} (median of 5)")
+
+    def snapshot(self) -> list:
+        """The readout, for a page without a kernel."""
+        return [html_text(self.readout.value)]

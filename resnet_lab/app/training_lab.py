@@ -29,7 +29,7 @@ from ..plots import (
 )
 from ..train import Callback, Run, compare, with_lr
 from .lesion import LesionView
-from .widgets import DEPTHS, SEED, labelled
+from .widgets import DEPTHS, SEED, html_text, labelled
 
 
 class LivePlots(Callback):
@@ -124,10 +124,25 @@ class TrainingLab:
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
                                     tooltip="Stop at the next step; keeps everything so far",
                                     disabled=True)
-        self.status = W.HTML(
-            f"Press <b>Train</b>: plain-56 vs ResNet-56 on {names[dataset]}. After training, "
-            "click a block of a trained net to <b>delete</b> it and see its test error (the "
-            "lesion view, below).")
+        self.status = W.HTML()
+        self.show_ready()
+        for control in (self.dataset, self.depth, self.plain, self.residual):
+            control.observe(lambda _: self.thread is None and self.show_ready(), names="value")
+
+    def show_ready(self) -> None:
+        """Before the first Train: what Train will do, and what a click does afterwards."""
+        nets = " vs ".join(self.skip_values()) or "nothing (choose plain, residual or both)"
+        data = self.dataset.label
+        self.status.value = (
+            f"Press <b>Train</b>: {nets} on {data}. After training, click a block of a "
+            "trained net to <b>delete</b> it and see its test error (the lesion view, below).")
+
+    def snapshot(self) -> list:
+        """The controls' settings and the status line, for a page without a kernel (the
+        plots are empty until Train)."""
+        settings = (f"dataset {self.dataset.value}, depth {self.depth.value}, "
+                    f"{self.steps.value} steps, learning rate {self.lr.value:g}")
+        return [f"Training lab: {settings}. {html_text(self.status.value)}"]
 
     def skip_values(self) -> dict[str, float]:
         """The nets to train, by name, with their skip gate: 0 (plain) or 1 (ResNet)."""

@@ -3,7 +3,9 @@ labelled controls, the shared constants, and matplotlib pictures for a W.Image."
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from collections.abc import Callable, Collection, Mapping
 from contextlib import contextmanager
 
@@ -118,3 +120,8 @@ def quietly(panel):
         yield panel
     finally:
         panel.quiet = False
+
+
+def html_text(value: str) -> str:
+    """A readout's HTML as plain text (tags dropped, entities decoded)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", value))
