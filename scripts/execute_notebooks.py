@@ -28,7 +28,7 @@ SNAPSHOT = "snapshot:"     # a control cell's tag "snapshot:explorer": picture `
 SNAPSHOT_CODE = """import matplotlib.pyplot as _plt
 from IPython.display import display as _display
 
-print("As it starts (a picture; run the notebook in JupyterLab to use the control):")
+print("As it starts (run the notebook in JupyterLab to use it):")
 for _item in {name}.snapshot():
     if isinstance(_item, str):
         print(_item)
