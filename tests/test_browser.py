@@ -73,12 +73,25 @@ def server(args: list[str], status_url: str, env: dict):
 
 @pytest.fixture(scope="module", autouse=True)
 def busy_cpu():
-    """Two processes that keep both cores busy while this module's tests run."""
+    """Two processes that keep both cores busy while this module's tests run (a test that
+    only waits for a lesson's training may pause them with `paused`)."""
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    yield
+    yield spinners
     for spinner in spinners:
         spinner.kill()
         spinner.wait(10)
+
+
+@contextlib.contextmanager
+def paused(spinners):
+    """The busy processes stopped for a while (a lesson's training is not what is tested)."""
+    for spinner in spinners:
+        spinner.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.send_signal(signal.SIGCONT)
 
 
 def is_local(url: str) -> bool:
@@ -420,7 +433,7 @@ LESSON_CONTROLS = {
 }
 
 
-def test_lesson_5s_lesion_view_deletes_a_block_and_its_table_grows(jupyterlab):
+def test_lesson_5s_lesion_view_deletes_a_block_and_its_table_grows(jupyterlab, busy_cpu):
     """Lesson 5 trains its nets (the cells before the lesion view, queued in order), then a
     click on a ResNet-20 block deletes it: the readout and the table change."""
     page = open_lesson(jupyterlab, "05_beyond_the_textbook.ipynb")
@@ -429,13 +442,14 @@ def test_lesson_5s_lesion_view_deletes_a_block_and_its_table_grows(jupyterlab):
         run_cell(page, snippet)
     area = run_cell(page, "lesion = LesionView()")
     strip = area.locator(".strip-cell:not([disabled])")
+    with paused(busy_cpu):                            # the lesson trains its four nets
+        strip.first.wait_for(timeout=300_000)
 
     def delete_a_block():
         strip.nth(strip.count() - 1).click()          # the last block of the ResNet's strip
 
     try:
-        before, after = readout_changes(page, area, ".lesion-table", delete_a_block,
-                                        timeout=300_000)
+        before, after = readout_changes(page, area, ".lesion-table", delete_a_block)
     finally:
         page.screenshot(path=str(ARTIFACTS / "lesson-control-05-lesion.png"))
     assert after.count("\n") == before.count("\n") + 1        # a row for the deleted block
@@ -444,10 +458,17 @@ def test_lesson_5s_lesion_view_deletes_a_block_and_its_table_grows(jupyterlab):
     assert_clean([page])
 
 
+# the cells a control needs first: the lab trains on lesson 2's data
+NEEDS = {"02_residual_learning.ipynb": ('find_spec("resnet_lab")', "S = lesson.settings(MODE)",
+                                        "images = lesson.degradation_data(S)")}
+
+
 @pytest.mark.parametrize("name", LESSON_CONTROLS)
 def test_each_lessons_live_control_answers_in_jupyterlab(jupyterlab, name):
     snippet, readout, act = LESSON_CONTROLS[name]
     page = open_lesson(jupyterlab, name)
+    for needed in NEEDS.get(name, ()):
+        run_cell(page, needed)
     area = run_cell(page, snippet)
     try:
         before, after = readout_changes(page, area, readout, lambda: act(page, area))
