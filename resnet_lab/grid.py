@@ -24,7 +24,7 @@ import json
 import os
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -129,7 +129,7 @@ def resolve_dataset(grid: Grid) -> Grid:
             reasons.append(f"{name} not here ({err})")
             continue
         print(f"data: {name} ({'; '.join(reasons) or 'first choice'})")
-        return Grid.from_dict({**grid.to_dict(), "dataset": name})
+        return replace(grid, dataset=name)
     raise AssertionError("unreachable: the synthetic set is always here")
 
 
