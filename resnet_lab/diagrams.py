@@ -24,7 +24,7 @@ from .blocks import PadShortcut, ResidualBlock
 from .cardinality import AggregatedTransform
 from .devices import device_of
 from .hooks import weight_layers
-from .models import ResNet, blocks_of
+from .models import ResNet, blocks_of, stage_name
 
 LOG_RANGE = (-4.0, 2.0)      # the colour scale: 1e-4 ... 1e2, in log10 of a gradient norm
 COLORSCALE = "Viridis"       # perceptually even and readable with red-green colour blindness
@@ -44,9 +44,7 @@ class Cell:
         """Short text for a tooltip: 'stage 2, block 4' or 'stem'."""
         if self.kind != "block":
             return self.name
-        stage, _, index = self.name.rpartition(".")
-        number = stage[len("layer"):] if stage.startswith("layer") else stage
-        return f"stage {number}, block {int(index) + 1}"
+        return f"{stage_name(self.name)}, block {int(self.name.rpartition('.')[2]) + 1}"
 
 
 def strip_cells(model: nn.Module) -> list[Cell]:

@@ -528,7 +528,10 @@ class Summary:
     __repr__ = __str__
 
 
-def _stage_name(child: str) -> str:
+def stage_name(module: str) -> str:
+    """What a lesson calls the part of a ResNet a module belongs to: "layer2.3.conv1" ->
+    "stage 2"; the stem's modules -> "stem", the pooling and fc -> "head"."""
+    child = module.split(".")[0]
     if child in ("conv1", "bn1", "relu", "maxpool", "input"):
         return "stem"
     if child.startswith("layer"):
@@ -573,7 +576,7 @@ def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
     children = list(model.named_children())
     stages: dict[str, dict] = {}
     for name, child in children:
-        row = stages.setdefault(_stage_name(name), {"params": 0, "modules": []})
+        row = stages.setdefault(stage_name(name), {"params": 0, "modules": []})
         row["params"] += sum(p.numel() for p in child.parameters())
         row["modules"].append(name)
     # a stage's output is its last module's output (modules are listed in network order)

@@ -22,6 +22,7 @@ from ..models import (
     cifar_resnet,
     deep_mlp,
     set_skip,
+    stage_name,
 )
 from ..plots import (
     explorer_figure,
@@ -168,9 +169,9 @@ class Explorer:
                                          value=BASE["block"]))
         self.preact = labelled("pre-activation", "He et al. 2016: BN and ReLU before each conv",
                                W.Checkbox(value=BASE["preact"], indent=False))
-        self.stages = W.HBox([W.ToggleButton(value=True, description=f"stage {i + 1} skips",
+        self.stages = W.HBox([W.ToggleButton(value=True, description=f"{stage_name(s)} skips",
                                              tooltip=f"skip connections of {s} on/off")
-                              for i, s in enumerate(STAGES)])
+                              for s in STAGES])
         self.readout = W.HTML()
 
     def _presets(self) -> W.Widget:
