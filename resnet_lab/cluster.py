@@ -69,8 +69,9 @@ def run_on_ray(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridPr
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            unfinished = {cell.file for cell in pending.values()}
             for run, step in ray.get(counter.read.remote()).items():
-                if run in {cell.file for cell in pending.values()}:
+                if run in unfinished:
                     progress.advance(run, step)
             for ref in done:
                 cell = pending.pop(ref)

@@ -209,13 +209,11 @@ class Contents:
     title: str = "Plain vs residual nets over depth (He et al. 2015, Fig. 6 and Table 6)"
 
 
-def contents(folder: Path) -> tuple[Contents, Figure]:
-    """The report's text and its figure, from the folder alone."""
-    grid, results, failures, calls = load(folder)
+def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[dict]
+             ) -> Contents:
+    """The report's text, from what `load` read."""
     cells = cells_of(results)
     total = len(grid.runs())
-    title = (f"{results[0]['dataset'] if results else grid.dataset}, {grid.steps:,} steps, "
-             f"{len(results)} of {total} runs")
     header, rows = table(grid, cells)
     status = ("All runs finished." if len(results) == total else
               f"{len(results)} of {total} runs finished; the same command again goes on.")
@@ -224,7 +222,7 @@ def contents(folder: Path) -> tuple[Contents, Figure]:
              "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
     said = findings(cells) or ["Not enough finished runs to say."]
-    return Contents(status, header, rows, notes, said, failed), figure6(grid, cells, title)
+    return Contents(status, header, rows, notes, said, failed)
 
 
 def to_markdown(c: Contents, image: str | None = "figure6.png") -> str:
@@ -260,8 +258,11 @@ def to_html(c: Contents, image: str = "figure6.png") -> str:
 def write_report(folder: str | Path) -> Path:
     """Write figure6.png, report.md and report.html into a reproduce folder; return report.md."""
     folder = Path(folder)
-    c, fig = contents(folder)
-    fig.savefig(folder / "figure6.png", dpi=110)
+    grid, results, failures, calls = load(folder)
+    title = (f"{results[0]['dataset'] if results else grid.dataset}, {grid.steps:,} steps, "
+             f"{len(results)} of {len(grid.runs())} runs")
+    figure6(grid, cells_of(results), title).savefig(folder / "figure6.png", dpi=110)
+    c = contents(grid, results, failures, calls)
     (folder / "report.md").write_text(to_markdown(c))
     (folder / "report.html").write_text(to_html(c))
     return folder / "report.md"
@@ -287,5 +288,5 @@ def show(folder: str | Path) -> None:
         print(f"No reproduce report in {folder} (the lab's own is docs/figure6 in its "
               "repository; `resnet-lab reproduce --out FOLDER` makes one).")
         return
-    print(to_text(contents(folder)[0]))
+    print(to_text(contents(*load(folder))))                # the figure is drawn already
     display(Image(filename=str(folder / "figure6.png")))
