@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import torch
 
 from .. import data as datasets
-from ..diagrams import cell_norms, draw_network, norm_colour, strip_cells
+from ..diagrams import cell_norms, draw_network, norm_colour
 from ..hooks import first_last_ratio, gradient_profile, regime
 from ..models import (
     ResNet,
@@ -139,7 +139,7 @@ class Explorer:
         text = html_text(self.readout.value)
         pictures: list = [text]
         if isinstance(self.current, ResNet):
-            cells = strip_cells(self.current)
+            cells = self.strip.cells                   # the strip shows self.current
             colours = {c.name: norm_colour(v) for c, v in
                        zip(cells, cell_norms(cells, self.last), strict=True)}
             size = explorer_batch(KINDS[self.kind.value])[0].shape
