@@ -47,6 +47,7 @@ CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"]
 DATASETS = ("synthetic", "fashion_mnist", "cifar10")
+CHANNELS = {"synthetic": 3, "fashion_mnist": 1, "cifar10": 3}   # colour channels of each set
 
 
 @dataclass

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from resnet_lab import cifar_resnet, data, ensembles
+from resnet_lab import cifar_resnet, data, diagrams, ensembles
 from resnet_lab.app import PRESETS, Explorer, TrainingLab, cached_model
 from resnet_lab.plots import STRIP_WIDTH, traces_of
 
@@ -276,14 +276,18 @@ def test_lesson_4_control_keeps_the_budget_while_cardinality_grows():
     from resnet_lab.app import XIE_TABLE_2, CardinalityExplorer
 
     control = CardinalityExplorer(size=14, batch=2)
-    params = {}
+    params, pictures = {}, set()
     for c in XIE_TABLE_2:
         control.cardinality.value = c
         params[c] = int(control.readout.value.split("class='params'>")[1].split("<")[0]
                         .replace(",", ""))
         assert f"C = {c}, d = {XIE_TABLE_2[c]}" in control.readout.value and " ms</b>" in \
             control.readout.value
+        pictures.add(control.picture.value)
+        grid = diagrams.connectivity(control.block.conv2)     # the picture's weight grid
+        assert grid.shape == (c * XIE_TABLE_2[c],) * 2 and grid.sum() == grid.size / c
     assert max(params.values()) / min(params.values()) < 1.05      # the same budget
+    assert len(pictures) == len(XIE_TABLE_2)                        # a new picture for each C
 
 
 def test_the_training_lab_starts_on_the_lessons_data_and_announces_the_lesion_view():
@@ -292,3 +296,7 @@ def test_the_training_lab_starts_on_the_lessons_data_and_announces_the_lesion_vi
     assert "delete" in lab.status.value and "lesion view" in lab.status.value   # before Train
     with pytest.raises(ValueError, match="dataset='mnist' is not allowed"):
         TrainingLab(dataset="mnist")
+    lab.residual.value = False
+    text, plain = lab.snapshot()                     # what a reader without a kernel sees
+    assert "Fashion-MNIST" in text and "plain-56" in plain.axes[0].get_title()
+    assert "1×16×16" in [t.get_text() for t in plain.axes[0].texts]   # one channel, QUICK size

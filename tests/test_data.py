@@ -25,6 +25,7 @@ def test_synthetic_is_deterministic_normalised_and_balanced():
     b = data.synthetic(2000, 500, size=16, seed=3)
     c = data.synthetic(2000, 500, size=16, seed=4)
     assert a.x_train.shape == (2000, 3, 16, 16) and a.x_test.shape == (500, 3, 16, 16)
+    assert a.shape[0] == data.CHANNELS["synthetic"]
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert not torch.equal(a.x_train, c.x_train)
     assert abs(a.x_train.mean().item()) < 0.01 and abs(a.x_train.std().item() - 1) < 0.01
@@ -74,6 +75,7 @@ def test_fashion_mnist_from_a_local_folder(tmp_path):
     make_fashion_folder(tmp_path)
     d = data.fashion_mnist(tmp_path, size=16, download=False)
     assert d.x_train.shape == (20, 1, 16, 16) and d.y_test.tolist() == list(range(10))
+    assert d.shape[0] == data.CHANNELS["fashion_mnist"]
     assert d.classes[9] == "Ankle boot"
 
 
@@ -166,6 +168,7 @@ def test_cifar10_downloads_verifies_and_extracts(server, tmp_path):
     cache.mkdir()
     d = data.cifar10(cache, url=url + "cifar-10-python.tar.gz", md5=md5)
     assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32)
+    assert d.shape[0] == data.CHANNELS["cifar10"]
     assert d.classes[0] == "airplane" and (cache / "cifar-10-batches-py" / "test_batch").exists()
     # a second call reads the extracted copy: no new request
     n = len(RangeHandler.requests)

@@ -7,7 +7,7 @@ import ipywidgets as W
 import torch
 
 from ..blocks import Bottleneck
-from ..diagrams import draw_network
+from ..diagrams import draw_connectivity, draw_network
 from ..experiments import median_ms
 from ..models import (
     blocks_of,
@@ -76,26 +76,32 @@ class CardinalityExplorer:
                                                                XIE_TABLE_2.items()], value=32,
                                                       continuous_update=False))
         self.readout = W.HTML()
+        self.picture = W.Image(format="png")
         self.cardinality.observe(lambda change: self.update(), names="value")
         self.update()
-        self.widget = W.VBox([self.cardinality, self.readout])
+        self.widget = W.VBox([self.cardinality, self.readout, self.picture])
 
     def update(self) -> None:
         c = self.cardinality.value
         d = XIE_TABLE_2[c]
-        block = build_seeded(lambda: Bottleneck(256, 64, groups=c, base_width=d),
-                             lambda m, g: initialize(m, generator=g), SEED).eval()
-        params, macs = complexity(block, (1, 256, self.size, self.size))
+        self.block = build_seeded(lambda: Bottleneck(256, 64, groups=c, base_width=d),
+                                  lambda m, g: initialize(m, generator=g), SEED).eval()
+        params, macs = complexity(self.block, (1, 256, self.size, self.size))
         x = torch.randn(self.batch, 256, self.size, self.size,
                         generator=torch.Generator().manual_seed(SEED))
-        ms = median_ms(lambda: block(x), repeats=5)
+        ms = median_ms(lambda: self.block(x), repeats=5)
         self.readout.value = (
             f"<b>C = {c}, d = {d}</b>: 1×1 256→{c * d}, 3×3 {c * d}→{c * d} in {c} "
             f"group{'s' if c > 1 else ''}, "
             f"1×1 {c * d}→256: <b class='params'>{params:,}</b> parameters, "
             f"<b>{macs / 1e6:.0f}</b> MMACs per {self.size}×{self.size} picture, "
             f"<b>{ms:.1f} ms</b> for a batch of {self.batch} (median of 5)")
+        self.picture.value = png(self.drawing())
+
+    def drawing(self):
+        """The block's 3×3 convolution as a weight grid: C blocks on the diagonal."""
+        return draw_connectivity(self.block.conv2)
 
     def snapshot(self) -> list:
-        """The readout, for a page without a kernel."""
-        return [html_text(self.readout.value)]
+        """The readout and the weight grid, for a page without a kernel."""
+        return [html_text(self.readout.value), self.drawing()]

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from .. import data as datasets
 from ..checks import check_choice
 from ..devices import pick_device
+from ..diagrams import draw_network
 from ..lesson import FULL, QUICK
 from ..models import (
     cifar_resnet,
@@ -138,11 +139,18 @@ class TrainingLab:
             "trained net to <b>delete</b> it and see its test error (the lesion view, below).")
 
     def snapshot(self) -> list:
-        """The controls' settings and the status line, for a page without a kernel (the
-        plots are empty until Train)."""
+        """The controls' settings, the status line and the nets Train will build, drawn, for a
+        page without a kernel (the plots are empty until Train)."""
         settings = (f"dataset {self.dataset.value}, depth {self.depth.value}, "
                     f"{self.steps.value} steps, learning rate {self.lr.value:g}")
-        return [f"Training lab: {settings}. {html_text(self.status.value)}"]
+        size = (1, datasets.CHANNELS[self.dataset.value], self.size, self.size)
+        return [f"Training lab: {settings}. {html_text(self.status.value)}",
+                *(draw_network(cifar_resnet(self.depth.value, width=self.width, skip=skip,
+                                            norm=self.norm.value, in_channels=size[1],
+                                            seed=SEED), size,
+                               title=f"{name}, as Train builds it"
+                                     + ("" if skip else ": every skip cut (dashed)"))
+                  for name, skip in self.skip_values().items())]
 
     def skip_values(self) -> dict[str, float]:
         """The nets to train, by name, with their skip gate: 0 (plain) or 1 (ResNet)."""
