@@ -3,8 +3,9 @@
     python benchmarks/bench_explorer.py [--repeats 15]
 
 For depths 20, 56 and 110: the time from setting a control's value to the figure holding the
-new profile (compute + FigureWidget update), median and p95, for a skip-gate change and for a
-depth change (models cached, as after the app's start-up warm-up). Target: <= 150 ms.
+new profile (`picture(state)` + the FigureWidget update), median and p95, for a skip-gate
+change and for a depth change (models cached, as after the app's start-up warm-up).
+Target: <= 150 ms.
 """
 
 import argparse

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 import resnet_lab as rl
-from resnet_lab import data, step, train
+from resnet_lab import callbacks, data, step, train
 
 
-class Clock(train.Callback):
+class Clock(callbacks.Callback):
     """Times the steps after the first `skip` (warm-up, capture and self-check left out)."""
 
     def __init__(self, skip: int = 10):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import resnet_lab as rl
-from resnet_lab import data, train
+from resnet_lab import callbacks, data, train
 
 
 def sync(device: torch.device) -> None:
@@ -46,7 +46,7 @@ def minimal_loop(model, images, steps, batch_size, device) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-class StepClock(train.Callback):
+class StepClock(callbacks.Callback):
     def on_step(self, run):
         if run.step == 1:
             sync(run.device)

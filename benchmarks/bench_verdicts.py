@@ -30,8 +30,8 @@ KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CP
 
 def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
     """(dataset, lesson, Verdict) of every verdict experiment for one seed."""
+    from resnet_lab import cost, lesson, models
     from resnet_lab import experiments as ex
-    from resnet_lab import lesson, models
 
     s = lesson.QUICK
     out = [("-", "1", ex.sigmoid_vanishes(ex.mlp_profiles(seed))),
@@ -66,7 +66,7 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                         ex.deletion_errors(pair20, images), chance)),
                     (name, "5", ex.preact_trains_better(ex.preact_runs(s, images, seed)))]
     if seed == 0:                                       # exact checks: no seed, no training
-        table = models.summary(models.resnet50(), (1, 3, 224, 224))
+        table = cost.summary(models.resnet50(), (1, 3, 224, 224))
         blocks = [len(getattr(models.resnet50(), f"layer{i}")) for i in range(1, 5)]
         out += [("-", "3", ex.resnet50_matches(table, blocks)),
                 ("-", "4", ex.same_budget(ex.budget_variants()))]

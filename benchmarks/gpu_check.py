@@ -28,7 +28,7 @@ images = data.synthetic(20_000, 1000, size=32, seed=0)
 for depth in (20, 56):
     h = train.fit(rl.cifar_resnet(depth, seed=0), images, steps=60, recipe="constant",
                   graphs="require", name=f"ResNet-{depth}")
-    print(f"ResNet-{depth}: {h.config['engine']}, {h.status}, loss {h.train_loss[0]:.3f} -> "
+    print(f"ResNet-{depth}: {h.setup['engine']}, {h.status}, loss {h.train_loss[0]:.3f} -> "
           f"{h.final_train_loss(10):.3f}, {60 / h.seconds:.1f} steps/s")
 """
 

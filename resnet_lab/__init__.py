@@ -1,26 +1,16 @@
 """resnet-lab: see why deep plain networks fail and why skip connections fix them."""
 
 from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
+from .configs import IMAGENET, CifarConfig, ImageNetConfig, MLPConfig
+from .cost import complexity, summary
 from .devices import pick_device
-from .hooks import (  # what a gradient profile says
-    ActivationStats,
-    GradientNorms,
-    UpdateRatios,
-    first_last_ratio,
-    gradient_profile,
-    regime,
-)
+from .hooks import ActivationStats, GradientNorms, UpdateRatios, gradient_profile
 from .models import (
-    IMAGENET,
-    CifarConfig,
     DeepMLP,
-    ImageNetConfig,
-    MLPConfig,
     ResNet,
     blocks_of,
     build,
     cifar_resnet,
-    complexity,
     deep_mlp,
     is_plain,
     plain_net,
@@ -32,9 +22,9 @@ from .models import (
     resnext50_32x4d,
     resnext101_32x8d,
     set_skip,
-    summary,
     wide_resnet50_2,
 )
+from .regimes import first_last_ratio, regime
 
 __version__ = "0.1.0"
 

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import torch
 
+from .callbacks import Callback
 from .checks import check_positive
-from .train import Callback, History, Run
+from .history import History
+from .train import Run
 
 FORMAT = "resnet-lab checkpoint 1"
 

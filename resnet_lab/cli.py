@@ -16,9 +16,12 @@ from pathlib import Path
 from . import data as datasets
 from . import grid as grid_module
 from . import reproduce
+from .callbacks import ProgressBar
 from .checks import INITS, blocks_per_stage, depth_rule
+from .history import save_run
 from .models import cifar_resnet
-from .train import RECIPES, ProgressBar, compare, save_run, with_lr
+from .recipes import RECIPES, with_lr
+from .train import compare
 
 
 class Parser(argparse.ArgumentParser):
@@ -155,16 +158,21 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 1 if any((args.out / "failed").glob("*.json")) else 0
 
 
-def train_nets(args: argparse.Namespace) -> dict:
-    """`train` and `compare`: build the nets the arguments ask for, train them, report."""
-    if args.steps is None and args.epochs is None and args.max_seconds is None:
-        args.steps = 300
+def load_data(args: argparse.Namespace) -> datasets.Dataset:
+    """The data set the arguments name, at their size and number of training images."""
     load_args = {"size": args.size} if args.size else {}
     if args.dataset == "synthetic":
         load_args.update(n_train=args.n_train or 20_000, seed=args.seed)
     else:
         load_args.update(n_train=args.n_train, root=args.data_root)
-    data = datasets.load(args.dataset, **load_args)
+    return datasets.load(args.dataset, **load_args)
+
+
+def train_nets(args: argparse.Namespace) -> dict:
+    """`train` and `compare`: build the nets the arguments ask for, train them, report."""
+    if args.steps is None and args.epochs is None and args.max_seconds is None:
+        args.steps = 300
+    data = load_data(args)
     if args.command == "train":
         specs = [("plain" if args.plain else "residual", args.depth)]
     else:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import time
 
+from .callbacks import Callback
 from .grid import Folder, Grid, GridProgress, GridRun, keep, train_one
-from .train import Callback, Run
+from .train import Run
 
 
 class StepCounter:

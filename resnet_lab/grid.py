@@ -32,10 +32,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as datasets
+from .callbacks import Callback
 from .checkpoint import Checkpoint
 from .checks import blocks_per_stage, check_choice, check_count, depth_rule
 from .models import cifar_resnet
-from .train import RECIPES, Callback, Run, fit
+from .recipes import RECIPES
+from .train import Run, fit
 
 DATA_ORDER = ("cifar10", "fashion_mnist", "synthetic")   # "auto": the first one that is here
 

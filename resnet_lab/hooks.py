@@ -13,8 +13,7 @@ layer's weights (one batched `torch._foreach_norm` and one device sync per recor
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -365,38 +364,3 @@ def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None =
             for b, old in zip(model.buffers(), saved, strict=True):
                 b.copy_(old)
     return dict(zip(names, layer_norms(weights, list(grads)).cpu().tolist(), strict=True))
-
-
-# ---------------------------------------------------------------------------------------------
-# What a gradient profile says: one definition, one set of thresholds, for the app, the lessons
-# and the tests alike.
-
-VANISHING_BELOW = 1e-2   # the first layer gets < 1/100 of the last layer's gradient
-EXPLODING_ABOVE = 1e2    # the first layer gets > 100x the last layer's gradient
-
-
-def first_last_ratio(profile: Mapping[str, float] | Sequence[float]) -> float:
-    """The first weight layer's gradient norm over the last one's (the fc layer in a ResNet):
-    how much of the gradient reaches the input end of the network. 0 when the first layer's
-    gradient underflowed to zero, inf when only the last layer's did, nan when both did."""
-    values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
-    if len(values) < 2:
-        raise ValueError(f"profile has {len(values)} layer(s); a ratio needs at least two")
-    first, last = float(values[0]), float(values[-1])
-    if last == 0:
-        return math.nan if first == 0 else math.inf
-    return first / last
-
-
-def regime(profile: Mapping[str, float] | Sequence[float]) -> str:
-    """"vanishing" (ratio < VANISHING_BELOW), "exploding" (> EXPLODING_ABOVE), "healthy", or
-    "no gradient" when every layer's gradient is zero (nothing to compare)."""
-    values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
-    if not any(values):
-        return "no gradient"
-    ratio = first_last_ratio(values)
-    if math.isnan(ratio) or ratio < VANISHING_BELOW:   # nan: nothing reached either end
-        return "vanishing"
-    if ratio > EXPLODING_ABOVE:
-        return "exploding"
-    return "healthy"

@@ -19,8 +19,9 @@ from . import data
 from .blocks import Bottleneck, make_shortcut
 from .checks import check_choice
 from .data import DATASETS
+from .history import History
 from .models import cifar_resnet, resnet18
-from .train import History, compare
+from .train import compare
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] =
     runs = compare(nets, images, steps=s.steps, batch_size=s.batch_size, recipe="constant",
                    seed=seed, **options)
     return nets, runs
+
+
+TINY = 1e-30   # stands in for an exact zero in a ratio: a margin is then huge, not inf
 
 
 @dataclass(frozen=True)

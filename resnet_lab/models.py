@@ -1,4 +1,5 @@
-"""Network builders: CIFAR-style 6n+2 nets, the ImageNet ResNet/ResNeXt family, deep MLPs.
+"""Network builders: CIFAR-style 6n+2 nets, the ImageNet ResNet/ResNeXt family, deep MLPs,
+each `Net(config)` (configs.py), with its initialization and the skip knob on a built net.
 
 A plain network is the residual network with every skip gate at 0: the same layers and the
 same parameters, so any difference in how they train comes from the skip connections alone.
@@ -7,25 +8,23 @@ same parameters, so any difference in how they train comes from the skip connect
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer
-from .checks import (
-    INITS,
-    SHORTCUTS,
-    blocks_per_stage,
-    check_choice,
-    check_count,
-    check_skip,
+from .blocks import Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer
+from .checks import INITS, check_choice, check_skip
+from .configs import (
+    ACTIVATIONS,
+    CifarConfig,
+    Config,
+    ImageNetConfig,
+    MLPConfig,
+    config_from_dict,
+    make_config,
 )
-
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}   # keys: checks.BLOCK_TYPES
 
 
 def reset_default(layer: nn.Conv2d | nn.Linear, generator: torch.Generator | None = None
@@ -87,116 +86,6 @@ def build_seeded(make: Callable[[], M], init: Callable[[M, torch.Generator | Non
     return model
 
 
-class Architecture(NamedTuple):
-    """What a ResNet config says about its layout: the block type, blocks per stage, channels
-    per stage, the stem ("imagenet": 7x7/2 conv + max-pool; "cifar": one 3x3 conv), and the
-    groups and width per group of the 3x3 convs (ResNeXt)."""
-
-    block: type[ResidualBlock]
-    layers: Sequence[int]
-    widths: Sequence[int]
-    stem: str
-    groups: int = 1
-    width_per_group: int = 64
-
-
-# ---------------------------------------------------------------------------------------------
-# Configs: one dataclass per builder. `model.config` is the dataclass the model was built from;
-# it goes into saved runs whole, and `build(config)` makes the same network again.
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResNetOptions:
-    """What every ResNet config holds besides its size (keyword-only fields).
-
-    `seed` (when given) fixes the initial weights without touching the global random state.
-    """
-
-    num_classes: int = 1000
-    in_channels: int = 3
-    shortcut: str = "B"
-    norm: bool = True
-    init: str = "he"
-    skip: float = 1.0
-    preact: bool = False
-    zero_init_residual: bool = False
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        for arg in ("num_classes", "in_channels"):
-            check_count(arg, getattr(self, arg))
-        check_choice("shortcut", self.shortcut, SHORTCUTS)
-        check_choice("init", self.init, INITS)
-        check_skip(self.skip)
-
-
-
-@dataclass(frozen=True)
-class CifarConfig(ResNetOptions):
-    """A CIFAR-style net (He et al. 2015, §4.2): 6n+2 layers of basic blocks (9n+2 with
-    bottlenecks), stages of `width`, 2*`width` and 4*`width` channels, option-A shortcuts."""
-
-    depth: int = 20
-    width: int = 16
-    block: str = "basic"
-    num_classes: int = field(default=10, kw_only=True)
-    shortcut: str = field(default="A", kw_only=True)
-
-    def __post_init__(self) -> None:
-        blocks_per_stage(self.depth, self.block)
-        check_count("width", self.width)
-        super().__post_init__()
-
-    def architecture(self) -> Architecture:
-        n = blocks_per_stage(self.depth, self.block)
-        w = self.width
-        return Architecture(BLOCKS[self.block], (n, n, n), (w, 2 * w, 4 * w), "cifar")
-
-
-@dataclass(frozen=True)
-class ImageNetConfig(ResNetOptions):
-    """One of the ImageNet models of `IMAGENET` (He et al. 2015 Table 1, ResNeXt, WRN), by
-    name. `groups` and `width_per_group` (ResNeXt's cardinality C and width d) replace the
-    named model's, e.g. Xie et al.'s (C, d) variants of ResNet-50 at the same budget."""
-
-    name: str = "resnet50"
-    groups: int | None = field(default=None, kw_only=True)
-    width_per_group: int | None = field(default=None, kw_only=True)
-
-    def __post_init__(self) -> None:
-        check_choice("name", self.name, tuple(IMAGENET))
-        check_count("groups", self.groups, allow_none=True)
-        check_count("width_per_group", self.width_per_group, allow_none=True)
-        super().__post_init__()
-
-    def architecture(self) -> Architecture:
-        block, layers, groups, width_per_group = IMAGENET[self.name]
-        return Architecture(BLOCKS[block], layers, (64, 128, 256, 512), "imagenet",
-                            self.groups or groups, self.width_per_group or width_per_group)
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """A deep fully connected net of `depth` blocks h <- scale * W act(h) + b + skip * h."""
-
-    depth: int = 20
-    width: int = 64
-    activation: str = "sigmoid"
-    skip: float = 0.0
-    in_features: int = 64
-    out_features: int = 10
-    branch_scale: float = 1.0
-    init: str = "default"
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_choice("init", self.init, INITS)
-        check_skip(self.skip)
-        for arg in ("depth", "width", "in_features", "out_features"):
-            check_count(arg, getattr(self, arg))
-
-
 class ResNet(nn.Module):
     """A stem, stages of residual blocks (`layer1`, `layer2`, ...), global average pool and fc,
     built from its config as nanoGPT's `GPT(config)`: `ResNet(CifarConfig(56))`,
@@ -256,23 +145,6 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-Config = CifarConfig | ImageNetConfig | MLPConfig
-
-
-def make_config(kind: type[Config], args: tuple, options: dict) -> Config:
-    """The config a builder was called with: `args[0]` when it is already a `kind` (with
-    `options` replacing fields), else `kind(*args, **options)`. Unknown options get a
-    ValueError that lists the allowed ones."""
-    if args and isinstance(args[0], kind):
-        return replace(args[0], **options)
-    allowed = [f.name for f in fields(kind)]
-    unknown = [k for k in options if k not in allowed]
-    if unknown:
-        raise ValueError(f"{unknown[0]}={options[unknown[0]]!r} is not allowed here; the "
-                         f"options are {', '.join(allowed)}")
-    return kind(*args, **options)
-
-
 def cifar_resnet(depth: int | CifarConfig = 20, **options) -> ResNet:
     """The CIFAR-10 ResNet of He et al. 2015, §4.2: depth = 6n+2, three stages of n basic blocks
     with 16/32/64 channels (`width` 16), option-A shortcuts, global average pool, fc. Works on
@@ -297,18 +169,6 @@ def plain_net(depth: int | CifarConfig = 20, **options) -> ResNet:
     if "skip" in options:
         raise ValueError("plain_net has skip=0 by definition; use cifar_resnet(skip=...)")
     return cifar_resnet(depth, **options, skip=0.0)
-
-
-IMAGENET = {  # name: (block, blocks per stage, groups, width per group) — He et al. Table 1
-    "resnet18": ("basic", (2, 2, 2, 2), 1, 64),
-    "resnet34": ("basic", (3, 4, 6, 3), 1, 64),
-    "resnet50": ("bottleneck", (3, 4, 6, 3), 1, 64),
-    "resnet101": ("bottleneck", (3, 4, 23, 3), 1, 64),
-    "resnet152": ("bottleneck", (3, 8, 36, 3), 1, 64),
-    "resnext50_32x4d": ("bottleneck", (3, 4, 6, 3), 32, 4),
-    "resnext101_32x8d": ("bottleneck", (3, 4, 23, 3), 32, 8),
-    "wide_resnet50_2": ("bottleneck", (3, 4, 6, 3), 1, 128),
-}
 
 
 def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
@@ -415,24 +275,7 @@ def deep_mlp(*args, **options) -> DeepMLP:
     return build_seeded(lambda: DeepMLP(c), lambda m, g: initialize_mlp(m, c.init, g), c.seed)
 
 
-BUILDERS = {"cifar_resnet": (CifarConfig, cifar_resnet),
-            "imagenet_resnet": (ImageNetConfig, imagenet_resnet),
-            "deep_mlp": (MLPConfig, deep_mlp)}
-
-
-def config_to_dict(config: Config) -> dict:
-    """A JSON-ready form of a config: {"builder": ..., its fields ...}."""
-    builder = next(name for name, (kind, _) in BUILDERS.items() if isinstance(config, kind))
-    return {"builder": builder, **asdict(config)}
-
-
-def config_from_dict(saved: dict) -> Config:
-    """The config that `config_to_dict` wrote (runs saved before configs were dataclasses
-    wrote the same dictionary)."""
-    saved = dict(saved)
-    builder = saved.pop("builder", None)
-    check_choice("builder", builder, tuple(BUILDERS))
-    return make_config(BUILDERS[builder][0], (), saved)
+BUILDERS = {CifarConfig: cifar_resnet, ImageNetConfig: imagenet_resnet, MLPConfig: deep_mlp}
 
 
 def config_of(model: nn.Module) -> Config | None:
@@ -444,7 +287,7 @@ def build(config: Config | dict) -> nn.Module:
     """Rebuild a model from its `model.config` (a config dataclass, or its saved dictionary)."""
     if isinstance(config, dict):
         config = config_from_dict(config)
-    builder = next((b for kind, b in BUILDERS.values() if isinstance(config, kind)), None)
+    builder = next((b for kind, b in BUILDERS.items() if isinstance(config, kind)), None)
     if builder is None:
         raise ValueError(f"config={config!r} is not allowed; give a CifarConfig, "
                          "ImageNetConfig or MLPConfig (or its saved dictionary)")
@@ -488,46 +331,6 @@ def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None 
     return chosen
 
 
-# ---------------------------------------------------------------------------------------------
-# summary: a per-stage table of shapes, parameters and multiply-accumulates
-
-
-@dataclass
-class StageRow:
-    stage: str
-    output_shape: tuple[int, ...]
-    params: int
-    macs: int
-
-
-@dataclass
-class Summary:
-    """Per-stage shapes, parameters and MACs. One MAC = one multiply-add = 2 FLOPs."""
-
-    rows: list[StageRow]
-    input_size: tuple[int, ...]
-
-    @property
-    def params(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def macs(self) -> int:
-        return sum(r.macs for r in self.rows)
-
-    def __str__(self) -> str:
-        lines = [f"{'stage':<8} {'output shape':<20} {'parameters':>12} {'MMACs':>10}"]
-        for r in self.rows:
-            lines.append(f"{r.stage:<8} {str(list(r.output_shape)):<20} {r.params:>12,} "
-                         f"{r.macs / 1e6:>10.1f}")
-        lines.append(f"{'total':<8} {'':<20} {self.params:>12,} {self.macs / 1e6:>10.1f}")
-        lines.append(f"= {self.params / 1e6:.1f}M parameters, {self.macs / 1e9:.2f} GMACs "
-                     f"(multiply-accumulates) for input {list(self.input_size)}")
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-
 def stage_name(module: str) -> str:
     """What a lesson calls the part of a ResNet a module belongs to: "layer2.3.conv1" ->
     "stage 2"; the stem's modules -> "stem", the pooling and fc -> "head"."""
@@ -539,60 +342,3 @@ def stage_name(module: str) -> str:
     if child in ("avgpool", "fc", "final_norm", "head"):
         return "head"
     return child
-
-
-def flop_counts(module: nn.Module, input_size: Sequence[int]) -> dict[str, dict]:
-    """FLOPs per (sub)module and operator for one forward pass on zeros of `input_size`, from
-    `torch.utils.flop_counter`. Runs in eval mode, so BatchNorm statistics are not touched."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    if len(input_size) < 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
-        raise ValueError(f"input_size={tuple(input_size)!r} is not allowed; give the batch and "
-                         "feature dimensions as positive integers, e.g. (1, 3, 224, 224)")
-    counter = FlopCounterMode(display=False)
-    device = next(module.parameters()).device
-    was_training = module.training
-    try:
-        module.eval()
-        with torch.no_grad(), counter:
-            module(torch.zeros(*input_size, device=device))
-    finally:
-        module.train(was_training)
-    return counter.get_flop_counts()
-
-
-def complexity(module: nn.Module, input_size: Sequence[int]) -> tuple[int, int]:
-    """(parameters, MACs) of any module for one input of `input_size` (batch included)."""
-    macs = sum(flop_counts(module, input_size).get("Global", {}).values()) // 2
-    return sum(p.numel() for p in module.parameters()), macs
-
-
-def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
-    """Per-stage table (stem, stage 1-4, head) of output shape, parameters and MACs.
-
-    MACs come from `torch.utils.flop_counter` (FLOPs / 2), not from hand-written formulas.
-    `input_size` includes the batch dimension, e.g. (1, 3, 224, 224).
-    """
-    children = list(model.named_children())
-    stages: dict[str, dict] = {}
-    for name, child in children:
-        row = stages.setdefault(stage_name(name), {"params": 0, "modules": []})
-        row["params"] += sum(p.numel() for p in child.parameters())
-        row["modules"].append(name)
-    # a stage's output is its last module's output (modules are listed in network order)
-    shapes: dict[str, tuple[int, ...]] = {}
-    last = {stage: dict(children)[info["modules"][-1]] for stage, info in stages.items()}
-    handles = [module.register_forward_hook(
-        lambda m, i, o, s=stage: shapes.__setitem__(s, tuple(o.shape)))
-        for stage, module in last.items()]
-    try:
-        counts = flop_counts(model, input_size)   # keys: "ResNet.layer1", "ResNet.layer1.0", ...
-    finally:
-        for h in handles:
-            h.remove()
-    root = type(model).__name__
-    rows = []
-    for stage, info in stages.items():
-        flops = sum(sum(counts.get(f"{root}.{name}", {}).values()) for name in info["modules"])
-        rows.append(StageRow(stage, shapes.get(stage, ()), info["params"], flops // 2))
-    return Summary(rows, tuple(input_size))

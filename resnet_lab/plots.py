@@ -16,8 +16,8 @@ from matplotlib.colors import ListedColormap, Normalize
 
 from .data import Dataset
 from .diagrams import COLORSCALE, LOG_RANGE, Cell
-from .hooks import first_last_ratio, regime
-from .train import History
+from .history import History
+from .regimes import first_last_ratio, regime
 
 COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
 
@@ -39,7 +39,7 @@ def plotly_dash(plain: bool) -> str:
 
 def trained_plain(history: History) -> bool:
     """Whether a run's model had every skip gate at 0, from the config `compare` recorded."""
-    return bool(history.config.get("plain", history.config.get("skip") == 0))
+    return bool(history.setup.get("plain", history.setup.get("skip") == 0))
 
 
 def stage_of(layer: str) -> str:
@@ -235,6 +235,10 @@ def update_profile(fig: go.Figure, profiles: Mapping[str, Mapping[str, float]]) 
             trace.hovertemplate = "%{text}: %{y:.3g}<extra>" + name + "</extra>"
 
 
+# each run's traces in the lab figure's top row, one subplot each: title -> plotly mode
+LAB_CURVES = {"training loss": "lines", "test error (%)": "lines+markers"}
+
+
 def lab_figure(names: Sequence[str]) -> go.Figure:
     """The training lab's one figure: training loss and test error of each run (top row) and
     a layer x step heatmap of log10 gradient norms per run (bottom row). One figure, so the page
@@ -243,13 +247,12 @@ def lab_figure(names: Sequence[str]) -> go.Figure:
 
     fig = make_subplots(rows=2, cols=max(2, len(names)), vertical_spacing=0.2,
                         horizontal_spacing=0.08,
-                        subplot_titles=("training loss", "test error (%)", *names))
+                        subplot_titles=(*LAB_CURVES, *names))
     for i, name in enumerate(names):
         line = dict(color=color_of(i))          # dashed or not: set from each run's history
-        fig.add_scatter(name=name, x=[], y=[], mode="lines", line=line, row=1, col=1,
-                        legendgroup=name)
-        fig.add_scatter(name=name, x=[], y=[], mode="lines+markers", line=line, row=1, col=2,
-                        legendgroup=name, showlegend=False)
+        for col, mode in enumerate(LAB_CURVES.values(), 1):
+            fig.add_scatter(name=name, x=[], y=[], mode=mode, line=line, row=1, col=col,
+                            legendgroup=name, showlegend=col == 1)
     for i, _ in enumerate(names):
         fig.add_heatmap(z=[[0]], row=2, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
                         showscale=i == len(names) - 1,
@@ -268,17 +271,31 @@ def traces_of(fig: go.Figure, kind: str) -> list:
     return [t for t in fig.data if t.type == kind]
 
 
+def name_runs(fig: go.Figure, names: Sequence[str]) -> None:
+    """Give `lab_figure`'s traces and heatmap titles to the runs `names`, in order, and hide
+    the traces of runs that are not there."""
+    k = len(LAB_CURVES)
+    with _batch(fig):
+        for i, trace in enumerate(traces_of(fig, "scatter")):
+            trace.visible = i // k < len(names)
+            trace.name = names[min(i // k, len(names) - 1)]
+        for i, trace in enumerate(traces_of(fig, "heatmap")):
+            trace.visible = i < len(names)
+        for i, name in enumerate(names):
+            fig.layout.annotations[k + i].text = name     # after the curves' titles
+
+
 def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
-    """Put each run's curves into its pair of traces; plain runs are drawn dashed."""
-    lines = traces_of(fig, "scatter")
+    """Put each run's curves into its traces (`LAB_CURVES`); plain runs are drawn dashed."""
+    lines, k = traces_of(fig, "scatter"), len(LAB_CURVES)
     with _batch(fig):
         clear_empty(fig)
         for i, h in enumerate(histories.values()):
-            for trace in lines[2 * i:2 * i + 2]:
+            loss, error = lines[k * i:k * i + k]
+            for trace in (loss, error):
                 trace.line.dash = plotly_dash(trained_plain(h))
-            lines[2 * i].x, lines[2 * i].y = h.step, h.train_loss
-            lines[2 * i + 1].x = h.test_step
-            lines[2 * i + 1].y = [100 * e for e in h.test_error]
+            loss.x, loss.y = h.step, h.train_loss
+            error.x, error.y = h.test_step, [100 * e for e in h.test_error]
 
 
 def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarray, np.ndarray]],
@@ -307,8 +324,8 @@ def _batch(fig: go.Figure):
 # plotly: the network strip's gradient norms, one point per cell, aligned under the strip
 
 
-STRIP_LEFT, STRIP_RIGHT = 70, 110        # the figure's margins in pixels; the strip's buttons
-                                         # start STRIP_LEFT pixels in, so cells line up
+STRIP_LEFT, STRIP_RIGHT = 70, 110        # the figure's margins in pixels: its x axis starts
+                                         # STRIP_LEFT in, where the strip's first cell starts
 STRIP_WIDTH = 1000                       # pixels for all of a strip's cells together
 
 

@@ -1,8 +1,8 @@
 """Training with live callbacks: one model (`fit`) or several side by side (`compare`).
 
 `compare` steps every model on the *same* batch before moving on, so their curves grow together
-and any difference between them comes from the models. Each run's record is a `History`: plain
-lists of numbers that plots, the CLI's JSON and saved runs all share.
+and any difference between them comes from the models. Each model's record is a `History`
+(history.py); how it trains is a `Recipe` (recipes.py); callbacks.py has the hooks into the loop.
 
 A Stop (any object with `is_set()`, e.g. `threading.Event`) or Ctrl-C ends training at a step
 boundary and keeps everything; a loss that turns NaN/inf stops that model with a message.
@@ -15,176 +15,21 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .callbacks import Callback
 from .checks import check_choice, check_count, check_positive
+from .configs import ResNetOptions
 from .data import Batches, Dataset
 from .devices import device_of, pick_device
-from .models import (
-    CifarConfig,
-    ResNetOptions,
-    build,
-    config_of,
-    config_to_dict,
-    is_plain,
-)
+from .history import History, setup_of
+from .models import config_of
+from .recipes import Recipe, get_recipe, warms_up
 from .step import GRAPH_MODES, CapturedStep, Step, autocast, fused_sgd_problem, layout
-
-# ---------------------------------------------------------------------------------------------
-# The record of a run
-
-
-@dataclass
-class History:
-    """Everything recorded for one model. Steps count optimizer updates, from 1.
-
-    - `step`, `train_loss`, `train_error`, `lr`: every training step (error = 1 - accuracy)
-    - `test_step`, `test_loss`, `test_error`: every evaluation
-    - `layers`, `grad_step`, `grad_norms`: per-layer weight-gradient norms, one row per
-      recorded step, layers in network order
-    - `status`: "running", "finished", "stopped" (Stop pressed), "interrupted" (Ctrl-C),
-      "diverged" (NaN/inf loss) or "early-stopped"; `message` says why in words
-    """
-
-    name: str
-    config: dict = field(default_factory=dict)
-    step: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    train_error: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    test_step: list[int] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_error: list[float] = field(default_factory=list)
-    layers: list[str] = field(default_factory=list)
-    grad_step: list[int] = field(default_factory=list)
-    grad_norms: list[list[float]] = field(default_factory=list)
-    status: str = "running"
-    message: str = ""
-    seconds: float = 0.0
-    device: str = ""
-
-    def final_train_loss(self, last: int = 50) -> float:
-        """Mean training loss of the last `last` steps (a less noisy "final" value)."""
-        tail = self.train_loss[-last:]
-        return sum(tail) / len(tail) if tail else math.nan
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-# ---------------------------------------------------------------------------------------------
-# Recipes: optimizer settings and learning-rate schedules
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """SGD with momentum and a learning-rate schedule over training progress p in [0, 1].
-
-    schedule: "step" (÷10 at `milestones`), "onecycle" (linear warm-up for the first 15%, then
-    cosine down to 0) or "constant". `warmup_error` > 0: a model of depth >= WARMUP_DEPTH trains
-    at lr/10 until its training error is under `warmup_error` (He et al. 2015 §4.2 warmed
-    ResNet-110 up at 0.01 until its training error was below 80%, about 400 iterations).
-    """
-
-    name: str
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    warmup_error: float = 0.0
-
-    def lr_at(self, progress: float, warming_up: bool = False) -> float:
-        """The learning rate at training progress p in [0, 1] (lr/10 while warming up)."""
-        if warming_up:
-            return self.lr / 10
-        if self.schedule == "step":
-            return self.lr * 0.1 ** sum(progress >= m for m in self.milestones)
-        if self.schedule == "onecycle":
-            if progress < 0.15:
-                return self.lr * max(progress / 0.15, 0.04)
-            return self.lr * 0.5 * (1 + math.cos(math.pi * (progress - 0.15) / 0.85))
-        return self.lr
-
-
-WARMUP_DEPTH = 110   # He et al. warmed up ResNet-110 (and deeper), not the shallower nets
-
-RECIPES = {
-    # He et al. 2015 §4.2: lr 0.1, /10 at 32k and 48k of 64k iterations, wd 1e-4, momentum 0.9
-    "he2015": Recipe("he2015", 0.1, 0.9, 1e-4, "step", (0.5, 0.75), warmup_error=0.8),
-    # short runs: one-cycle gets most out of a few hundred steps
-    "quick": Recipe("quick", 0.1, 0.9, 5e-4, "onecycle"),
-    # the degradation demo: a constant lr 0.1, the same for every model
-    "constant": Recipe("constant", 0.1, 0.9, 5e-4, "constant"),
-}
-
-
-def get_recipe(recipe: str | Recipe) -> Recipe:
-    if isinstance(recipe, Recipe):
-        check_choice("recipe.schedule", recipe.schedule, ("step", "onecycle", "constant"))
-        return recipe
-    check_choice("recipe", recipe, tuple(RECIPES))
-    return RECIPES[recipe]
-
-
-# ---------------------------------------------------------------------------------------------
-# Callbacks
-
-
-class Callback:
-    """Override any of these; each gets the live `Run`."""
-
-    def on_start(self, run: Run) -> None: ...
-    def on_step(self, run: Run) -> None: ...
-    def on_eval(self, run: Run) -> None: ...
-    def on_end(self, run: Run) -> None: ...
-
-
-class ProgressBar(Callback):
-    """A tqdm.auto progress bar (a widget in Jupyter, text in a terminal) with each model's
-    latest training loss (as of the last flush: the bar reads nothing off the device itself)."""
-
-    def on_start(self, run: Run) -> None:
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=run.max_steps, desc="training", unit="step", leave=False)
-
-    def on_step(self, run: Run) -> None:
-        self.bar.update(run.step - self.bar.n)
-        self.show_losses(run)
-
-    def show_losses(self, run: Run) -> None:
-        losses = {n: h.train_loss[-1] for n, h in run.histories.items() if h.train_loss}
-        self.bar.set_postfix({n: f"{v:.3f}" for n, v in losses.items()}, refresh=False)
-
-    def on_end(self, run: Run) -> None:
-        self.show_losses(run)                     # every row is in the histories by now
-        self.bar.close()
-
-
-class EarlyStop(Callback):
-    """Stop a model when its test error has not improved for `patience` evaluations."""
-
-    def __init__(self, patience: int = 3):
-        self.patience = patience
-
-    def on_eval(self, run: Run) -> None:
-        for name in list(run.active):
-            errors = run.histories[name].test_error
-            if len(errors) > self.patience and min(errors[-self.patience:]) >= \
-                    min(errors[:-self.patience]):
-                run.finish(name, "early-stopped",
-                           f"{name}: no better test error for {self.patience} evaluations")
-
 
 FLUSH_STEPS, FLUSH_SECONDS = 50, 0.25   # rows wait on the device at most this many steps / s
 
@@ -324,13 +169,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss / len(x), errors / len(x)
 
 
-def warms_up(model: nn.Module, recipe: Recipe) -> bool:
-    """Whether the recipe warms this model up: a CIFAR net of WARMUP_DEPTH layers or more."""
-    config = config_of(model)
-    return recipe.warmup_error > 0 and isinstance(config, CifarConfig) and \
-        config.depth >= WARMUP_DEPTH
-
-
 def check_budget(steps: int | None, epochs: float | None, max_seconds: float | None) -> None:
     """At least one budget, each a positive number."""
     for arg, value in (("steps", steps), ("epochs", epochs), ("max_seconds", max_seconds)):
@@ -363,14 +201,6 @@ def step_budget(steps: int | None, epochs: float | None, n_train: int, batch_siz
     return from_epochs if steps is None else min(steps, from_epochs)
 
 
-def run_config(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> dict:
-    """What a History records about how its model was trained: the model's config, whether
-    every skip gate was 0 (plain), the whole recipe, the batch size and the data seed."""
-    config = config_of(model)
-    return {**(config_to_dict(config) if config is not None else {}), "plain": is_plain(model),
-            "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
-
-
 def make_step(name: str, model: nn.Module, recipe: Recipe, device: torch.device,
               graphs: str, norms: bool) -> Step:
     """The model's step: a captured CUDA graph on CUDA (unless graphs="off", or fused SGD is
@@ -398,7 +228,7 @@ def start_run(models: dict[str, nn.Module], recipe: Recipe, device: torch.device
             model.to(memory_format=torch.channels_last)
     steps = {name: make_step(name, m, recipe, device, graphs, norms=grad_every > 0)
              for name, m in models.items()}
-    histories = {name: History(name, run_config(m, recipe, batch_size, seed), device=str(device),
+    histories = {name: History(name, setup_of(m, recipe, batch_size, seed), device=str(device),
                                layers=steps[name].layers)
                  for name, m in models.items()}
     return Run(models, steps, histories, recipe, device, max_steps, max_seconds,
@@ -459,6 +289,15 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
     run = start_run(models, recipe, device, grad_every, batch_size, seed, max_steps,
                     max_seconds, graphs)
     run.batches = batches
+    train_loop(run, test, eval_every, callbacks, stop)
+    return run.histories
+
+
+def train_loop(run: Run, test: tuple[torch.Tensor, torch.Tensor], eval_every: int,
+               callbacks: Sequence[Callback], stop: threading.Event | None) -> None:
+    """Step every model still training on the next batch, test every `eval_every` steps,
+    until the budget is spent, Stop is pressed or no model trains; Ctrl-C ends it at a step
+    boundary. Whatever ends it, the histories are complete afterwards."""
     for cb in callbacks:
         cb.on_start(run)
     try:
@@ -475,7 +314,6 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
             run.finish(name, "interrupted", f"interrupted at step {run.step}")
     finally:
         wrap_up(run, callbacks)
-    return run.histories
 
 
 def wrap_up(run: Run, callbacks: Iterable[Callback]) -> None:
@@ -483,7 +321,7 @@ def wrap_up(run: Run, callbacks: Iterable[Callback]) -> None:
     run.flush()
     for name, h in run.histories.items():
         h.seconds = run.elapsed
-        h.config["engine"] = run.steps[name].engine
+        h.setup["engine"] = run.steps[name].engine
     for cb in callbacks:
         cb.on_end(run)
 
@@ -531,52 +369,3 @@ def fit(model: nn.Module, data: Dataset, *, name: str = "model", steps: int | No
                    augment=augment, eval_every=eval_every, eval_samples=eval_samples,
                    grad_every=grad_every, callbacks=callbacks, stop=stop, graphs=graphs)[name]
 
-
-# ---------------------------------------------------------------------------------------------
-# Saving and loading runs
-
-RUN_FORMAT = "resnet-lab run 2"           # 2: histories record the whole recipe
-RUN_FORMATS_READ = ("resnet-lab run 1", RUN_FORMAT)
-
-
-def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str, History]
-             ) -> Path:
-    """Save weights, each model's whole config (to rebuild it) and the histories, whose configs
-    hold the whole recipe, in one file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    configs = {n: config_of(m) for n, m in models.items()}
-    torch.save({"format": RUN_FORMAT,
-                "models": {n: {"config": None if configs[n] is None else
-                               config_to_dict(configs[n]),
-                               "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}}
-                           for n, m in models.items()},
-                "histories": {n: h.to_dict() for n, h in histories.items()}}, path)
-    return path
-
-
-def load_run(path: str | Path, device: str | torch.device = "cpu"
-             ) -> tuple[dict[str, nn.Module], dict[str, History]]:
-    """Load a run saved with `save_run` (this version's or the first's): rebuilt models (with
-    their weights) on `device`, and histories."""
-    saved = torch.load(path, map_location=device, weights_only=True)
-    if not isinstance(saved, dict) or saved.get("format") not in RUN_FORMATS_READ:
-        raise ValueError(f"{path} is not a resnet-lab run file (expected one of "
-                         f"{', '.join(RUN_FORMATS_READ)})")
-    models = {}
-    for name, entry in saved["models"].items():
-        if entry["config"] is None:
-            raise ValueError(f"model {name!r} in {path} was not built by resnet_lab; "
-                             "load its state_dict by hand")
-        model = build(entry["config"])
-        model.load_state_dict(entry["state_dict"])
-        models[name] = model.to(device)
-    histories = {n: History.from_dict(d) for n, d in saved["histories"].items()}
-    return models, histories
-
-
-def with_lr(recipe: str | Recipe, lr: float) -> Recipe:
-    """A recipe with another peak learning rate, named so that titles and histories say so."""
-    check_positive("lr", lr)
-    base = get_recipe(recipe)
-    return replace(base, name=f"{base.name.split(' (lr ')[0]} (lr {lr:g})", lr=lr)

@@ -169,7 +169,7 @@ def test_the_strip_draws_every_block_and_a_click_cuts_then_restores_its_skip(exp
     button = block_button(explorer, "layer2.4")
     assert not button.disabled and button.description == ""
     button.click()
-    assert explorer.current.layer2[4].skip == 0.0 and button.description == "✂"
+    assert explorer.shown.model.layer2[4].skip == 0.0 and button.description == "✂"
     assert "dashed" in button.layout.border and "skip cut" in button.tooltip
     cut = plotted(explorer)
     assert cut != before
@@ -209,8 +209,8 @@ def test_presets_set_every_control_in_one_redraw(explorer, name, word):
     explorer.skip.value = 0.3                             # something the preset must undo
     explorer.stages.children[0].value = False
     redraws = []
-    original = explorer.compute
-    explorer.compute = lambda: redraws.append(1) or original()
+    original = explorer.state                             # read once per redraw
+    explorer.state = lambda: redraws.append(1) or original()
     explorer.apply_preset(name)
     assert redraws == [1]
     assert f">{word}<" in explorer.readout.value
@@ -300,3 +300,33 @@ def test_the_training_lab_starts_on_the_lessons_data_and_announces_the_lesion_vi
     text, plain = lab.snapshot()                     # what a reader without a kernel sees
     assert "Fashion-MNIST" in text and "plain-56" in plain.axes[0].get_title()
     assert "1×16×16" in [t.get_text() for t in plain.axes[0].texts]   # one channel, QUICK size
+
+
+def test_the_explorer_picture_is_a_function_of_its_state_alone():
+    from resnet_lab.app.explorer import ExplorerState, picture
+
+    plain = picture(ExplorerState(depth=20))
+    resnet = picture(ExplorerState(depth=20, skip=1.0))
+    assert plain.clickable == [] and len(plain.cut) == 9            # gate 0: every skip cut
+    assert resnet.cut == [] and len(resnet.clickable) == 9
+    cut = picture(ExplorerState(depth=20, skip=1.0, stages_off=("layer1",),
+                                cut=frozenset({"layer3.0", "layer5.5"})))   # 5.5: not in it
+    assert cut.cut == ["layer1.0", "layer1.1", "layer1.2", "layer3.0"]
+    assert cut.profile != resnet.profile
+    again = picture(ExplorerState(depth=20, skip=1.0))   # the cached net's gates set afresh
+    assert again.cut == [] and again.profile == resnet.profile
+
+
+def test_live_plots_draw_at_most_every_redraw_seconds_and_once_at_the_end():
+    from resnet_lab.app import LivePlots
+
+    drawn, live = [], [True]
+    plots = LivePlots(drawn.append, lambda: live[0], redraw_seconds=60)
+    for step in range(5):
+        plots.on_step(step)
+    assert drawn == [0]                          # the first step, then nothing for 60 s
+    plots.redraw_seconds = 0
+    live[0] = False                              # "live plots" unticked: none while it trains
+    plots.on_step(5)
+    plots.on_end(6)
+    assert drawn == [0, 6]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab import train
+from resnet_lab import history
 from resnet_lab.blocks import PadShortcut
 from tests.reference import torchvision_resnet as tv
 from tests.util import assert_value_error_naming
@@ -194,7 +194,7 @@ def test_deep_mlp_shapes_and_skip():
 def test_a_model_carries_its_config_and_build_makes_the_same_net(make, kind):
     model = make()
     assert isinstance(model.config, kind)
-    for config in (model.config, rl.models.config_to_dict(model.config)):
+    for config in (model.config, rl.configs.config_to_dict(model.config)):
         again = rl.build(config)
         assert again.config == model.config
         assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
@@ -284,8 +284,8 @@ def test_a_net_built_from_its_config_keeps_it_and_saves_whole(tmp_path):
     config = rl.CifarConfig(8, width=4, skip=0.0)
     model = rl.ResNet(config)                      # nanoGPT's GPT(config): no builder needed
     assert model.config is config and rl.is_plain(model)
-    path = train.save_run(tmp_path / "run.pt", {"net": model}, {})
-    loaded, _ = train.load_run(path)
+    path = history.save_run(tmp_path / "run.pt", {"net": model}, {})
+    loaded, _ = history.load_run(path)
     assert loaded["net"].config == config
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded["net"].state_dict()[key], value, rtol=0, atol=0)

@@ -7,7 +7,7 @@ import pytest
 
 from resnet_lab import plots
 from resnet_lab.diagrams import Cell
-from resnet_lab.train import History
+from resnet_lab.history import History
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the file-only backend)
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the file-only backend)
 
 def history(name, n=50, layers=("conv1", "layer1.0.conv1", "layer2.0.conv1", "fc"), plain=False):
     rng = np.random.default_rng(len(name))
-    h = History(name, config={"plain": plain}, step=list(range(1, n + 1)),
+    h = History(name, setup={"plain": plain}, step=list(range(1, n + 1)),
                 train_loss=list(np.linspace(2, 0.1, n)),
                 train_error=[0.5] * n, test_step=[25, 50], test_loss=[1.0, 0.5],
                 test_error=[0.3, 0.1], layers=list(layers), grad_step=list(range(1, n + 1)))
@@ -41,8 +41,8 @@ def test_curves_have_one_line_per_run_and_plain_is_dashed():
     styles = [line.get_linestyle() for line in plots.plot_curves(named_wrongly).axes[0].lines]
     assert styles == ["--", "-"]
     # histories saved before "plain" was recorded fall back to the config's skip
-    assert plots.trained_plain(History("old", config={"skip": 0.0}))
-    assert not plots.trained_plain(History("old", config={"skip": 1.0}))
+    assert plots.trained_plain(History("old", setup={"skip": 0.0}))
+    assert not plots.trained_plain(History("old", setup={"skip": 1.0}))
     assert list(err_ax.lines[0].get_ydata()) == pytest.approx([30, 10])
 
     # smoothing (a running mean of len/40 steps) keeps the ends honest: no dip from padding
@@ -88,6 +88,11 @@ def test_plotly_figures_update_in_place():
     curves, heat = plots.traces_of(lab, "scatter"), plots.traces_of(lab, "heatmap")
     assert len(curves) == 4 and list(curves[3].y) == [30, 10]
     assert [t.line.dash for t in curves] == ["dash", "dash", "solid", "solid"]
+    plots.name_runs(lab, ["ResNet-20"])                 # one run this time: the rest hidden
+    assert [(t.name, t.visible) for t in curves] == [("ResNet-20", True)] * 2 + \
+        [("ResNet-20", False)] * 2
+    assert [t.visible for t in heat] == [True, False]
+    assert [a.text for a in lab.layout.annotations][:3] == [*plots.LAB_CURVES, "ResNet-20"]
     h = runs["ResNet"]
     plots.update_heatmap(lab, {n: (r.layers, np.array(r.grad_step), np.array(r.grad_norms))
                                for n, r in runs.items()})

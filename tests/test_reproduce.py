@@ -52,11 +52,11 @@ def test_the_grid_trains_every_run_and_writes_the_report(uninterrupted):
     result = json.loads((uninterrupted / "runs" / "plain-14-seed0.json").read_text())
     h = result["history"]
     assert h["status"] == "finished" and h["step"] == list(range(1, 31))
-    assert h["config"]["plain"] and h["config"]["recipe"]["name"] == "he2015"
+    assert h["setup"]["plain"] and h["setup"]["recipe"]["name"] == "he2015"
     assert h["test_step"] == [3 * i for i in range(1, 11)]     # every steps // 10
     # the plain and residual net of a depth start from the same weights on the same batches
     resnet = json.loads((uninterrupted / "runs" / "ResNet-14-seed0.json").read_text())
-    assert resnet["history"]["config"]["seed"] == h["config"]["seed"] == 0
+    assert resnet["history"]["setup"]["seed"] == h["setup"]["seed"] == 0
     assert resnet["history"]["train_loss"][0] != h["train_loss"][0]       # skips matter
     text = (uninterrupted / "report.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 8 ") or

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import resnet_lab as rl
-from resnet_lab import data, step, train
+from resnet_lab import callbacks, data, recipes, step, train
 from resnet_lab.hooks import GradientNorms
 
 
@@ -19,7 +19,7 @@ def images():
     return data.synthetic(512, 64, size=8, seed=3)
 
 
-SCHEDULE = train.Recipe("schedule", lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="step",
+SCHEDULE = recipes.Recipe("schedule", lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="step",
                         milestones=(0.5, 0.75))
 
 
@@ -112,7 +112,7 @@ def test_a_step_reads_nothing_back_to_the_host(images, monkeypatch):
     assert rows[0].shape == (s.width,) and s.width == 2 + len(s.layers) == 2 + 8
 
 
-class Reads(train.Callback):
+class Reads(callbacks.Callback):
     """Host reads seen by the end of each step, and the flushes made by then."""
 
     def __init__(self, reads):
@@ -138,7 +138,7 @@ def test_a_diverging_model_stops_at_its_first_bad_row_even_between_flushes(image
             "calm": rl.cifar_resnet(8, width=4, seed=0)}
     with pytest.warns(UserWarning, match="diverged at step"):
         runs = train.compare(nets, images, steps=60, batch_size=32, device="cpu",
-                             recipe=train.with_lr("constant", 50.0), eval_every=1000)
+                             recipe=recipes.with_lr("constant", 50.0), eval_every=1000)
     wild = runs["wild"]
     assert wild.status == "diverged" and len(wild.lr) == len(wild.step) == len(wild.train_loss)
     assert all(loss == loss for loss in wild.train_loss)     # no NaN kept
@@ -295,7 +295,7 @@ def test_compare_trains_through_a_captured_step_as_through_the_eager_one(images,
                                           weight_decay=recipe.weight_decay,
                                           backend=FakeGraphs(), name=name))
     graphed = fit()
-    assert eager.config["engine"] == "eager" and graphed.config["engine"] == "cuda graph"
+    assert eager.setup["engine"] == "eager" and graphed.setup["engine"] == "cuda graph"
     assert graphed.grad_step == eager.grad_step == list(range(1, 31, 2))
     assert graphed.train_loss == pytest.approx(eager.train_loss, rel=1e-4)
     assert np.allclose(graphed.grad_norms, eager.grad_norms, rtol=1e-3)

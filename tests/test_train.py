@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import cli, data, train
+from resnet_lab import callbacks, cli, data, history, recipes, train
 from tests.util import assert_value_error_naming
 
 
@@ -23,7 +23,7 @@ def small_models(seed=0):
             "ResNet-8": rl.cifar_resnet(8, width=4, seed=seed)}
 
 
-class At(train.Callback):
+class At(callbacks.Callback):
     """Calls `action(run)` once the run reaches `step`."""
 
     def __init__(self, step, action):
@@ -44,9 +44,9 @@ def test_compare_trains_all_models_on_the_same_steps_and_learns(tiny, device):
         assert h.final_train_loss(10) < 0.2 * math.log(10)     # learned (chance: ln 10)
         assert h.test_error[-1] < 0.2
         assert h.layers[0] == "conv1" and len(h.grad_norms) == 100 and len(h.grad_norms[0]) == 8
-        assert h.config["depth"] == 8 and h.device.startswith(device)
-        assert h.config["plain"] == (name == "plain-8")
-        assert h.config["recipe"] == dataclasses.asdict(train.RECIPES["constant"])
+        assert h.setup["depth"] == 8 and h.device.startswith(device)
+        assert h.setup["plain"] == (name == "plain-8")
+        assert h.setup["recipe"] == dataclasses.asdict(recipes.RECIPES["constant"])
         # compare leaves the models on its device, in training mode (its docstring says so)
         assert rl.pick_device(device).type == next(models[name].parameters()).device.type
         assert models[name].training
@@ -75,17 +75,17 @@ def test_evaluate_restores_training_mode_after_an_interrupt(tiny):
 def test_a_loss_that_grows_a_thousandfold_has_diverged_and_the_run_is_kept(tiny):
     model = rl.cifar_resnet(8, width=4, seed=0)
     with pytest.warns(UserWarning, match="grew to"):
-        h = train.fit(model, tiny, steps=30, batch_size=32, recipe=train.with_lr("constant", 50))
+        h = train.fit(model, tiny, steps=30, batch_size=32, recipe=recipes.with_lr("constant", 50))
     assert h.status == "diverged" and "over 1000x its first value" in h.message
     assert 0 < len(h.step) < 30 and max(h.train_loss) < 1e3 * h.train_loss[0]
     assert len(h.test_error) == 0 or math.isfinite(h.test_error[-1])
 
 
 def test_with_lr_names_the_new_learning_rate():
-    recipe = train.with_lr("quick", 0.05)
+    recipe = recipes.with_lr("quick", 0.05)
     assert recipe.lr == 0.05 and recipe.name == "quick (lr 0.05)"
-    assert train.with_lr(recipe, 0.2).name == "quick (lr 0.2)"
-    assert_value_error_naming(lambda: train.with_lr("quick", -1), ["lr=-1"])
+    assert recipes.with_lr(recipe, 0.2).name == "quick (lr 0.2)"
+    assert_value_error_naming(lambda: recipes.with_lr("quick", -1), ["lr=-1"])
 
 
 def test_same_seed_gives_the_same_history_on_cpu(tiny):
@@ -127,7 +127,7 @@ def test_divergence_stops_that_model_with_a_clear_message(tiny):
     torch.manual_seed(0)
     models = {"no-norm": rl.cifar_resnet(8, width=4, norm=False),
               "ResNet-8": rl.cifar_resnet(8, width=4)}
-    hot = train.Recipe("hot", lr=1e6, schedule="constant")
+    hot = recipes.Recipe("hot", lr=1e6, schedule="constant")
     with pytest.warns(UserWarning, match="diverged"):
         histories = train.compare(models, tiny, steps=30, batch_size=32, recipe=hot)
     h = histories["no-norm"]
@@ -155,20 +155,20 @@ def test_time_budget_and_epochs(tiny):
 
 
 def test_recipes():
-    he = train.RECIPES["he2015"]
+    he = recipes.RECIPES["he2015"]
     assert he.lr_at(0.1) == 0.1 and he.lr_at(0.6) == pytest.approx(0.01)
     assert he.lr_at(0.8) == pytest.approx(0.001)
     assert he.lr_at(0.0, warming_up=True) == pytest.approx(0.01)
-    quick = train.RECIPES["quick"]
+    quick = recipes.RECIPES["quick"]
     assert quick.lr_at(0.15) == pytest.approx(0.1) and quick.lr_at(1.0) == pytest.approx(0)
-    assert train.with_lr("quick", 0.05).lr == 0.05
+    assert recipes.with_lr("quick", 0.05).lr == 0.05
 
 
 def test_warm_up_lasts_until_the_training_error_is_under_the_threshold():
     # He et al. §4.2: ResNet-110 at lr/10 until its training error is below 80%; the
     # shallower net beside it starts at lr at once
     images = data.synthetic(512, 64, size=8, seed=0)
-    recipe = dataclasses.replace(train.RECIPES["he2015"], schedule="constant")
+    recipe = dataclasses.replace(recipes.RECIPES["he2015"], schedule="constant")
     models = {"ResNet-110": rl.cifar_resnet(110, width=4, seed=0),
               "ResNet-20": rl.cifar_resnet(20, width=4, seed=0)}
     runs = train.compare(models, images, steps=40, batch_size=32, recipe=recipe)
@@ -183,19 +183,19 @@ def test_early_stop(tiny):
     # error that cannot improve: a frozen model
     model = rl.cifar_resnet(8, width=4)
     h = train.fit(model, tiny, steps=200, batch_size=32, eval_every=1,
-                  recipe=train.Recipe("frozen", lr=1e-12, schedule="constant"),
-                  callbacks=[train.EarlyStop(patience=3)])
+                  recipe=recipes.Recipe("frozen", lr=1e-12, schedule="constant"),
+                  callbacks=[callbacks.EarlyStop(patience=3)])
     assert h.status == "early-stopped" and len(h.test_error) < 10
 
 
 def test_save_and_load_a_run(tiny, tmp_path, device):
     models = small_models()
-    recipe = train.with_lr("constant", 0.05)
+    recipe = recipes.with_lr("constant", 0.05)
     histories = train.compare(models, tiny, steps=5, batch_size=32, device=device, recipe=recipe)
-    path = train.save_run(tmp_path / "run.pt", models, histories)
-    loaded, again = train.load_run(path)
+    path = history.save_run(tmp_path / "run.pt", models, histories)
+    loaded, again = history.load_run(path)
     assert again["ResNet-8"].train_loss == histories["ResNet-8"].train_loss
-    assert again["ResNet-8"].config["recipe"] == dataclasses.asdict(recipe)   # the whole recipe
+    assert again["ResNet-8"].setup["recipe"] == dataclasses.asdict(recipe)   # the whole recipe
     x = tiny.x_test[:4]
     for name in models:
         models[name].eval()
@@ -210,17 +210,18 @@ def test_a_run_saved_by_the_first_version_still_loads(tmp_path):
     old_config = {"builder": "cifar_resnet", "depth": 8, "num_classes": 10, "in_channels": 3,
                   "width": 4, "block": "basic", "shortcut": "A", "norm": True, "init": "he",
                   "skip": 1.0, "preact": False, "zero_init_residual": False}
-    history = {"name": "ResNet-8", "config": {**old_config, "recipe": "quick"}, "step": [1]}
+    saved = {"name": "ResNet-8", "config": {**old_config, "recipe": "quick"}, "step": [1]}
     torch.save({"format": "resnet-lab run 1",
                 "models": {"ResNet-8": {"config": old_config, "state_dict": model.state_dict()}},
-                "histories": {"ResNet-8": history}}, tmp_path / "old.pt")
-    models, histories = train.load_run(tmp_path / "old.pt")
+                "histories": {"ResNet-8": saved}}, tmp_path / "old.pt")
+    models, histories = history.load_run(tmp_path / "old.pt")
     assert models["ResNet-8"].config == rl.CifarConfig(8, width=4)
     assert torch.equal(models["ResNet-8"].fc.weight, model.fc.weight)
     assert histories["ResNet-8"].step == [1]
+    assert histories["ResNet-8"].setup["recipe"] == "quick"        # its "config", as "setup"
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a resnet-lab run file"):
-        train.load_run(tmp_path / "other.pt")
+        history.load_run(tmp_path / "other.pt")
 
 
 @pytest.mark.parametrize("kwargs,words", [
@@ -254,7 +255,7 @@ def test_cli_compare_writes_json_and_png(tmp_path, capsys):
     saved = json.loads((tmp_path / "h.json").read_text())
     assert set(saved) == {"plain-8", "ResNet-8"} and len(saved["ResNet-8"]["train_loss"]) == 12
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
-    models, _ = train.load_run(tmp_path / "run.pt")
+    models, _ = history.load_run(tmp_path / "run.pt")
     assert set(models) == {"plain-8", "ResNet-8"}
 
 
@@ -274,7 +275,7 @@ def test_cli_bad_arguments_exit_2_with_one_line(args, words, capsys):
 
 
 def test_the_progress_bar_counts_every_step_and_shows_each_models_loss(tiny, capsys):
-    bar = train.ProgressBar()
+    bar = callbacks.ProgressBar()
     runs = train.compare(small_models(), tiny, steps=12, batch_size=32, callbacks=[bar])
     assert bar.bar.n == bar.bar.total == 12
     shown = bar.bar.postfix

@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import ipywidgets as W
 import plotly.graph_objects as go
@@ -15,21 +17,15 @@ import torch
 
 from .. import data as datasets
 from ..diagrams import cell_norms, draw_network, norm_colour
-from ..hooks import first_last_ratio, gradient_profile, regime
-from ..models import (
-    ResNet,
-    blocks_of,
-    cifar_resnet,
-    deep_mlp,
-    set_skip,
-    stage_name,
-)
+from ..hooks import gradient_profile
+from ..models import ResNet, blocks_of, cifar_resnet, deep_mlp, set_skip, stage_name
 from ..plots import (
     explorer_figure,
     plot_profile,
     update_profile,
     update_strip_figure,
 )
+from ..regimes import first_last_ratio, regime
 from .widgets import (
     BOTTLENECK_DEPTHS,
     DEPTHS,
@@ -96,6 +92,54 @@ def _readout(profile: Mapping[str, float], seconds: float | None = None) -> str:
             f" <span style='color:#666'>({len(profile)} layers{took})</span>")
 
 
+@dataclass(frozen=True)
+class ExplorerState:
+    """Everything the explorer's picture depends on: the controls' values, the stages whose
+    skips are switched off and the blocks whose skip was cut on the strip."""
+
+    kind: str = "cifar"              # "cifar", or a deep MLP's activation
+    depth: int = 56
+    skip: float = 0.0
+    norm: bool = True
+    init: str = "he"
+    block: str = "basic"
+    preact: bool = False
+    stages_off: tuple[str, ...] = ()
+    cut: frozenset[str] = frozenset()
+
+
+class Picture(NamedTuple):
+    """What the explorer draws for one state."""
+
+    model: torch.nn.Module           # the cached net, its skip gates set for the state
+    profile: dict[str, float]        # per-layer gradient norm at initialization
+    cut: list[str]                   # blocks drawn with their skip cut
+    clickable: list[str]             # blocks a click may cut (none when the gate is 0)
+
+
+def model_for(state: ExplorerState) -> torch.nn.Module:
+    """The cached network of `state`, its skip gates set: the global gate, then 0 for the
+    stages switched off and the blocks cut (of this net: a cut at another depth is ignored)."""
+    model = cached_model(state.kind, state.depth, state.norm, state.init, state.block,
+                         state.preact)
+    set_skip(model, state.skip)
+    cut = sorted(state.cut & set(blocks_of(model)))
+    if state.skip and (state.stages_off or cut):
+        set_skip(model, 0.0, [*state.stages_off, *cut])
+    return model
+
+
+def picture(state: ExplorerState) -> Picture:
+    """State -> what to draw: the net, its gradient profile on the fixed batch, and which
+    blocks of the strip are cut and clickable."""
+    model = model_for(state)
+    profile = gradient_profile(model, *explorer_batch("cifar" if state.kind == "cifar"
+                                                      else "mlp"))
+    blocks = blocks_of(model)
+    return Picture(model, profile, [n for n, b in blocks.items() if b.skip == 0],
+                   list(blocks) if state.skip else [])
+
+
 class Explorer:
     """Gradient-flow explorer: controls and the network strip -> per-layer gradient norms at
     initialization, per block on the strip and per layer in the profile below it."""
@@ -103,19 +147,19 @@ class Explorer:
     def __init__(self):
         self._make_controls()
         self.cut: set[str] = set()          # blocks whose skip the student cut on the strip
-        self.quiet = False
-        self.last: dict[str, float] = {}
+        self.quiet = False                  # True while `quietly` sets several controls
         self.strip = NetworkStrip(self.on_block_click)
-        profile = self.compute()
+        state = self.state()
+        self._enable_controls(state)
+        self.shown = picture(state)
         # build the figures with their data, then wrap them (Voilà drops earlier changes)
-        values = self._draw_strip(profile)
-        figure = explorer_figure(self.strip.cells, values, self.strip.cell_width,
-                                 {"previous setting": profile, "this network": profile})
+        values = self._draw_strip(self.shown)
+        profiles = {"previous setting": self.shown.profile, "this network": self.shown.profile}
+        figure = explorer_figure(self.strip.cells, values, self.strip.cell_width, profiles)
         figure.update_traces(selector=0, line=dict(color="#bbbbbb", dash="dot"))
         self.figure = go.FigureWidget(figure)
         self.figure.add_class("profile-plot")
-        self.last = profile
-        self.readout.value = _readout(profile)
+        self.readout.value = _readout(self.shown.profile)
         self._observe()
         # build the other depths now, so the first move of the depth slider is quick too. Not a
         # daemon: at exit Python waits for it (a model or two) instead of killing it mid-build.
@@ -138,15 +182,16 @@ class Explorer:
         coloured by its blocks' gradient norms (a CIFAR net), and the per-layer profile."""
         text = html_text(self.readout.value)
         pictures: list = [text]
-        if isinstance(self.current, ResNet):
-            cells = self.strip.cells                   # the strip shows self.current
+        model, profile = self.shown.model, self.shown.profile
+        if isinstance(model, ResNet):
+            cells = self.strip.cells                   # the strip shows self.shown
             colours = {c.name: norm_colour(v) for c, v in
-                       zip(cells, cell_norms(cells, self.last), strict=True)}
-            size = explorer_batch(KINDS[self.kind.value])[0].shape
-            pictures.append(draw_network(self.current, (1, *size[1:]), block_colours=colours,
+                       zip(cells, cell_norms(cells, profile), strict=True)}
+            size = explorer_batch("cifar")[0].shape
+            pictures.append(draw_network(model, (1, *size[1:]), block_colours=colours,
                                          title="the network, each block coloured by its "
                                                "gradient norm"))
-        pictures.append(plot_profile({"this network": self.last}, title=text.split(":")[0]))
+        pictures.append(plot_profile({"this network": profile}, title=text.split(":")[0]))
         return pictures
 
     def _make_controls(self) -> None:
@@ -197,35 +242,26 @@ class Explorer:
                     norm=self.norm.value, init=self.init.value, block=self.block.value,
                     preact=self.preact.value)
 
-    def model(self) -> torch.nn.Module:
-        """The cached network for the current settings, its skip gates set: the global gate,
-        the stages switched off, and the blocks cut on the strip."""
+    def state(self) -> ExplorerState:
+        """The widgets' values and the strip's cuts, as a state."""
         kind = KINDS[self.kind.value]
-        model = cached_model(kind, self.depth.value, self.norm.value, self.init.value,
-                             self.block.value, self.preact.value)
-        set_skip(model, self.skip.value)
-        self.cut &= set(blocks_of(model))          # a new depth: forget cuts that are gone
-        off = [s for s, t in zip(STAGES, self.stages.children, strict=True)
-               if kind == "cifar" and not t.value]
-        if self.skip.value and (off or self.cut):
-            set_skip(model, 0.0, off + sorted(self.cut))
-        return model
+        off = tuple(s for s, t in zip(STAGES, self.stages.children, strict=True)
+                    if kind == "cifar" and not t.value)
+        return ExplorerState(kind, self.depth.value, self.skip.value, self.norm.value,
+                             self.init.value, self.block.value, self.preact.value, off,
+                             frozenset(self.cut))
 
-    def compute(self) -> dict[str, float]:
-        """The profile for the current control values (cached model, fixed batch)."""
-        cifar = KINDS[self.kind.value] == "cifar"
+    def _enable_controls(self, state: ExplorerState) -> None:
+        """Grey out what does not apply: the CIFAR-only switches for an MLP, and the stage
+        toggles when every skip is off anyway."""
+        cifar = state.kind == "cifar"
         for w in (self.norm, self.block, self.preact):
             w.disabled = not cifar
-        for t in self.stages.children:   # a stage's skips can only be switched off if they are on
-            t.disabled = not cifar or self.skip.value == 0
-        self.current = self.model()
-        return gradient_profile(self.current, *explorer_batch("cifar" if cifar else "mlp"))
+        for t in self.stages.children:
+            t.disabled = not cifar or state.skip == 0
 
-    def _draw_strip(self, profile: Mapping[str, float]) -> list[float]:
-        blocks = blocks_of(self.current)
-        cut = [n for n, b in blocks.items() if b.skip == 0]
-        clickable = list(blocks) if self.skip.value else []
-        return self.strip.show(self.current, profile, cut, clickable)
+    def _draw_strip(self, shown: Picture) -> list[float]:
+        return self.strip.show(shown.model, shown.profile, shown.cut, shown.clickable)
 
     def warm_cache(self) -> None:
         """Build the nets of every depth with the current settings: the same cache keys that
@@ -260,14 +296,17 @@ class Explorer:
         if self.quiet:
             return
         start = time.perf_counter()
+        state = self.state()
+        self._enable_controls(state)
         try:
-            profile = self.compute()
-            values = self._draw_strip(profile)
+            shown = picture(state)
+            values = self._draw_strip(shown)
         except Exception as err:           # show it; never kill the kernel
             self.readout.value = f"<span style='color:#c00'>Error: {err}</span>"
             return
-        update_profile(self.figure, {"previous setting": self.last or profile,
-                                     "this network": profile})
+        self.cut &= set(blocks_of(shown.model))       # a new depth: forget cuts that are gone
+        update_profile(self.figure, {"previous setting": self.shown.profile,
+                                     "this network": shown.profile})
         update_strip_figure(self.figure, self.strip.cells, values, self.strip.cell_width)
-        self.last = profile
-        self.readout.value = _readout(profile, time.perf_counter() - start)
+        self.shown = shown
+        self.readout.value = _readout(shown.profile, time.perf_counter() - start)

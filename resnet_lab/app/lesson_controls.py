@@ -7,15 +7,10 @@ import ipywidgets as W
 import torch
 
 from ..blocks import Bottleneck
+from ..cost import complexity
 from ..diagrams import draw_connectivity, draw_network
 from ..experiments import median_ms
-from ..models import (
-    blocks_of,
-    build_seeded,
-    cifar_resnet,
-    complexity,
-    initialize,
-)
+from ..models import blocks_of, build_seeded, cifar_resnet, initialize
 from .widgets import DEPTHS, SEED, html_text, labelled, png, quietly, snap_depth
 
 

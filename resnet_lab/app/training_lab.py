@@ -8,64 +8,52 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
 from .. import data as datasets
+from ..callbacks import Callback
 from ..checks import check_choice
 from ..devices import pick_device
 from ..diagrams import draw_network
 from ..lesson import FULL, QUICK
-from ..models import (
-    cifar_resnet,
-)
+from ..models import cifar_resnet
 from ..plots import (
     lab_figure,
+    name_runs,
     show_empty,
-    traces_of,
     update_curves,
     update_heatmap,
 )
-from ..train import Callback, Run, compare, with_lr
+from ..recipes import with_lr
+from ..train import Run, compare
 from .lesion import LesionView
 from .widgets import DEPTHS, SEED, html_text, labelled
 
 
 class LivePlots(Callback):
-    """Redraws the training lab's figures and strips while training runs, throttled."""
+    """The one path from the training thread to the widgets: calls `draw(run)` at most every
+    `redraw_seconds` (and no sooner than 30x the last draw's cost, so drawing stays under
+    ~3% of the time), while `live()` says so, and once at the end."""
 
-    def __init__(self, lab: TrainingLab, redraw_seconds: float = 0.7):
-        self.lab, self.redraw_seconds = lab, redraw_seconds
+    def __init__(self, draw: Callable[[Run], None], live: Callable[[], bool],
+                 redraw_seconds: float = 0.7):
+        self.draw, self.live, self.redraw_seconds = draw, live, redraw_seconds
         self.last = 0.0
         self.drawing = 0.0
 
     def on_step(self, run: Run) -> None:
         now = time.perf_counter()
-        # wait at least redraw_seconds, and 30x the last draw's cost (drawing stays < ~3%)
-        if self.lab.live.value and now - self.last >= max(self.redraw_seconds,
-                                                          30 * self.drawing):
+        if self.live() and now - self.last >= max(self.redraw_seconds, 30 * self.drawing):
             self.draw(run)
             self.drawing = time.perf_counter() - now
             self.last = time.perf_counter()
 
     def on_end(self, run: Run) -> None:
         self.draw(run)
-
-    def draw(self, run: Run) -> None:
-        run.flush()                       # the rows still on the device, in one copy
-        update_curves(self.lab.figure, run.histories)
-        update_heatmap(self.lab.figure, {n: (h.layers, np.array(h.grad_step),
-                                             np.array(h.grad_norms).reshape(-1, len(h.layers)))
-                                         for n, h in run.histories.items()})
-        for name, h in run.histories.items():
-            latest = dict(zip(h.layers, h.grad_norms[-1], strict=True)) if h.grad_norms else None
-            self.lab.lesion.strips[name].show(run.models[name], latest, (), ())
-        self.lab.status.value = (f"step {run.step}"
-                                 f"{'/' + str(run.max_steps) if run.max_steps else ''}"
-                                 f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
-                                 f"device {run.device}")
 
 
 class TrainingLab:
@@ -80,7 +68,7 @@ class TrainingLab:
         self.figure = go.FigureWidget(self._empty(lab_figure(["plain", "ResNet"])))
         self.figure.add_class("lab-plot")
         self.lesion = LesionView()
-        self.live_plots = LivePlots(self, redraw_seconds)
+        self.live_plots = LivePlots(self.show_progress, lambda: self.live.value, redraw_seconds)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.histories: dict = {}
@@ -186,16 +174,24 @@ class TrainingLab:
                                        num_classes=len(data.classes), seed=SEED)
                        for n, skip in skips.items()}
         self.lesion.prepare(self.models)
-        names = list(skips)
-        with self.figure.batch_update():
-            for i, trace in enumerate(traces_of(self.figure, "scatter")):
-                trace.visible = i // 2 < len(names)
-                trace.name = names[min(i // 2, len(names) - 1)]
-            for i, trace in enumerate(traces_of(self.figure, "heatmap")):
-                trace.visible = i < len(names)
-            for i, n in enumerate(names):
-                self.figure.layout.annotations[2 + i].text = n   # after the two curve titles
+        name_runs(self.figure, list(skips))
         return data
+
+    def show_progress(self, run: Run) -> None:
+        """The run so far in the curves, the heatmap, each net's strip and the status line
+        (called by `LivePlots`, from the training thread)."""
+        run.flush()                       # the rows still on the device, in one copy
+        update_curves(self.figure, run.histories)
+        update_heatmap(self.figure, {n: (h.layers, np.array(h.grad_step),
+                                         np.array(h.grad_norms).reshape(-1, len(h.layers)))
+                                     for n, h in run.histories.items()})
+        for name, h in run.histories.items():
+            latest = dict(zip(h.layers, h.grad_norms[-1], strict=True)) if h.grad_norms else None
+            self.lesion.strips[name].show(run.models[name], latest, (), ())
+        self.status.value = (f"step {run.step}"
+                             f"{'/' + str(run.max_steps) if run.max_steps else ''}"
+                             f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
+                             f"device {run.device}")
 
     def _train(self, skips: dict[str, float]) -> None:
         try:

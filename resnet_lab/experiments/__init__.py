@@ -1,0 +1,77 @@
+"""The lessons' key experiments, one function per claim, and the verdict of each: one module per
+lesson (vanishing, residual, architectures, resnext, beyond), all of it importable from here.
+
+An experiment function runs what a lesson shows (seeded: `seed` fixes the weights and the
+batches) and returns what the lesson plots; the claim function beside it turns that into a
+`lesson.Verdict` whose margin states the paper's claim, measured. The lessons call these,
+and `benchmarks/bench_verdicts.py` calls the very same functions over seeds, datasets and CPU
+kernels, so a verdict that shows in a lesson shows everywhere, with a margin.
+"""
+
+from .architectures import (
+    SIMILAR,
+    block_type_runs,
+    block_types_match,
+    bottleneck_saves,
+    resnet50_matches,
+)
+from .beyond import (
+    HIGH_LR,
+    basin_rises,
+    deletion_damage,
+    deletion_errors,
+    ensemble_survives_deletion,
+    landscape_slices,
+    preact_runs,
+    preact_trains_better,
+    wider_basin,
+)
+from .residual import (
+    IDENTITY_STACKS,
+    block_gradients,
+    fit_identity,
+    identity_fits,
+    identity_is_easier,
+    layer_response_stds,
+    responses_are_smaller,
+    skips_carry_the_gradient,
+)
+from .resnext import (
+    XIE_TABLE_3,
+    budget_variants,
+    forms_agree,
+    grouped_is_faster,
+    median_ms,
+    same_budget,
+    three_forms,
+    time_forms,
+)
+from .vanishing import (
+    WATCHED_SIGMOIDS,
+    WORSE,
+    MLPTraining,
+    deeper_plain_trains_worse,
+    early_layers_freeze,
+    mlp_profiles,
+    plain_explodes_with_bn,
+    plain_vanishes_without_bn,
+    regime_table,
+    residual_stays_healthy,
+    sigmoid_vanishes,
+    skips_remove_degradation,
+    train_sigmoid_mlp,
+)
+
+__all__ = [
+    "SIMILAR", "block_type_runs", "block_types_match", "bottleneck_saves", "resnet50_matches",
+    "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
+    "ensemble_survives_deletion", "landscape_slices", "preact_runs", "preact_trains_better",
+    "wider_basin", "IDENTITY_STACKS", "block_gradients", "fit_identity", "identity_fits",
+    "identity_is_easier", "layer_response_stds", "responses_are_smaller",
+    "skips_carry_the_gradient", "XIE_TABLE_3", "budget_variants", "forms_agree",
+    "grouped_is_faster", "median_ms", "same_budget", "three_forms", "time_forms",
+    "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",
+    "early_layers_freeze", "mlp_profiles", "plain_explodes_with_bn",
+    "plain_vanishes_without_bn", "regime_table", "residual_stays_healthy", "sigmoid_vanishes",
+    "skips_remove_degradation", "train_sigmoid_mlp",
+]

@@ -1,0 +1,60 @@
+"""Lesson 3, ResNet architectures: the bottleneck's savings, ResNet-50 against torchvision,
+and basic vs bottleneck blocks at an equal budget."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from .. import data, train
+from ..blocks import BasicBlock, Bottleneck
+from ..cost import Summary, complexity
+from ..history import History
+from ..lesson import TINY, Settings, Verdict
+from ..models import cifar_resnet
+
+
+def bottleneck_saves(shape: tuple[int, ...] = (1, 256, 56, 56)) -> Verdict:
+    """A basic block at 256 channels against the notes' 256 -> 64 -> 64 -> 256 bottleneck."""
+    basic_params, basic_macs = complexity(BasicBlock(256, 256), shape)
+    neck_params, neck_macs = complexity(Bottleneck(256, 64), shape)
+    ratios = basic_params / neck_params, basic_macs / neck_macs
+    return Verdict("the bottleneck reduces parameters and computation", min(ratios) / 10,
+                   f"{ratios[0]:.0f}x fewer parameters, {ratios[1]:.0f}x fewer MACs at 256 "
+                   "channels (claim: 10x)")
+
+
+def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
+    """An exact check (margin inf or 0): torchvision's ResNet-50 has 25,557,032 parameters
+    and 4.1 GMACs at 224x224, in stages of [3, 4, 6, 3] bottlenecks."""
+    exact = (table.params == 25_557_032 and round(table.macs / 1e9, 1) == 4.1
+             and blocks == [3, 4, 6, 3])
+    return Verdict("ResNet-50 matches torchvision: 25.6M parameters, 4.1 GMACs",
+                   math.inf if exact else 0.0,
+                   f"{table.params:,} parameters, {table.macs / 1e9:.2f} GMACs, blocks {blocks}")
+
+
+def block_type_runs(s: Settings, images: data.Dataset, seed: int = 0
+                    ) -> tuple[dict[str, nn.Module], dict[str, History]]:
+    """A basic-block ResNet-20 and a bottleneck ResNet-29 with about the same parameters and
+    MACs, from one seed, trained side by side for half the lesson's steps."""
+    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
+              seed=seed)
+    nets = {"basic, 20 layers": cifar_resnet(20, **kw),
+            "bottleneck, 29 layers": cifar_resnet(29, block="bottleneck", **kw)}
+    return nets, train.compare(nets, images, steps=s.steps // 2, batch_size=s.batch_size,
+                               recipe="quick", seed=seed)
+
+
+SIMILAR = 0.1   # "about as well": final training losses within 0.1 x ln(10), the starting loss
+
+
+def block_types_match(runs: dict[str, History]) -> Verdict:
+    losses = {n: h.final_train_loss() for n, h in runs.items()}
+    gap = max(losses.values()) - min(losses.values())
+    allowed = SIMILAR * math.log(10)
+    return Verdict("at an equal budget the two block types train about as well",
+                   allowed / max(gap, TINY),
+                   ", ".join(f"{n}: final loss {v:.2f}" for n, v in losses.items())
+                   + f" (claim: within {allowed:.2f}, a tenth of the starting loss ln 10)")

@@ -1,0 +1,99 @@
+"""Lesson 5, beyond the textbook: the loss landscape's basin, deleting blocks, and
+pre-activation at a high learning rate."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from .. import data, ensembles, landscape, train
+from ..history import History
+from ..lesson import TINY, Settings, Verdict
+from ..models import cifar_resnet
+from ..recipes import with_lr
+
+
+def landscape_slices(nets: dict[str, nn.Module], images: data.Dataset,
+                     alphas: np.ndarray) -> dict[str, np.ndarray]:
+    """1-D slices of each net's loss along one filter-normalized random direction (Li et al.
+    2018), on 500 test images."""
+    x, y = images.x_test[:500], images.y_test[:500]
+    return {name: landscape.loss_surface(net, x, y,
+                                         [landscape.filter_normalized_direction(net, 0)], alphas)
+            for name, net in nets.items()}
+
+
+def basin_rises(nets: dict[str, nn.Module], images: data.Dataset, directions: int = 4,
+                alpha: float = 0.5) -> dict[str, float]:
+    """How far each net's loss rises a filter-normalized step `alpha` away from its trained
+    weights: the mean over both signs and `directions` random directions (one direction alone
+    is noisy), on 500 test images."""
+    x, y = images.x_test[:500], images.y_test[:500]
+    rises = {}
+    for name, net in nets.items():
+        slices = [landscape.loss_surface(net, x, y, [landscape.filter_normalized_direction(
+                      net, d)], [-alpha, 0.0, alpha]) for d in range(directions)]
+        rises[name] = float(np.mean([(s[0] + s[2]) / 2 - s[1] for s in slices]))
+    return rises
+
+
+def wider_basin(rises: dict[str, float]) -> Verdict:
+    res, plain = rises["ResNet-56"], rises["plain-56"]
+    return Verdict("the ResNet sits in a wider basin", plain / max(res, TINY),
+                   f"mean loss rise at |α| = 0.5 over 4 directions: ResNet-56 {res:.2f}, "
+                   f"plain-56 {plain:.2f} (claim: the plain net's is larger)")
+
+
+def deletion_errors(nets: dict[str, nn.Module], images: data.Dataset
+                    ) -> dict[str, tuple[float, np.ndarray]]:
+    """Veit et al. 2016: each net's test error intact, and with each deletable block deleted
+    in turn: {name: (intact error, errors after deletion)}."""
+    out = {}
+    for name, net in nets.items():
+        intact = train.evaluate(net, images.x_test, images.y_test)[1]
+        errors = []
+        for block in ensembles.deletable_blocks(net):
+            with ensembles.without_block(net, block):
+                errors.append(train.evaluate(net, images.x_test, images.y_test)[1])
+        out[name] = intact, np.array(errors)
+    return out
+
+
+def deletion_damage(intact: float, errors: np.ndarray, chance: float) -> float:
+    """How far deleting one block takes a net from its intact error towards chance: 0 = no
+    harm, 1 = chance (median over the blocks)."""
+    return float(np.median((errors - intact) / max(chance - intact, TINY)))
+
+
+def ensemble_survives_deletion(results: dict[str, tuple[float, np.ndarray]],
+                               chance: float) -> Verdict:
+    damage = {n: deletion_damage(*r, chance) for n, r in results.items()}
+    res, plain = damage["ResNet-20"], damage["plain-20"]
+    return Verdict("deleting one block hurts the ResNet far less than the plain net",
+                   min(plain / (4 * max(res, TINY)), plain / 0.5),
+                   f"median damage (0 = none, 1 = chance): ResNet-20 {res:.2f}, plain-20 "
+                   f"{plain:.2f} (claim: under a quarter of the plain net's, which loses "
+                   "over half the way to chance)")
+
+
+HIGH_LR = 0.5   # five times He et al.'s 0.1, with no warm-up
+
+
+def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, History]:
+    """An original and a pre-activation ResNet-110 from one weights seed, on the same batches,
+    for half the lesson's steps at a constant, high learning rate (`HIGH_LR`, no warm-up):
+    where a net that is hard to optimize does not get started."""
+    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
+              seed=seed)
+    deep = {"ResNet-110": cifar_resnet(110, **kw),
+            "pre-act ResNet-110": cifar_resnet(110, preact=True, **kw)}
+    return train.compare(deep, images, steps=s.steps // 2, batch_size=s.batch_size,
+                         recipe=with_lr("constant", HIGH_LR), grad_every=0, seed=seed)
+
+
+def preact_trains_better(runs: dict[str, History]) -> Verdict:
+    original, preact = (runs[n].final_train_loss() for n in ("ResNet-110", "pre-act ResNet-110"))
+    return Verdict(f"at lr {HIGH_LR:g} without warm-up, pre-activation trains the 110-layer net "
+                   "and the original block does not", original / (1.5 * preact),
+                   f"final train loss: pre-act {preact:.3f}, original {original:.3f} "
+                   "(claim: 1.5x lower)")
