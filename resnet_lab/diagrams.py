@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import matplotlib
 import matplotlib.cm
@@ -75,12 +76,20 @@ def cell_norms(cells: Sequence[Cell], layer_norms: Mapping[str, float]) -> list[
             for cell in cells]
 
 
+@lru_cache(maxsize=1)
+def _palette() -> list[str]:
+    """The colour scale's entries as '#rrggbb', looked up once (a strip paints ~100 cells a
+    click)."""
+    cmap = matplotlib.colormaps[COLORSCALE.lower()]
+    return ["#" + "".join(f"{round(255 * c):02x}" for c in cmap(i)[:3]) for i in range(cmap.N)]
+
+
 def norm_colour(value: float, log_range: tuple[float, float] = LOG_RANGE) -> str:
     """The colour of a gradient norm on the shared log scale, as '#rrggbb'."""
     lo, hi = log_range
     position = (math.log10(value) - lo) / (hi - lo) if value > 0 else 0.0
-    rgb = matplotlib.colormaps[COLORSCALE.lower()](min(max(position, 0.0), 1.0))[:3]
-    return "#" + "".join(f"{round(255 * c):02x}" for c in rgb)
+    palette = _palette()
+    return palette[min(int(min(max(position, 0.0), 1.0) * len(palette)), len(palette) - 1)]
 
 
 def text_colour(background: str) -> str:

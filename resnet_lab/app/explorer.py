@@ -129,12 +129,19 @@ def model_for(state: ExplorerState) -> torch.nn.Module:
     return model
 
 
+@lru_cache(maxsize=512)
+def profile_of(state: ExplorerState) -> dict[str, float]:
+    """The gradient profile of `state`'s net on the fixed batch, computed once per state (a
+    block cut and restored, or a slider moved back, is answered from here). Read only."""
+    return gradient_profile(model_for(state), *explorer_batch("cifar" if state.kind == "cifar"
+                                                              else "mlp"))
+
+
 def picture(state: ExplorerState) -> Picture:
-    """State -> what to draw: the net, its gradient profile on the fixed batch, and which
-    blocks of the strip are cut and clickable."""
+    """State -> what to draw: the net (its gates set for `state`), its gradient profile, and
+    which blocks of the strip are cut and clickable."""
     model = model_for(state)
-    profile = gradient_profile(model, *explorer_batch("cifar" if state.kind == "cifar"
-                                                      else "mlp"))
+    profile = profile_of(state)
     blocks = blocks_of(model)
     return Picture(model, profile, [n for n, b in blocks.items() if b.skip == 0],
                    list(blocks) if state.skip else [])
