@@ -6,6 +6,11 @@ and any difference between them comes from the models. Each model's record is a 
 
 A Stop (any object with `is_set()`, e.g. `threading.Event`) or Ctrl-C ends training at a step
 boundary and keeps everything; a loss that turns NaN/inf stops that model with a message.
+
+A *run* is one call of `compare`: while it trains, its state is a `Run` (what callbacks see);
+what it leaves is a History per model; `history.save_run` writes models and histories to one
+file. A model's *config* is only ever its dataclass (configs.py); how it was trained is its
+History's `setup`.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ def block_type_runs(s: Settings, images: data.Dataset, seed: int = 0
 SIMILAR = 0.1   # "about as well": final training losses within 0.1 x ln(10), the starting loss
 
 
-def block_types_match(runs: dict[str, History]) -> Verdict:
-    losses = {n: h.final_train_loss() for n, h in runs.items()}
+def block_types_match(histories: dict[str, History]) -> Verdict:
+    losses = {n: h.final_train_loss() for n, h in histories.items()}
     gap = max(losses.values()) - min(losses.values())
     allowed = SIMILAR * math.log(10)
     return Verdict("at an equal budget the two block types train about as well",

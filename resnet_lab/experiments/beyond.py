@@ -91,8 +91,9 @@ def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, H
                          recipe=with_lr("constant", HIGH_LR), grad_every=0, seed=seed)
 
 
-def preact_trains_better(runs: dict[str, History]) -> Verdict:
-    original, preact = (runs[n].final_train_loss() for n in ("ResNet-110", "pre-act ResNet-110"))
+def preact_trains_better(histories: dict[str, History]) -> Verdict:
+    original, preact = (histories[n].final_train_loss()
+                        for n in ("ResNet-110", "pre-act ResNet-110"))
     return Verdict(f"at lr {HIGH_LR:g} without warm-up, pre-activation trains the 110-layer net "
                    "and the original block does not", original / (1.5 * preact),
                    f"final train loss: pre-act {preact:.3f}, original {original:.3f} "

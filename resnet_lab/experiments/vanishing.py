@@ -77,10 +77,10 @@ def early_layers_freeze(moved: dict[str, float]) -> Verdict:
 WORSE = 1.1     # "trains worse": a final training loss (or error) 10% above the other net's
 
 
-def deeper_plain_trains_worse(runs: dict[str, History]) -> Verdict:
+def deeper_plain_trains_worse(histories: dict[str, History]) -> Verdict:
     """He et al. Fig. 1: plain-56 ends with a higher training loss than plain-20, and a higher
     test error too (so it is not overfitting)."""
-    p20, p56 = runs["plain-20"], runs["plain-56"]
+    p20, p56 = histories["plain-20"], histories["plain-56"]
     loss20, loss56 = p20.final_train_loss(), p56.final_train_loss()
     err20, err56 = p20.test_error[-1], p56.test_error[-1]
     return Verdict("deeper plain net has higher TRAINING loss (not overfitting)",
@@ -89,8 +89,8 @@ def deeper_plain_trains_worse(runs: dict[str, History]) -> Verdict:
                    f"{100 * err56:.0f}% vs {100 * err20:.0f}% (claim: both {WORSE:g}x)")
 
 
-def skips_remove_degradation(runs: dict[str, History]) -> Verdict:
-    res, plain = runs["ResNet-56"].final_train_loss(), runs["plain-56"].final_train_loss()
+def skips_remove_degradation(histories: dict[str, History]) -> Verdict:
+    res, plain = histories["ResNet-56"].final_train_loss(), histories["plain-56"].final_train_loss()
     return Verdict("skip connections remove it", plain / res / WORSE,
                    f"ResNet-56 {res:.2f} vs plain-56 {plain:.2f} (claim: plain {WORSE:g}x)")
 
