@@ -176,56 +176,78 @@ def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
     return seeded_resnet(make_config(ImageNetConfig, (name,), options))
 
 
-# One documented function per ImageNet model, as torchvision writes them: `num_classes` and
-# `seed` (the initial weights, the global random state untouched) by name, and any other field
-# of `ImageNetConfig` as a keyword: in_channels, shortcut, norm, init, skip, preact,
-# zero_init_residual.
+# One documented function per ImageNet model, as torchvision writes them. `seed` fixes the
+# initial weights, the global random state untouched.
 
 def resnet18(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNet-18 (He et al. 2015, Table 1): basic blocks [2, 2, 2, 2], 11.7M parameters,
-    1.8 GMACs at 224x224."""
+    1.8 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnet18", num_classes=num_classes, seed=seed, **options)
 
 
 def resnet34(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNet-34 (He et al. 2015, Table 1): basic blocks [3, 4, 6, 3], 21.8M parameters,
-    3.7 GMACs at 224x224."""
+    3.7 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnet34", num_classes=num_classes, seed=seed, **options)
 
 
 def resnet50(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNet-50 (He et al. 2015, Table 1): bottleneck blocks [3, 4, 6, 3], 25.6M
-    parameters, 4.1 GMACs at 224x224."""
+    parameters, 4.1 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnet50", num_classes=num_classes, seed=seed, **options)
 
 
 def resnet101(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNet-101 (He et al. 2015, Table 1): bottleneck blocks [3, 4, 23, 3], 44.5M
-    parameters, 7.8 GMACs at 224x224."""
+    parameters, 7.8 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnet101", num_classes=num_classes, seed=seed, **options)
 
 
 def resnet152(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNet-152 (He et al. 2015, Table 1): bottleneck blocks [3, 8, 36, 3], 60.2M
-    parameters, 11.5 GMACs at 224x224."""
+    parameters, 11.5 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnet152", num_classes=num_classes, seed=seed, **options)
 
 
 def resnext50_32x4d(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNeXt-50 (32x4d) (Xie et al. 2017, Table 1): ResNet-50 with 32 groups of
-    4 channels in each 3x3 conv, 25.0M parameters, 4.2 GMACs at 224x224."""
+    4 channels in each 3x3 conv, 25.0M parameters, 4.2 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnext50_32x4d", num_classes=num_classes, seed=seed, **options)
 
 
 def resnext101_32x8d(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """ResNeXt-101 (32x8d) (Xie et al. 2017): ResNet-101's stages with 32 groups of
-    8 channels in each 3x3 conv, 88.8M parameters, 16.4 GMACs at 224x224."""
+    8 channels in each 3x3 conv, 88.8M parameters, 16.4 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("resnext101_32x8d", num_classes=num_classes, seed=seed, **options)
 
 
 def wide_resnet50_2(*, num_classes: int = 1000, seed: int | None = None, **options) -> ResNet:
     """Wide ResNet-50-2 (Zagoruyko & Komodakis 2016): ResNet-50 with twice the
-    channels inside each bottleneck, 68.9M parameters, 11.4 GMACs at 224x224."""
+    channels inside each bottleneck, 68.9M parameters, 11.4 GMACs at 224x224.
+    `options`: `ImageNetConfig`'s other fields (in_channels, shortcut, norm, init, skip,
+    preact, zero_init_residual, groups, width_per_group).
+    """
     return imagenet_resnet("wide_resnet50_2", num_classes=num_classes, seed=seed, **options)
 
 

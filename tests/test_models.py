@@ -1,5 +1,6 @@
 """Blocks and builders: shapes, the skip gate, parameter counts against published figures."""
 
+import dataclasses
 import inspect
 
 import pytest
@@ -52,6 +53,9 @@ def test_imagenet_parameter_counts_and_macs_match_torchvision_and_the_docstring(
     assert {"num_classes", "seed"} <= inspect.signature(builder).parameters.keys()
     assert f"{params / 1e6:.1f}M parameters" in " ".join(builder.__doc__.split())
     assert f"{macs / 1e9:.1f} GMACs" in builder.__doc__
+    options = {f.name for f in dataclasses.fields(rl.ImageNetConfig)} - {"name", "num_classes",
+                                                                          "seed"}
+    assert [o for o in sorted(options) if o not in builder.__doc__] == []   # each one named
 
 
 TORCHVISION = {
