@@ -15,9 +15,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 
 from .data import Dataset
-from .diagrams import COLORSCALE, LOG_RANGE, Cell
 from .history import History
 from .regimes import first_last_ratio, regime
+from .strip import COLORSCALE, LOG_RANGE, Cell
 
 COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
 

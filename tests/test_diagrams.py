@@ -7,7 +7,7 @@ import pytest
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab import diagrams
+from resnet_lab import diagrams, strip
 from resnet_lab.cardinality import AggregatedTransform
 
 matplotlib.use("Agg")
@@ -70,16 +70,16 @@ def test_resnext_forms_take_their_numbers_from_the_transform():
 
 
 def test_strip_cells_and_their_norms():
-    cells = diagrams.strip_cells(rl.cifar_resnet(20))
+    cells = strip.strip_cells(rl.cifar_resnet(20))
     assert [c.name for c in cells][:2] == ["stem", "layer1.0"] and cells[-1].name == "head"
     assert cells[4].layers == ("layer2.0.conv1", "layer2.0.conv2") and cells[4].label == \
         "stage 2, block 1"
-    with_projection = diagrams.strip_cells(rl.cifar_resnet(20, shortcut="B"))
+    with_projection = strip.strip_cells(rl.cifar_resnet(20, shortcut="B"))
     assert "layer2.0.downsample.0" in with_projection[4].layers
-    norms = diagrams.cell_norms(cells[:2], {"conv1": 3.0, "layer1.0.conv1": 3.0,
+    norms = strip.cell_norms(cells[:2], {"conv1": 3.0, "layer1.0.conv1": 3.0,
                                             "layer1.0.conv2": 4.0})
     assert norms == [3.0, 5.0]
-    assert [c.kind for c in diagrams.strip_cells(rl.deep_mlp(3))] == \
+    assert [c.kind for c in strip.strip_cells(rl.deep_mlp(3))] == \
         ["stem", "block", "block", "block", "head"]
 
 
@@ -93,8 +93,8 @@ def test_strip_cells_and_their_norms():
 ])
 def test_the_colour_scale_is_log_viridis_from_1e_minus_4_to_1e2_and_clips(value, expected,
                                                                            text):
-    assert diagrams.norm_colour(value) == expected
-    assert diagrams.text_colour(expected) == text
+    assert strip.norm_colour(value) == expected
+    assert strip.text_colour(expected) == text
 
 
 def test_a_grouped_conv_is_block_diagonal_with_one_block_per_group():
@@ -136,7 +136,7 @@ def test_a_network_coloured_by_gradient_norm_gets_its_colour_bar():
     net = rl.cifar_resnet(20)
     plain = diagrams.draw_network(net, (1, 3, 32, 32))
     assert len(plain.axes) == 1                             # no colours, no scale
-    colours = {name: diagrams.norm_colour(1.0) for name in rl.blocks_of(net)}
+    colours = {name: strip.norm_colour(1.0) for name in rl.blocks_of(net)}
     coloured = diagrams.draw_network(net, (1, 3, 32, 32), block_colours=colours)
     bar = coloured.axes[1]
-    assert "log10 gradient norm" in bar.get_ylabel() and bar.get_ylim() == diagrams.LOG_RANGE
+    assert "log10 gradient norm" in bar.get_ylabel() and bar.get_ylim() == strip.LOG_RANGE

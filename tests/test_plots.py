@@ -6,8 +6,8 @@ import plotly.graph_objects as go
 import pytest
 
 from resnet_lab import plots
-from resnet_lab.diagrams import Cell
 from resnet_lab.history import History
+from resnet_lab.strip import Cell
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the file-only backend)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import torch
 
 from .. import data as datasets
-from ..diagrams import cell_norms, draw_network, norm_colour
+from ..diagrams import draw_network
 from ..hooks import gradient_profile
 from ..models import ResNet, blocks_of, cifar_resnet, deep_mlp, set_skip, stage_name
 from ..plots import (
@@ -26,6 +26,7 @@ from ..plots import (
     update_strip_figure,
 )
 from ..regimes import first_last_ratio, regime
+from ..strip import cell_norms, norm_colour
 from .widgets import (
     BOTTLENECK_DEPTHS,
     DEPTHS,

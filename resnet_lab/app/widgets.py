@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..checks import depths
-from ..diagrams import Cell, cell_norms, norm_colour, strip_cells, text_colour
 from ..plots import STRIP_LEFT, STRIP_WIDTH
+from ..strip import Cell, cell_norms, norm_colour, strip_cells, text_colour
 
 DEPTHS = depths("basic")                   # 6n+2: 8, 14, ..., 110 (basic blocks, the MLP)
 BOTTLENECK_DEPTHS = depths("bottleneck")   # 9n+2: 11, 20, ..., 110
@@ -49,7 +49,7 @@ def png(figure) -> bytes:
 
 class NetworkStrip:
     """A network drawn as a row of cells — stem, one button per residual block, head —
-    coloured by gradient norm on the shared log scale (`diagrams.norm_colour`).
+    coloured by gradient norm on the shared log scale (`strip.norm_colour`).
 
     Each block is a real button: reachable with Tab, pressed with a click, Enter or Space,
     which calls `on_click(block name)`. A marked block (skip cut, or block deleted) shows
