@@ -5,6 +5,7 @@ at most every `redraw_seconds`."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -42,7 +43,7 @@ class LivePlots(Callback):
     def __init__(self, draw: Callable[[Run], None], live: Callable[[], bool],
                  redraw_seconds: float = 0.7):
         self.draw, self.live, self.redraw_seconds = draw, live, redraw_seconds
-        self.last = 0.0
+        self.last = -math.inf               # never drawn yet: the first step draws
         self.drawing = 0.0
 
     def on_step(self, run: Run) -> None:
