@@ -51,6 +51,11 @@ class History:
         tail = self.train_loss[-last:]
         return sum(tail) / len(tail) if tail else math.nan
 
+    def latest_norms(self) -> dict[str, float] | None:
+        """Layer -> gradient norm at the last recorded step; None before any was recorded."""
+        return dict(zip(self.layers, self.grad_norms[-1], strict=True)) if self.grad_norms \
+            else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 

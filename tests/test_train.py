@@ -44,6 +44,8 @@ def test_compare_trains_all_models_on_the_same_steps_and_learns(tiny, device):
         assert h.final_train_loss(10) < 0.2 * math.log(10)     # learned (chance: ln 10)
         assert h.test_error[-1] < 0.2
         assert h.layers[0] == "conv1" and len(h.grad_norms) == 100 and len(h.grad_norms[0]) == 8
+        assert list(h.latest_norms().values()) == h.grad_norms[-1]      # the last step's
+        assert history.History("new").latest_norms() is None
         assert h.setup["depth"] == 8 and h.device.startswith(device)
         assert h.setup["plain"] == (name == "plain-8")
         assert h.setup["recipe"] == dataclasses.asdict(recipes.RECIPES["constant"])

@@ -273,7 +273,7 @@ class Explorer:
 
     def warm_cache(self) -> None:
         """Build the nets of every depth with the current settings: the same cache keys that
-        `compute` asks for, so none of this work is thrown away."""
+        `model_for` asks for, so none of this work is thrown away."""
         norm, init, block, preact = (self.norm.value, self.init.value, self.block.value,
                                      self.preact.value)
         for depth in BOTTLENECK_DEPTHS if block == "bottleneck" else DEPTHS:

@@ -21,7 +21,7 @@ from ..checks import check_choice
 from ..devices import pick_device
 from ..diagrams import draw_network
 from ..lesson import FULL, QUICK
-from ..models import cifar_resnet
+from ..models import ResNet, cifar_resnet
 from ..plots import (
     lab_figure,
     name_runs,
@@ -133,13 +133,20 @@ class TrainingLab:
         settings = (f"dataset {self.dataset.value}, depth {self.depth.value}, "
                     f"{self.steps.value} steps, learning rate {self.lr.value:g}")
         size = (1, datasets.CHANNELS[self.dataset.value], self.size, self.size)
+        nets = self.nets(self.skip_values(), in_channels=size[1], num_classes=10)
         return [f"Training lab: {settings}. {html_text(self.status.value)}",
-                *(draw_network(cifar_resnet(self.depth.value, width=self.width, skip=skip,
-                                            norm=self.norm.value, in_channels=size[1],
-                                            seed=SEED), size,
-                               title=f"{name}, as Train builds it"
-                                     + ("" if skip else ": every skip cut (dashed)"))
-                  for name, skip in self.skip_values().items())]
+                *(draw_network(net, size, title=f"{name}, as Train builds it"
+                                                + ("" if net.config.skip else
+                                                   ": every skip cut (dashed)"))
+                  for name, net in nets.items())]
+
+    def nets(self, skips: dict[str, float], in_channels: int, num_classes: int
+             ) -> dict[str, ResNet]:
+        """The nets the controls ask for, by name: one seed, so the same initial weights."""
+        return {name: cifar_resnet(self.depth.value, width=self.width, skip=skip,
+                                   norm=self.norm.value, in_channels=in_channels,
+                                   num_classes=num_classes, seed=SEED)
+                for name, skip in skips.items()}
 
     def skip_values(self) -> dict[str, float]:
         """The nets to train, by name, with their skip gate: 0 (plain) or 1 (ResNet)."""
@@ -170,10 +177,7 @@ class TrainingLab:
         if self.dataset.value == "synthetic":
             kwargs["n_train"] = 20_000
         data = datasets.load(self.dataset.value, **kwargs)
-        self.models = {n: cifar_resnet(self.depth.value, width=self.width, skip=skip,
-                                       norm=self.norm.value, in_channels=data.shape[0],
-                                       num_classes=len(data.classes), seed=SEED)
-                       for n, skip in skips.items()}
+        self.models = self.nets(skips, data.shape[0], len(data.classes))
         self.lesion.prepare(self.models)
         name_runs(self.figure, list(skips))
         return data
@@ -187,8 +191,7 @@ class TrainingLab:
                                          np.array(h.grad_norms).reshape(-1, len(h.layers)))
                                      for n, h in run.histories.items()})
         for name, h in run.histories.items():
-            latest = dict(zip(h.layers, h.grad_norms[-1], strict=True)) if h.grad_norms else None
-            self.lesion.strips[name].show(run.models[name], latest, (), ())
+            self.lesion.strips[name].show(run.models[name], h.latest_norms(), (), ())
         self.status.value = (f"step {run.step}"
                              f"{'/' + str(run.max_steps) if run.max_steps else ''}"
                              f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
@@ -204,8 +207,8 @@ class TrainingLab:
                      + (f" &mdash; {h.message}" if h.status == "diverged" else "")
                      for n, h in self.histories.items()]
             self.status.value += "<br>" + "<br>".join(words)
-            self.lesion.start(data, {n: dict(zip(h.layers, h.grad_norms[-1], strict=True))
-                                     for n, h in self.histories.items() if h.grad_norms})
+            self.lesion.start(data, {n: h.latest_norms() for n, h in self.histories.items()
+                                     if h.grad_norms})
         except Exception as err:           # show it in the page; the kernel lives on
             self.status.value = (f"<span style='color:#c00'>Error: {err}</span>"
                                  f"<pre style='font-size:10px'>{traceback.format_exc(limit=3)}"
@@ -213,6 +216,3 @@ class TrainingLab:
         finally:
             self.train_button.disabled, self.stop_button.disabled = False, True
 
-
-# ---------------------------------------------------------------------------------------------
-# The lessons' own controls (lessons 3 and 4); lessons 1 and 2 use the Explorer and TrainingLab
