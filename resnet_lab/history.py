@@ -20,7 +20,10 @@ class History:
     """Everything recorded for one model. Steps count optimizer updates, from 1.
 
     - `step`, `train_loss`, `train_error`, `lr`: every training step (error = 1 - accuracy)
-    - `test_step`, `test_loss`, `test_error`: every evaluation
+    - `test_step`, `test_loss`, `test_error`: every evaluation (BatchNorm statistics
+      re-estimated first: `setup["eval_bn"]` says how)
+    - `running_bn_test_error`: the last evaluation's test error read with BatchNorm's running
+      averages instead, as training left them (None without BatchNorm): how far they lagged
     - `layers`, `grad_step`, `grad_norms`: per-layer weight-gradient norms, one row per
       recorded step, layers in network order
     - `setup`: how the model was trained (`setup_of`): its config's fields, whether it was
@@ -38,6 +41,7 @@ class History:
     test_step: list[int] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     test_error: list[float] = field(default_factory=list)
+    running_bn_test_error: float | None = None
     layers: list[str] = field(default_factory=list)
     grad_step: list[int] = field(default_factory=list)
     grad_norms: list[list[float]] = field(default_factory=list)

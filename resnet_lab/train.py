@@ -23,18 +23,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .callbacks import Callback
 from .checks import check_choice, check_count, check_positive
 from .configs import ResNetOptions
 from .data import Batches, Dataset
-from .devices import device_of, pick_device
+from .devices import pick_device
+from .evaluation import bn_images, describe_bn, evaluate, has_batchnorm
 from .history import History, setup_of
 from .models import config_of
 from .recipes import Recipe, get_recipe, warms_up
-from .step import GRAPH_MODES, CapturedStep, Step, autocast, fused_sgd_problem, layout
+from .step import GRAPH_MODES, CapturedStep, Step, fused_sgd_problem, layout
 
 FLUSH_STEPS, FLUSH_SECONDS = 50, 0.25   # rows wait on the device at most this many steps / s
 
@@ -63,6 +63,7 @@ class Run:
     flushes: int = 0
     batches: Batches | None = None        # the batch stream (a checkpoint keeps its place)
     warming_up: set[str] = field(default_factory=set)   # models still at the warm-up lr
+    bn_images: torch.Tensor | None = None  # training images for precise BatchNorm (evaluation)
 
     @property
     def elapsed(self) -> float:
@@ -151,27 +152,6 @@ class Run:
 
 # ---------------------------------------------------------------------------------------------
 # The loop, in named steps: checks, setup, one step, recording
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
-             ) -> tuple[float, float]:
-    """Mean cross-entropy loss and error rate (1 - accuracy) of `model` on (x, y), in eval
-    mode (restored afterwards, even after an exception). x and y go to the model's device."""
-    device = device_of(model)
-    was_training = model.training
-    model.eval()
-    loss = errors = 0.0
-    try:
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-            with autocast(device):
-                out = model(layout(xb, device))
-            loss += F.cross_entropy(out.float(), yb, reduction="sum").item()
-            errors += (out.argmax(1) != yb).sum().item()
-    finally:
-        model.train(was_training)
-    return loss / len(x), errors / len(x)
 
 
 def check_budget(steps: int | None, epochs: float | None, max_seconds: float | None) -> None:
@@ -293,7 +273,9 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
     test = data.x_test[:eval_samples].to(device), data.y_test[:eval_samples].to(device)
     run = start_run(models, recipe, device, grad_every, batch_size, seed, max_steps,
                     max_seconds, graphs)
-    run.batches = batches
+    run.batches, run.bn_images = batches, bn_images(batches.x)
+    for name, h in run.histories.items():
+        h.setup["eval_bn"] = describe_bn(models[name], len(run.bn_images))
     train_loop(run, test, eval_every, callbacks, stop)
     return run.histories
 
@@ -349,11 +331,15 @@ def end_run(run: Run, stop: threading.Event | None, test: tuple[torch.Tensor, to
 def evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
                  callbacks: Iterable[Callback]) -> None:
     """Test every model still training (their pending rows flushed first: a diverged model is
-    not tested) and append the result to its History."""
+    not tested), its BatchNorm statistics re-estimated first (precise BatchNorm), and append
+    the result to its History. At the last evaluation of a budget, the test error with the
+    running averages as training left them is kept too, to show how far they lagged."""
     run.flush()
     for name in run.active:
-        loss, error = evaluate(run.models[name], x_test, y_test)
-        h = run.histories[name]
+        model, h = run.models[name], run.histories[name]
+        if run.budget_spent and has_batchnorm(model):
+            h.running_bn_test_error = evaluate(model, x_test, y_test)[1]
+        loss, error = evaluate(model, x_test, y_test, bn_from=run.bn_images)
         h.test_step.append(run.step)
         h.test_loss.append(loss)
         h.test_error.append(error)

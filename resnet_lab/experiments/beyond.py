@@ -7,6 +7,7 @@ import numpy as np
 from torch import nn
 
 from .. import data, ensembles, landscape, train
+from ..evaluation import bn_images, evaluate
 from ..history import History
 from ..lesson import TINY, Settings, Verdict
 from ..models import cifar_resnet
@@ -47,14 +48,16 @@ def wider_basin(rises: dict[str, float]) -> Verdict:
 def deletion_errors(nets: dict[str, nn.Module], images: data.Dataset
                     ) -> dict[str, tuple[float, np.ndarray]]:
     """Veit et al. 2016: each net's test error intact, and with each deletable block deleted
-    in turn: {name: (intact error, errors after deletion)}."""
+    in turn: {name: (intact error, errors after deletion)}. The intact net's BatchNorm
+    statistics are re-estimated first (precise BN) and kept for the deletions: a deletion is
+    a lesion at test time, as in Veit et al."""
     out = {}
     for name, net in nets.items():
-        intact = train.evaluate(net, images.x_test, images.y_test)[1]
+        intact = evaluate(net, images.x_test, images.y_test, bn_from=bn_images(images.x_train))[1]
         errors = []
         for block in ensembles.deletable_blocks(net):
             with ensembles.without_block(net, block):
-                errors.append(train.evaluate(net, images.x_test, images.y_test)[1])
+                errors.append(evaluate(net, images.x_test, images.y_test)[1])
         out[name] = intact, np.array(errors)
     return out
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import data, train
+from .. import data
+from ..evaluation import bn_images, evaluate, precise_bn
 from ..hooks import (
     ActivationStats,
     GradientNorms,
@@ -77,15 +78,18 @@ def skips_carry_the_gradient(grads: dict[str, np.ndarray]) -> Verdict:
 
 def layer_response_stds(nets: dict[str, nn.Module], images: data.Dataset
                         ) -> dict[str, np.ndarray]:
-    """He et al. Fig. 7: the std of every 3x3 layer's response (after BN), on 500 test images,
-    for the plain-56 and ResNet-56 of the degradation experiment."""
+    """He et al. Fig. 7: the std of every 3x3 layer's response (after BN), on 500 test images
+    in eval mode, for the plain-56 and ResNet-56 of the degradation experiment. Each net's
+    BatchNorm statistics are re-estimated on training images first (precise BN): with lagging
+    running averages the stds would measure the lag, not the responses."""
     stds = {}
     for name in ("plain-56", "ResNet-56"):
         net = nets[name]
         responses = [n for n, _ in net.named_modules()
                      if n.startswith("layer") and n.endswith(("bn1", "bn2"))]
+        precise_bn(net, bn_images(images.x_train))     # before the hooks: not recorded
         with ActivationStats(net, responses, train_only=False) as acts:
-            train.evaluate(net, images.x_test[:500], images.y_test[:500])
+            evaluate(net, images.x_test[:500], images.y_test[:500])
         stds[name] = acts.stds()[0]
     return stds
 

@@ -1,0 +1,89 @@
+"""Evaluation that measures the net: precise BatchNorm first, then eval mode.
+
+In training, BatchNorm normalizes with the statistics of the batch at hand; in eval mode with
+its running averages, which move only 10 % of the way towards each new batch (momentum 0.1).
+While the weights move fast, those averages lag behind the net, and an eval-mode number then
+measures the lag, not the net: a plain-56 that has learned its batches can score at chance on
+the test set. The fix is *precise BatchNorm* (Wu & Johnson 2021, "Rethinking 'Batch' in
+BatchNorm"): before evaluating, re-estimate every BatchNorm's statistics as a plain average
+(no momentum) over a fixed set of training images. PyTorch ships it as
+`torch.optim.swa_utils.update_bn`, which `precise_bn` calls.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import update_bn
+
+from .checks import check_count
+from .devices import device_of
+from .step import autocast, layout
+
+PRECISE_BN_IMAGES = 1024   # training images the statistics are re-estimated on
+PRECISE_BN_BATCH = 128     # in batches of this many (the lessons' training batch)
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """True when `model` keeps BatchNorm running statistics (eval mode reads them)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+               for m in model.modules())
+
+
+def bn_images(x_train: torch.Tensor, n: int = PRECISE_BN_IMAGES) -> torch.Tensor:
+    """A fixed sample of `n` training images (the same for every call: its own generator)."""
+    check_count("n", n)
+    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))
+    return x_train[order[:n].to(x_train.device)]
+
+
+@torch.no_grad()
+def precise_bn(model: nn.Module, images: torch.Tensor, batch_size: int = PRECISE_BN_BATCH
+               ) -> int:
+    """Re-estimate every BatchNorm's statistics of `model` over `images` (training images, in
+    training-mode batches of `batch_size`, a plain average over the batches: no momentum).
+    Returns how many images were used: 0 when the model has no BatchNorm (nothing to do).
+    The images go to the model's device; the model's mode is kept."""
+    check_count("batch_size", batch_size)
+    if not has_batchnorm(model):
+        return 0
+    device = device_of(model)
+    batches = [layout(images[i:i + batch_size].to(device), device)
+               for i in range(0, len(images), batch_size)]
+    update_bn(batches, model)
+    return len(images)
+
+
+def describe_bn(model: nn.Module, n: int | None) -> str:
+    """What statistics an evaluation of `model` used, in words (for a History's setup)."""
+    if not has_batchnorm(model):
+        return "no BatchNorm"
+    if not n:
+        return "BatchNorm running averages (momentum 0.1)"
+    return f"precise BatchNorm: re-estimated on {n:,} training images before each evaluation"
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, *,
+             bn_from: torch.Tensor | None = None) -> tuple[float, float]:
+    """Mean cross-entropy loss and error rate (1 - accuracy) of `model` on (x, y), in eval
+    mode (restored afterwards, even after an exception). With `bn_from` (training images) the
+    BatchNorm statistics are re-estimated on them first (`precise_bn`); without, eval mode
+    uses whatever statistics the model holds. x and y go to the model's device."""
+    if bn_from is not None:
+        precise_bn(model, bn_from)
+    device = device_of(model)
+    was_training = model.training
+    model.eval()
+    loss = errors = 0.0
+    try:
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            with autocast(device):
+                out = model(layout(xb, device))
+            loss += F.cross_entropy(out.float(), yb, reduction="sum").item()
+            errors += (out.argmax(1) != yb).sum().item()
+    finally:
+        model.train(was_training)
+    return loss / len(x), errors / len(x)
