@@ -10,7 +10,9 @@ them) and "avx2" (a laptop's: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2).
 set runs in a process of its own with one thread, side by side.
 
 Prints, per verdict, how many runs showed it and the min and median margin (the measured value
-over the claim's threshold, > 1 = shown), and writes every margin as JSON lines to --out.
+over the claim's threshold, > 1 = shown), writes every margin as JSON lines to --out, and the
+summary per claim function to --margins (the committed file the lessons read, so each verdict
+in a lesson shows its spread beside this run's numbers).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import sys
 import time
 from collections import defaultdict
 
+MARGINS_FILE = os.path.join(os.path.dirname(__file__), "..", "resnet_lab", "experiments",
+                            "verdict_margins.json")
 KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
 
@@ -54,7 +58,7 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                 (name, "1", ex.plain_vanishes_without_bn(table)),
                 (name, "1", ex.plain_explodes_with_bn(table)),
                 (name, "1", ex.residual_stays_healthy(table)),
-                (name, "2", ex.skips_remove_degradation(runs)),
+                (name, "2", ex.skips_reduce_degradation(runs)),
                 (name, "2", ex.responses_are_smaller(ex.layer_response_stds(nets, images))),
                 (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1]))]
         if name in s.datasets:                          # lesson 5 uses the lesson's data
@@ -84,7 +88,8 @@ def worker(kernel: str, seeds: list[int]) -> None:
             measured = verdicts_of_seed(seed)
         for dataset, lesson_no, v in measured:
             print(json.dumps({"kernel": kernel, "seed": seed, "dataset": dataset,
-                              "lesson": lesson_no, "claim": v.claim, "margin": v.margin,
+                              "lesson": lesson_no, "name": v.name, "claim": v.claim,
+                              "margin": v.margin,
                               "evidence": v.evidence}), flush=True)
         print(json.dumps({"kernel": kernel, "seed": seed,
                           "seconds": time.perf_counter() - start}), flush=True)
@@ -103,6 +108,37 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def margins(rows: list[dict], kernels: list[str]) -> dict:
+    """The summary the lessons read: per claim function, its runs (what they spanned), how many
+    showed it, and the min and median margin."""
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_name[r["name"]].append(r)
+    out = {}
+    for name, runs in sorted(by_name.items()):
+        values = [r["margin"] for r in runs]
+        datasets = sorted({r["dataset"] for r in runs} - {"-"})
+        over = [f"{len({r['seed'] for r in runs})} seed(s)", *([" and ".join(datasets)]
+                if datasets else []), f"{len({r['kernel'] for r in runs})} CPU kernel set(s)"]
+        out[name] = {"lesson": runs[0]["lesson"], "claim": runs[-1]["claim"], "runs": len(runs),
+                     "over": " x ".join(over), "shown": f"{sum(m > 1 for m in values)}/{len(runs)}",
+                     "min": fmt(min(values)), "median": fmt(statistics.median(values))}
+    return {"made_by": f"benchmarks/bench_verdicts.py --kernels {' '.join(kernels)}",
+            "machine": machine(), "verdicts": out}
+
+
+def machine() -> str:
+    """The CPU and torch the margins were measured with."""
+    import platform
+
+    import torch
+
+    info = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""  # noqa: SIM115
+    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 def fmt(margin: float) -> str:
     if margin == float("inf"):
         return "exact"
@@ -114,6 +150,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
     parser.add_argument("--out", default="runs/bench_verdicts.jsonl")
+    parser.add_argument("--margins", default=str(MARGINS_FILE),
+                        help="the summary the lessons read ('' to leave it alone)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     seeds = list(range(args.seeds))
@@ -143,6 +181,11 @@ def main() -> None:
           f"{', '.join(sorted({r['dataset'] for r in rows} - {'-'}))}; "
           f"{time.perf_counter() - start:.0f} s in all\n")
     print(table(rows))
+    if args.margins:
+        with open(args.margins, "w") as f:
+            json.dump(margins(rows, args.kernels), f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        print(f"\nthe spread of every verdict written to {args.margins}")
     worst = min(rows, key=lambda r: r["margin"])
     print(f"\nsmallest margin {fmt(worst['margin'])}: {worst['claim']} "
           f"({worst['kernel']}, seed {worst['seed']}, {worst['dataset']}): {worst['evidence']}")

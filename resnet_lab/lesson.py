@@ -8,9 +8,12 @@ real images: CIFAR-10 when it can be had, else Fashion-MNIST, and only then the 
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -66,10 +69,15 @@ def settings(mode: str | None = None) -> Settings:
         check_choice("RESNET_LAB_DATASET", forced, DATASETS)
         chosen = replace(chosen, datasets=(forced,), degradation_datasets=(forced,))
     print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}, "
-          f"{chosen.steps} steps; data, the first of these that is here: "
-          f"{' -> '.join(chosen.datasets)} (the degradation experiment: "
-          f"{' -> '.join(chosen.degradation_order)})")
+          f"{chosen.steps} steps. Data: {first_here(chosen.datasets)}; for the degradation "
+          f"experiment (lessons 1-3), {first_here(chosen.degradation_order)}.")
     return chosen
+
+
+def first_here(names: tuple[str, ...]) -> str:
+    """A data order in words: "synthetic", or "the first of a, b that is on this machine"."""
+    return names[0] if len(names) == 1 else \
+        f"the first of {', '.join(names)} that is on this machine"
 
 
 def lesson_data(s: Settings, datasets: tuple[str, ...] | None = None) -> data.Dataset:
@@ -123,11 +131,13 @@ TINY = 1e-30   # stands in for an exact zero in a ratio: a margin is then huge, 
 class Verdict:
     """A lesson's claim, measured. `margin` is the measured value over the threshold that
     states the claim, oriented so that above 1 means shown (2 = twice as clear as the claim
-    needs); `evidence` says what was measured and the claim's threshold."""
+    needs); `evidence` says what was measured and the claim's threshold; `name` is the claim
+    function that made it (the key of its measured spread, `MARGINS_FILE`)."""
 
     claim: str
     margin: float
     evidence: str
+    name: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "margin", float(self.margin))   # not a numpy scalar
@@ -140,9 +150,42 @@ class Verdict:
         return f"VERDICT {self.claim}: {self.evidence} -> {'shown' if self.shown else 'NOT shown'}"
 
 
+CLAIMS: dict[str, Callable[..., Verdict]] = {}   # every claim function of the lessons, by name
+
+
+def claim(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
+    """Mark `fn` as a lesson's claim function: registered in `CLAIMS`, and each Verdict it
+    returns carries its name, so a lesson can show the spread bench_verdicts measured for it."""
+    @functools.wraps(fn)
+    def named(*args, **kwargs) -> Verdict:
+        return replace(fn(*args, **kwargs), name=fn.__name__)
+    CLAIMS[fn.__name__] = named
+    return named
+
+
+# bench_verdicts' summary: per claim function, its runs, how many showed it, min/median margin
+MARGINS_FILE = Path(__file__).parent / "experiments" / "verdict_margins.json"
+
+
+def spread(name: str) -> str:
+    """One line: what bench_verdicts measured for claim function `name` over seeds, data sets
+    and CPU kernel sets ("" for a verdict that is no claim function's)."""
+    if not name:
+        return ""
+    measured = json.loads(MARGINS_FILE.read_text())["verdicts"].get(name)
+    if measured is None:
+        return f"  spread: {name} is not in {MARGINS_FILE.name} (run benchmarks/bench_verdicts.py)"
+    return (f"  spread over {measured['runs']} runs of bench_verdicts ({measured['over']}): "
+            f"shown in {measured['shown']}, margin min {measured['min']}, "
+            f"median {measured['median']}")
+
+
 def verdict(v: Verdict) -> None:
-    """Print the verdict's one line: whether the lesson's phenomenon showed in this run."""
+    """Print the verdict's line (whether the lesson's phenomenon showed in this run) and, below
+    it, the spread of its margin that bench_verdicts measured over seeds, data and CPUs."""
     print(v)
+    if v.name:
+        print(spread(v.name))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,13 +189,13 @@ def plot_update_ratios(ratios: np.ndarray, names: Sequence[str], *, title: str =
 
 def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, plain: Collection[str] = (),
                          title: str = "") -> plt.Figure:
-    """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual); the
-    runs named in `plain` are drawn dashed."""
+    """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual), on a
+    log axis; the runs named in `plain` are drawn dashed."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for i, (name, values) in enumerate(stds.items()):
         ax.plot(values, line_style(name in plain), marker=".",
                 color=color_of(i), label=name)
-    ax.set(xlabel="layer", ylabel="std of the layer's output", title=title)
+    ax.set(xlabel="layer", ylabel="std of the layer's output", title=title, yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -46,8 +46,11 @@ def test_every_verdict_says_shown(path):
     assert verdicts, "a lesson needs at least one verdict"
     for cell in verdicts:
         lines = "".join(joined(o["text"]) for o in cell["outputs"]).splitlines()
-        assert lines and all(line.startswith("VERDICT ") for line in lines)
-        assert all(line.endswith("-> shown") for line in lines), lines
+        claims, spreads = lines[::2], lines[1::2]     # each verdict, then its measured spread
+        assert claims and all(line.startswith("VERDICT ") for line in claims), lines
+        assert all(line.endswith("-> shown") for line in claims), lines
+        assert len(spreads) == len(claims), f"a verdict without its spread: {lines}"
+        assert all(line.startswith("  spread over ") for line in spreads), lines
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)

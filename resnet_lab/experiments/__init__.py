@@ -58,7 +58,7 @@ from .vanishing import (
     regime_table,
     residual_stays_healthy,
     sigmoid_vanishes,
-    skips_remove_degradation,
+    skips_reduce_degradation,
     train_sigmoid_mlp,
 )
 
@@ -73,5 +73,5 @@ __all__ = [
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",
     "early_layers_freeze", "mlp_profiles", "plain_explodes_with_bn",
     "plain_vanishes_without_bn", "regime_table", "residual_stays_healthy", "sigmoid_vanishes",
-    "skips_remove_degradation", "train_sigmoid_mlp",
+    "skips_reduce_degradation", "train_sigmoid_mlp",
 ]
