@@ -17,6 +17,7 @@ import torch
 
 from .. import data as datasets
 from ..diagrams import draw_network
+from ..experiments.vanishing import mlp_batch
 from ..hooks import gradient_profile
 from ..models import ResNet, blocks_of, cifar_resnet, deep_mlp, set_skip, stage_name
 from ..plots import (
@@ -76,12 +77,11 @@ def cached_model(kind: str, depth: int, norm: bool, init: str, block: str, preac
 
 @lru_cache(maxsize=2)
 def explorer_batch(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A small fixed batch: 8 synthetic 16x16 images, or 64 random vectors for the MLP."""
+    """A small fixed batch: 8 synthetic 16x16 images, or the deep MLPs' 64 random vectors."""
     if kind == "cifar":
         d = datasets.synthetic(8, 1, size=16, seed=0)
         return d.x_train, d.y_train
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)
+    return mlp_batch(0)
 
 
 def _readout(profile: Mapping[str, float], seconds: float | None = None) -> str:
