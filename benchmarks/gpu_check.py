@@ -19,6 +19,7 @@ time and last lines. Exits 1 when any part fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -59,22 +60,25 @@ def write_tiny_lesson(out: Path, name: str) -> Path:
 
 
 def run_part(out: Path, name: str, budget: int, commands: list[list[str]], env: dict) -> str:
-    """Run a part's commands side by side, each stopped at the budget; its summary lines."""
-    start = time.perf_counter()
-    log = out / f"{name.replace(' ', '_')}.txt"
-    with open(log, "w") as f:
-        running = [subprocess.Popen(c, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-                   for c in commands]
-        codes = []
+    """Run a part's commands side by side (each into a log of its own), all stopped at the
+    budget; the part's summary lines."""
+    start, stem = time.perf_counter(), name.replace(" ", "_")
+    logs = [out / (f"{stem}.txt" if len(commands) == 1 else f"{stem}-{i + 1}.txt")
+            for i in range(len(commands))]
+    codes: list = []
+    with contextlib.ExitStack() as files:
+        running = [subprocess.Popen(c, stdout=files.enter_context(open(log, "w")), cwd=ROOT,
+                                    stderr=subprocess.STDOUT, env=env)
+                   for c, log in zip(commands, logs, strict=True)]
         for process in running:
             try:
-                codes.append(process.wait(timeout=max(1.0, start + budget - time.perf_counter())))
+                codes.append(process.wait(max(1.0, start + budget - time.perf_counter())))
             except subprocess.TimeoutExpired:
                 process.kill()
                 codes.append(f"stopped at its budget of {budget} s")
-    seconds = time.perf_counter() - start
-    ok = all(code == 0 for code in codes)
-    tail = [line for line in log.read_text().splitlines() if line.strip()][-8:]
+    seconds, ok = time.perf_counter() - start, all(code == 0 for code in codes)
+    tail = [line for log in logs for line in
+            [t for t in log.read_text().splitlines() if t.strip()][-8 // len(logs) - 1:]]
     return "\n".join([f"{name}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s (budget {budget} s"
                       f"{'' if ok else f'; exit {codes}'})", *(f"    {t[:200]}" for t in tail)])
 
