@@ -78,7 +78,7 @@ def test_the_app_leaves_the_users_random_state_alone():
     explorer = Explorer()
     explorer.depth.value = 20
     explorer.warm_thread.join(60)
-    lab = TrainingLab(redraw_seconds=0.0)
+    lab = TrainingLab(redraw_seconds=0.0, dataset="synthetic")
     lab.depth.value, lab.steps.value = 8, 5
     lab.start()
     lab.thread.join(120)
@@ -120,7 +120,7 @@ def test_warm_up_builds_exactly_the_models_the_explorer_asks_for(explorer):
 
 
 def test_training_lab_trains_draws_and_stops():
-    lab = TrainingLab(redraw_seconds=0.0)
+    lab = TrainingLab(redraw_seconds=0.0, dataset="synthetic")
     lab.depth.value, lab.steps.value = 8, 40
     lab.start()
     lab.thread.join(120)
@@ -247,7 +247,7 @@ def test_training_lab_starts_on_fashion_mnist_where_it_is_here_else_says_why_not
 
 
 def test_lesion_view_after_training():
-    lab = TrainingLab(redraw_seconds=0.0)
+    lab = TrainingLab(redraw_seconds=0.0, dataset="synthetic")
     lab.depth.value, lab.steps.value = 20, 100
     lab.start()
     lab.thread.join(300)
