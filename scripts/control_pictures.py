@@ -5,8 +5,9 @@ about.
 scripts/execute_notebooks.py runs `show(<name>)` after a cell tagged "snapshot:<name>", and
 `show(<name>, <state>)` after a cell tagged "answer:<name>:<state>", in the lesson's own
 kernel. `ANSWERS[state]` drives the control there as a student would: it sets its widgets'
-values and clicks its buttons, then hands back what it did, in words, and the control's own
-`snapshot()`. Nothing is drawn beside the control: the picture is what it shows.
+values and clicks its buttons (or calls what a button's click calls), then hands back what it
+did, in words, and the control's own `snapshot()`. Nothing is drawn beside the control: the
+picture is what it shows.
 """
 
 from __future__ import annotations
