@@ -147,7 +147,8 @@ class TrainingLab:
         """What the lab shows, for a page without a kernel: after training, the status line,
         the curves and the lesion view; before, the settings and the nets Train will build."""
         if self.histories:
-            return [html_text(self.status.value), plot_curves(self.histories),
+            return [html_text(self.status.value.replace("<br>", "\n")),   # a line per net
+                    plot_curves(self.histories),
                     *self.lesion.snapshot()]
         settings = (f"dataset {self.dataset.value}, depth {self.depth.value}, "
                     f"{self.steps.value} steps, learning rate {self.lr.value:g}")
