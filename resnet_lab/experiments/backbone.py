@@ -19,7 +19,7 @@ from ..lesson import TINY, Settings, Verdict
 from ..models import ResNet, cifar_resnet
 
 SEEN = 5            # the backbone trains on the first five classes; the probe gets the rest
-TRANSFER = 0.75     # the claim: the trained features leave at most 3/4 of the random ones' error
+TRANSFER = 0.85     # the claim: the trained features leave at most 0.85 x the random ones' error
 
 
 def split_classes(images: data.Dataset, seen: int = SEEN) -> tuple[data.Dataset, data.Dataset]:
