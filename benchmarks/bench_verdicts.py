@@ -60,7 +60,10 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                 (name, "1", ex.residual_stays_healthy(table)),
                 (name, "2", ex.skips_reduce_degradation(runs)),
                 (name, "2", ex.responses_are_smaller(ex.layer_response_stds(nets, images))),
-                (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1]))]
+                (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1])),
+                (name, "4", ex.cardinality_holds_its_own(
+                    ex.cardinality_runs(s, images, seeds=range(3 * seed, 3 * seed + 3)))),
+                (name, "4", ex.features_transfer(ex.backbone_probes(s, images, seed)))]
         if name in s.datasets:                          # lesson 5 uses the lesson's data
             pair56 = {n: nets[n] for n in ("plain-56", "ResNet-56")}
             chance = 1 - 1 / len(images.classes)

@@ -47,6 +47,8 @@ class ResNetOptions:
     """What every ResNet config holds besides its size (keyword-only fields).
 
     `seed` (when given) fixes the initial weights without touching the global random state.
+    `groups` and `width_per_group` (ResNeXt's cardinality C and width d of the bottlenecks'
+    3x3 convs) replace the architecture's own (None: keep them).
     """
 
     num_classes: int = 1000
@@ -58,10 +60,14 @@ class ResNetOptions:
     preact: bool = False
     zero_init_residual: bool = False
     seed: int | None = None
+    groups: int | None = None
+    width_per_group: int | None = None
 
     def __post_init__(self) -> None:
         for arg in ("num_classes", "in_channels"):
             check_count(arg, getattr(self, arg))
+        check_count("groups", self.groups, allow_none=True)
+        check_count("width_per_group", self.width_per_group, allow_none=True)
         check_choice("shortcut", self.shortcut, SHORTCUTS)
         check_choice("init", self.init, INITS)
         check_skip(self.skip)
@@ -82,6 +88,9 @@ class CifarConfig(ResNetOptions):
     def __post_init__(self) -> None:
         blocks_per_stage(self.depth, self.block)
         check_count("width", self.width)
+        if self.block == "basic" and (self.groups, self.width_per_group) != (None, None):
+            raise ValueError("groups and width_per_group need block='bottleneck' (a BasicBlock "
+                             f"has no grouped 3x3), got block={self.block!r}")
         super().__post_init__()
 
     def architecture(self) -> Architecture:
@@ -89,7 +98,8 @@ class CifarConfig(ResNetOptions):
         2*`width` and 4*`width` channels, the one-conv CIFAR stem."""
         n = blocks_per_stage(self.depth, self.block)
         w = self.width
-        return Architecture(BLOCKS[self.block], (n, n, n), (w, 2 * w, 4 * w), "cifar")
+        return Architecture(BLOCKS[self.block], (n, n, n), (w, 2 * w, 4 * w), "cifar",
+                            self.groups or 1, self.width_per_group or 64)
 
 
 @dataclass(frozen=True)
@@ -99,13 +109,9 @@ class ImageNetConfig(ResNetOptions):
     named model's, e.g. Xie et al.'s (C, d) variants of ResNet-50 at the same budget."""
 
     name: str = "resnet50"
-    groups: int | None = field(default=None, kw_only=True)
-    width_per_group: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         check_choice("name", self.name, tuple(IMAGENET))
-        check_count("groups", self.groups, allow_none=True)
-        check_count("width_per_group", self.width_per_group, allow_none=True)
         super().__post_init__()
 
     def architecture(self) -> Architecture:

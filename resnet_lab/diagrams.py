@@ -236,40 +236,87 @@ def _input_and_shortcut(ax: plt.Axes, channels: int, last: float | None) -> None
             fontsize=8, va="center")
 
 
+PATH_X = (0, 1.3, 3.3)               # where paths 1, 2 and C stand in forms (a) and (b)
+
+
+def _path_name(k: int, c: int) -> str:
+    return f"path {c}" if k == len(PATH_X) - 1 else f"path {k + 1}"
+
+
+def _form_a(ax: plt.Axes, transform: AggregatedTransform) -> None:
+    """Form (a): the input fans out to C identical paths 1x1 -> 3x3 -> 1x1, their outputs
+    summed with the shortcut."""
+    c, d, channels = transform.cardinality, transform.width, transform.reduce.in_channels
+    for k, x in enumerate(PATH_X):
+        _column(ax, x, [_path_name(k, c), f"1×1 {channels}→{d}", f"3×3 {d}→{d}",
+                        f"1×1 {d}→{channels}"], top=3.6)
+        _arrow(ax, (1.65, FORM_TOP - 0.25), (x, 3.85))               # x fans out to every path
+        _arrow(ax, (x, 0.35), (1.65, FORM_ADD + 0.3))                # all into the sum
+    ax.text(2.3, 2.1, "…", fontsize=16, ha="center")
+    _input_and_shortcut(ax, channels, None)
+
+
+def _frame(ax: plt.Axes, title: str) -> None:
+    ax.set(xlim=(-0.8, 4.6), ylim=(FORM_ADD - 0.9, FORM_TOP + 0.4), title=title)
+    ax.axis("off")
+
+
 def draw_resnext_forms(transform: AggregatedTransform) -> plt.Figure:
     """(a) C paths summed, (b) C paths concatenated before one 1x1, (c) one grouped conv,
     each with the shared input fanning out, the join, and the shortcut to the final "+"; the
     channel numbers come from `transform`'s own convolutions."""
     c, d = transform.cardinality, transform.width
     channels, inner = transform.reduce.in_channels, transform.reduce.out_channels
-    path = [f"1×1 {channels}→{d}", f"3×3 {d}→{d}"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.8))
-    for k, x in enumerate((0, 1.3, 3.3)):                  # paths 1, 2 and C of (a) and (b)
-        name = f"path {c}" if k == 2 else f"path {k + 1}"
-        _column(axes[0], x, [name, *path, f"1×1 {d}→{channels}"], top=3.6)
-        _column(axes[1], x, [name, *path], top=3.6)
-        for ax in axes[:2]:
-            _arrow(ax, (1.65, FORM_TOP - 0.25), (x, 3.85))           # x fans out to every path
-        _arrow(axes[0], (x, 0.35), (1.65, FORM_ADD + 0.3))           # (a): all into the sum
+    _form_a(axes[0], transform)
+    for k, x in enumerate(PATH_X):
+        _column(axes[1], x, [_path_name(k, c), f"1×1 {channels}→{d}", f"3×3 {d}→{d}"], top=3.6)
+        _arrow(axes[1], (1.65, FORM_TOP - 0.25), (x, 3.85))
         _arrow(axes[1], (x, 1.35), (1.65, 0.85))                     # (b): into the concat
-    for ax in axes[:2]:
-        ax.text(2.3, 2.1, "…", fontsize=16, ha="center")
+    axes[1].text(2.3, 2.1, "…", fontsize=16, ha="center")
     _column(axes[1], 1.65, [f"concatenate → {inner}", f"1×1 {inner}→{channels}"], top=0.6,
             face="#fff2cc")
     _column(axes[2], 1.65, [f"1×1 {channels}→{inner}",
                             f"3×3 {inner}→{inner}, groups = {c}", f"1×1 {inner}→{channels}"],
             top=3.6)
     _arrow(axes[2], (1.65, FORM_TOP - 0.25), (1.65, 3.85))
-    for ax, last in zip(axes, (None, -0.4, 1.6), strict=True):
+    for ax, last in zip(axes[1:], (-0.4, 1.6), strict=True):
         _input_and_shortcut(ax, channels, last)
     titles = (f"(a) {c} paths, their outputs summed", "(b) paths to the 3×3, concatenated, "
               "one 1×1", f"(c) one grouped convolution ({c} groups)")
     for ax, title in zip(axes, titles, strict=True):
-        ax.set(xlim=(-0.8, 4.6), ylim=(FORM_ADD - 0.9, FORM_TOP + 0.4), title=title)
-        ax.axis("off")
+        _frame(ax, title)
     fig.suptitle(f"ResNeXt's aggregated transform, C = {c}, d = {d}: three forms, one "
                  "function (Xie et al. 2017, Fig. 3)", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+INCEPTION_3A = (  # GoogLeNet's inception (3a) on 192 channels (Szegedy et al. 2015, Table 1)
+    ("1×1 192→64",), ("1×1 192→96", "3×3 96→128"), ("1×1 192→16", "5×5 16→32"),
+    ("3×3 max pool", "1×1 192→32"))
+
+
+def draw_inception_vs_resnext(transform: AggregatedTransform) -> plt.Figure:
+    """An Inception module (four different branches, concatenated, no shortcut) beside
+    ResNeXt's form (a) of `transform` (C identical paths, summed, plus the identity), with a
+    caption on what identical paths buy: one grouped convolution."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.4))
+    left.text(1.65, FORM_TOP, "x  (192 channels)", ha="center", va="center", fontsize=8.5,
+              fontweight="bold")
+    for x, branch in zip((0, 1.1, 2.2, 3.3), INCEPTION_3A, strict=True):
+        _column(left, x, branch, top=3.6, face="#fde0c5")
+        _arrow(left, (1.65, FORM_TOP - 0.25), (x, 3.85))
+        _arrow(left, (x, 3.6 - len(branch) + 0.75), (1.65, FORM_ADD + 0.3))
+    _column(left, 1.65, ["filter concatenation → 256"], top=FORM_ADD, face="#fff2cc")
+    _frame(left, "Inception (Szegedy et al. 2015): 4 different branches")
+    _form_a(right, transform)
+    _frame(right, f"ResNeXt, form (a): {transform.cardinality} identical paths, summed")
+    fig.text(0.5, 0.02, "Inception's branches differ in kernel and width, each designed by "
+             "hand, so each needs its own convolutions. ResNeXt's paths all have one shape, so "
+             "all of them\nfuse into one grouped convolution (form (c)): one layer to "
+             "write, one kernel to run, and only C and d to choose.", ha="center", fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

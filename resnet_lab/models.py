@@ -151,7 +151,8 @@ def cifar_resnet(depth: int | CifarConfig = 20, **options) -> ResNet:
     any input size of at least 4x4 (the lessons use 16x16 for speed).
 
     Takes a `CifarConfig`, or its fields as arguments: `cifar_resnet(56, width=4)`.
-    `block="bottleneck"` gives the 9n+2 bottleneck variant (He et al. 2016) for comparisons.
+    `block="bottleneck"` gives the 9n+2 bottleneck variant (He et al. 2016) for comparisons;
+    adding `groups` and `width_per_group` makes its 3x3 convs ResNeXt's (C paths of d channels).
     """
     return seeded_resnet(make_config(CifarConfig, (depth,), options))
 

@@ -140,3 +140,14 @@ def test_a_network_coloured_by_gradient_norm_gets_its_colour_bar():
     coloured = diagrams.draw_network(net, (1, 3, 32, 32), block_colours=colours)
     bar = coloured.axes[1]
     assert "log10 gradient norm" in bar.get_ylabel() and bar.get_ylim() == strip.LOG_RANGE
+
+
+def test_inception_is_drawn_beside_resnexts_form_a():
+    fig = diagrams.draw_inception_vs_resnext(AggregatedTransform(256, 32, 4))
+    found = texts(fig)
+    assert {"5×5 16→32", "3×3 max pool", "filter concatenation → 256"} <= set(found)
+    assert "path 32" in found and "1×1 4→256" in found and "⊕" in found
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Inception (Szegedy et al. 2015): 4 different branches",
+        "ResNeXt, form (a): 32 identical paths, summed"]
+    assert "one grouped convolution" in fig.texts[0].get_text()

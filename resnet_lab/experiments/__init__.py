@@ -1,5 +1,6 @@
 """The lessons' key experiments, one function per claim, and the verdict of each: one module per
-lesson (vanishing, residual, architectures, resnext, beyond), all of it importable from here.
+lesson (vanishing, residual, architectures, resnext, beyond) and one for the notes' closing
+point (backbone), all of it importable from here.
 
 An experiment function runs what a lesson shows (seeded: `seed` fixes the weights and the
 batches) and returns what the lesson plots; the claim function beside it turns that into a
@@ -14,6 +15,16 @@ from .architectures import (
     block_types_match,
     bottleneck_saves,
     resnet50_matches,
+)
+from .backbone import (
+    SEEN,
+    TRANSFER,
+    backbone_probes,
+    features_transfer,
+    linear_probe,
+    pooled_features,
+    probe_errors,
+    split_classes,
 )
 from .beyond import (
     HIGH_LR,
@@ -37,10 +48,15 @@ from .residual import (
     skips_carry_the_gradient,
 )
 from .resnext import (
+    LAB_PAIR,
     XIE_TABLE_3,
     budget_variants,
+    cardinality_holds_its_own,
+    cardinality_runs,
     forms_agree,
     grouped_is_faster,
+    lab_budget,
+    lab_pair,
     median_ms,
     same_budget,
     three_forms,
@@ -63,13 +79,16 @@ from .vanishing import (
 )
 
 __all__ = [
+    "SEEN", "TRANSFER", "backbone_probes", "features_transfer", "linear_probe",
+    "pooled_features", "probe_errors", "split_classes",
     "SIMILAR", "block_type_runs", "block_types_match", "bottleneck_saves", "resnet50_matches",
     "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
     "ensemble_survives_deletion", "landscape_slices", "preact_runs", "preact_trains_better",
     "wider_basin", "IDENTITY_STACKS", "block_gradients", "fit_identity", "identity_fits",
     "identity_is_easier", "layer_response_stds", "responses_are_smaller",
-    "skips_carry_the_gradient", "XIE_TABLE_3", "budget_variants", "forms_agree",
-    "grouped_is_faster", "median_ms", "same_budget", "three_forms", "time_forms",
+    "skips_carry_the_gradient", "LAB_PAIR", "XIE_TABLE_3", "budget_variants",
+    "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
+    "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",
     "early_layers_freeze", "mlp_profiles", "plain_explodes_with_bn",
     "plain_vanishes_without_bn", "regime_table", "residual_stays_healthy", "sigmoid_vanishes",

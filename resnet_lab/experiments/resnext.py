@@ -1,18 +1,21 @@
-"""Lesson 4, ResNeXt: the three equivalent forms, the grouped convolution's speed, and more
-paths at the same parameter budget."""
+"""Lesson 4, ResNeXt: the three equivalent forms, the grouped convolution's speed, more
+paths at the same parameter budget, and a small ResNeXt against a ResNet of its budget,
+trained over several seeds."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from .. import data, train
 from ..cardinality import AggregatedTransform
 from ..configs import ImageNetConfig
 from ..cost import complexity
-from ..lesson import TINY, Verdict
-from ..models import ResNet, build_seeded, initialize
+from ..lesson import TINY, Settings, Verdict
+from ..models import ResNet, build_seeded, cifar_resnet, initialize
 
 
 def three_forms(seed: int = 0) -> tuple[AggregatedTransform, torch.Tensor,
@@ -76,5 +79,55 @@ def same_budget(sizes: dict[tuple[int, int], tuple[int, int]]) -> Verdict:
     params = [p for p, _ in sizes.values()]
     spread = max(params) / min(params) - 1
     return Verdict("more paths at the same parameter budget", 0.05 / spread,
-                   f"all five variants within {100 * spread:.1f}% of each other's parameters "
-                   "(claim: 5%)")
+                   f"all {len(sizes)} variants within {100 * spread:.1f}% of each other's "
+                   "parameters (claim: 5%)")
+
+
+# Two of Xie et al.'s Table 2 templates (C, d), every channel count shrunk by 64 / LAB_WIDTH:
+# (1, 64) is a dense 3x3 of 8 channels in stage 1, (4, 24) four groups of 3; the budget stays
+# the same, as in Table 2 (C = 32 would leave a path less than one channel).
+LAB_PAIR = {"ResNet (C = 1)": (1, 64), "ResNeXt (C = 4, d = 24)": (4, 24)}
+LAB_WIDTH, LAB_DEPTH = 8, 11    # a bottleneck net of one block per stage, stages of 8/16/32
+
+
+def lab_pair(in_channels: int, num_classes: int, seed: int = 0) -> dict[str, ResNet]:
+    """A small bottleneck ResNet and its ResNeXt twin (`LAB_PAIR`), from one weights seed."""
+    return {name: cifar_resnet(LAB_DEPTH, block="bottleneck", width=LAB_WIDTH, groups=c,
+                               width_per_group=d, in_channels=in_channels,
+                               num_classes=num_classes, seed=seed)
+            for name, (c, d) in LAB_PAIR.items()}
+
+
+def lab_budget(nets: dict[str, ResNet], shape: tuple[int, ...]) -> dict[tuple[int, int],
+                                                                        tuple[int, int]]:
+    """(C, d) -> (parameters, MACs) of the lab pair, the form `same_budget` reads."""
+    return {LAB_PAIR[name]: complexity(net, shape) for name, net in nets.items()}
+
+
+def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (0, 1, 2)
+                     ) -> dict[str, list[float]]:
+    """The lab pair trained side by side, the same steps (half the lesson's) on the same
+    batches, once per seed: {name: test error of each seed's run}."""
+    errors: dict[str, list[float]] = {name: [] for name in LAB_PAIR}
+    for seed in seeds:
+        nets = lab_pair(images.shape[0], len(images.classes), seed)
+        runs = train.compare(nets, images, steps=s.steps // 2, batch_size=s.batch_size,
+                             recipe="quick", seed=seed, grad_every=0)
+        for name, h in runs.items():
+            errors[name].append(h.test_error[-1])
+    return errors
+
+
+def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
+    """Claimed only as wide as lab sizes carry: ResNeXt is no worse than ResNet beyond twice
+    the seeds' spread (the larger standard deviation over seeds of the two)."""
+    (_, res), (_, nxt) = errors.items()
+    spread = max(np.std(res), np.std(nxt))
+    worse_by = np.mean(nxt) - np.mean(res)
+    return Verdict("at an equal budget ResNeXt does at least as well as ResNet, within the "
+                   "seeds' spread", 2 * spread / max(worse_by, TINY),
+                   "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
+                             f"over {len(v)} seeds" for n, v in errors.items())
+                   + f"; ResNeXt - ResNet: {100 * worse_by:+.1f} points, "
+                   f"{worse_by / max(spread, TINY):+.1f} spreads (claim: ResNeXt's mean at "
+                   "most 2 spreads above ResNet's)")

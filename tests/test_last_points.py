@@ -1,0 +1,89 @@
+"""The notes' last points as code paths: the backbone probe, ResNeXt against ResNet over seeds,
+and their bar chart (the statistics themselves are bench_verdicts' to measure)."""
+
+import math
+
+import matplotlib
+import pytest
+import torch
+
+import resnet_lab as rl
+from resnet_lab import bars, data, lesson
+from resnet_lab.experiments import backbone, resnext
+
+matplotlib.use("Agg")
+
+TINY = lesson.Settings("quick", size=8, width=2, steps=4, batch_size=16,
+                       datasets=("synthetic",), n_train=80)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return data.synthetic(80, 40, size=8, channels=1)
+
+
+def test_split_classes_keeps_each_half_and_renumbers_it(images):
+    seen, unseen = backbone.split_classes(images, 5)
+    assert seen.classes == images.classes[:5] and unseen.classes == images.classes[5:]
+    assert len(seen.x_train) + len(unseen.x_train) == len(images.x_train)
+    assert set(unseen.y_test.tolist()) <= set(range(5)) and unseen.y_train.min() == 0
+    assert torch.equal(unseen.x_train, images.x_train[images.y_train >= 5])
+    with pytest.raises(ValueError, match="seen=10"):
+        backbone.split_classes(images, 10)
+
+
+def test_the_probe_reads_what_features_carry_and_only_that():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (600,), generator=g)
+    x = torch.randn(600, 4, generator=g)
+    informative = x + 6 * torch.nn.functional.one_hot(y, 4).float()
+    assert backbone.linear_probe(informative[:400], y[:400], informative[400:], y[400:]) < 0.05
+    assert backbone.linear_probe(x[:400], y[:400], x[400:], y[400:]) > 0.4   # chance: 2/3
+
+
+def test_the_pooled_features_are_the_fc_layers_input(images):
+    net = rl.cifar_resnet(8, width=2, in_channels=1, seed=0)
+    features = backbone.pooled_features(net, images.x_test[:5])
+    net.eval()
+    assert torch.allclose(net.fc(features), net(images.x_test[:5]), atol=1e-5)
+    assert features.shape == (5, 8)
+
+
+def test_backbone_probes_freeze_three_nets_and_give_a_verdict(images):
+    errors = backbone.backbone_probes(TINY, images, depth=8)
+    assert list(errors) == ["ResNet-8, random weights", "ResNet-8, trained", "plain-8, trained"]
+    assert all(0 <= e <= 1 for e in errors.values())
+    v = backbone.features_transfer({"ResNet-8, random weights": 0.4, "ResNet-8, trained": 0.1,
+                                    "plain-8, trained": 0.2})
+    assert math.isclose(v.margin, backbone.TRANSFER * 0.4 / 0.1) and v.shown
+
+
+def test_a_cifar_net_takes_resnexts_groups_only_with_bottlenecks():
+    net = rl.cifar_resnet(11, block="bottleneck", width=8, groups=4, width_per_group=24)
+    assert net.layer1[0].conv2.groups == 4 and net.layer1[0].conv2.in_channels == 12
+    assert rl.build(net.config).layer3[0].conv2.groups == 4
+    with pytest.raises(ValueError, match="groups and width_per_group need block='bottleneck'"):
+        rl.cifar_resnet(20, groups=4)
+    with pytest.raises(ValueError, match="groups=0"):
+        rl.cifar_resnet(11, block="bottleneck", groups=0)
+
+
+def test_cardinality_runs_train_the_pair_once_per_seed(images):
+    errors = resnext.cardinality_runs(TINY, images, seeds=(0, 1))
+    assert list(errors) == list(resnext.LAB_PAIR) and all(len(v) == 2 for v in errors.values())
+    budget = resnext.lab_budget(resnext.lab_pair(1, 10), (1, 1, 8, 8))
+    assert set(budget) == set(resnext.LAB_PAIR.values())
+    worse = resnext.cardinality_holds_its_own({"a": [0.2, 0.22], "b": [0.30, 0.32]})
+    better = resnext.cardinality_holds_its_own({"a": [0.30, 0.32], "b": [0.2, 0.22]})
+    assert math.isclose(worse.margin, 2 * 0.01 / 0.1) and not worse.shown and better.shown
+
+
+def test_a_bar_chart_draws_one_bar_per_name_and_the_seeds_spread():
+    fig = bars.bar_chart({"one run": 0.3, "three seeds": [0.2, 0.25, 0.3]}, title="t")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 and [t.get_text() for t in ax.get_xticklabels()] == [
+        "one run", "three seeds"]
+    assert math.isclose(ax.patches[1].get_height(), 25.0)
+    assert {t.get_text() for t in ax.texts} == {"30.0", "25.0"}
+    with pytest.raises(ValueError, match="values"):
+        bars.bar_chart({})
