@@ -1,4 +1,4 @@
-"""The code of README.md and docs/*.md runs as written and prints what the page says it prints.
+"""The code of README.md, ARCHITECTURE.md and docs/*.md runs as written and prints what it says.
 
 Every fenced block is either run here or marked, on the line right before it, with
 `<!-- not run: why -->` (a server, a long run, conda, a notebook cell, printed output). A page's
@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [README, ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\S*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
                    re.M | re.S)
 NOT_RUN = re.compile(r"^\s*<!-- not run: \S[^>]* -->\s*$")
