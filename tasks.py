@@ -3,9 +3,11 @@
     python3 tasks.py lab     install into .venv (first time) and open the lessons in JupyterLab
     python3 tasks.py test    install into .venv (first time) and run the whole test suite
 
-and one more for the widget app alone:
+and two more, for the widget app alone and for a GPU machine:
 
-    python3 tasks.py app     serve the widget app with Voila
+    python3 tasks.py app             serve the widget app with Voila
+    python3 tasks.py gpu-check OUT   the one-shot GPU check (benchmarks/gpu_check.py; add
+                                     --dry-run to try it on any machine)
 
 Torch is installed first as $RESNET_LAB_TORCH (default "torch==2.13.0"), and only when the venv
 has none: on a GPU machine set RESNET_LAB_TORCH=torch to get your platform's normal build.
@@ -77,6 +79,7 @@ def main(argv: list[str]) -> int:
              "--preheat_kernel=True",
              "--VoilaConfiguration.default_pool_size=1"], extra)],
         "test": [PY, "-m", "pytest", *extra],
+        "gpu-check": [PY, ROOT / "benchmarks" / "gpu_check.py", *extra],
     }
     if not argv or argv[0] not in commands:
         print(f"usage: python3 tasks.py {{{','.join(commands)}}} [extra arguments]",

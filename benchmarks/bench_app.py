@@ -98,7 +98,7 @@ def block_clicks(repeats: int) -> tuple[list[float], list[float]]:
 
 
 def steps_per_second(live: bool, steps: int) -> float:
-    lab = TrainingLab()
+    lab = TrainingLab(dataset="synthetic")          # the same data on every machine
     lab.depth.value, lab.steps.value, lab.live.value = 56, steps, live
     lab.start()
     lab.thread.join()

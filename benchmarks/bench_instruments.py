@@ -9,29 +9,24 @@
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import Stopwatch  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
 from resnet_lab.hooks import GradientNorms, gradient_profile
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def train_step(model, opt, x, y, device) -> float:
-    sync(device)
-    t = time.perf_counter()
+    """The seconds of one step (each step is a timed region of its own)."""
+    watch = Stopwatch(device)
+    watch.start()
     opt.zero_grad(set_to_none=True)
     F.cross_entropy(model(x), y).backward()
     opt.step()
-    sync(device)
-    return time.perf_counter() - t
+    return watch.stop()
 
 
 def overhead(device: str, steps: int, depth: int = 56, batch: int = 128) -> None:
@@ -60,10 +55,11 @@ def latency(device: str, depth: int, size: int, batch: int = 8, repeats: int = 2
     y = torch.randint(0, 10, (batch,), device=device)
     gradient_profile(model, x, y)
     times = []
+    watch = Stopwatch(device)
     for _ in range(repeats):
-        t = time.perf_counter()
-        gradient_profile(model, x, y)                     # ends in .cpu(): synchronised
-        times.append(time.perf_counter() - t)
+        watch.start()
+        gradient_profile(model, x, y)
+        times.append(watch.stop())
     ms = np.array(times) * 1e3
     print(f"gradient_profile depth {depth:3d}, batch {batch}, {size}x{size}, {device}: "
           f"median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms")

@@ -11,18 +11,13 @@ minimal loop does not evaluate at all).
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import StepClock, Stopwatch  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
-from resnet_lab import callbacks, data, train
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from resnet_lab import data, train
 
 
 def minimal_loop(model, images, steps, batch_size, device) -> float:
@@ -30,10 +25,10 @@ def minimal_loop(model, images, steps, batch_size, device) -> float:
     x_all, y_all = images.x_train.to(device), images.y_train.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     g = torch.Generator(device).manual_seed(0)
+    watch = Stopwatch(device)
     for step in range(steps + 1):
         if step == 1:
-            sync(device)
-            start = time.perf_counter()
+            watch.start()
         index = torch.randint(0, len(x_all), (batch_size,), generator=g, device=device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = model(x_all[index])
@@ -41,25 +36,14 @@ def minimal_loop(model, images, steps, batch_size, device) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss.item()                                  # the engine reads the loss every step too
-    sync(device)
-    return steps * batch_size / (time.perf_counter() - start)
-
-
-class StepClock(callbacks.Callback):
-    def on_step(self, run):
-        if run.step == 1:
-            sync(run.device)
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
-        self.steps = run.step - 1
+    return steps * batch_size / watch.stop()
 
 
 def engine(model, images, steps, batch_size, device) -> float:
-    clock = StepClock()
+    clock = StepClock(1, steps + 1)
     train.fit(model, images, steps=steps + 1, batch_size=batch_size, recipe="constant",
               device=device, eval_every=steps + 1, eval_samples=batch_size, callbacks=[clock])
-    return clock.steps * batch_size / (clock.end - clock.start)
+    return clock.images_per_second(batch_size)
 
 
 def main() -> None:

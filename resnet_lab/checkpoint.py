@@ -82,7 +82,7 @@ def restore(run: Run, state: dict, source: Path) -> None:
                          f"{sorted(state.get('models', {}))}, the run trains {sorted(run.models)})")
     for name, model in run.models.items():
         model.load_state_dict(state["models"][name])
-        run.steps[name].optimizer.load_state_dict(state["optimizers"][name])
+        run.steps[name].load_optimizer_state(state["optimizers"][name])   # the step owns lr
         run.histories[name] = History.from_dict(state["histories"][name])
     run.step, run.last_eval = state["step"], state["last_eval"]
     run.active, run.warming_up = list(state["active"]), set(state["warming_up"])

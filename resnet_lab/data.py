@@ -228,6 +228,16 @@ def _fashion_folder(root: Path | None, download_ok: bool) -> Path:
     return folder
 
 
+def fashion_mnist_here() -> bool:
+    """Whether Fashion-MNIST can be read without a download: in the cache folder or where
+    Debian's dataset-fashion-mnist puts it."""
+    try:
+        _fashion_folder(None, download_ok=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def fashion_mnist(root: str | Path | None = None, *, size: int | None = 28,
                   n_train: int | None = None, n_test: int | None = None,
                   download: bool = True) -> Dataset:

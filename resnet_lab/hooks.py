@@ -13,6 +13,7 @@ layer's weights (one batched `torch._foreach_norm` and one device sync per recor
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -97,18 +98,47 @@ class Ring:
         return min(self.count, len(self.data))
 
 
+ATTACHED: weakref.WeakKeyDictionary[nn.Module, list] = weakref.WeakKeyDictionary()
+
+
+def instruments_on(model: nn.Module) -> str:
+    """"" when no instrument watches `model`, else which do (a captured graph runs no hook)."""
+    names = [type(i).__name__ for i in ATTACHED.get(model, ())]
+    return f"instruments attached ({', '.join(names)})" if names else ""
+
+
+def capture_problem(model: nn.Module) -> str:
+    """"" when a training step of `model` can be captured as a graph, else why not: an
+    instrument or any forward/backward hook (a replay would not run it)."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    hooked = [name or "the model" for name, m in model.named_modules()
+              if any(getattr(m, kind, None) for kind in kinds)]
+    if any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in kinds):
+        hooked.insert(0, "every module (global hooks)")
+    return instruments_on(model) or (
+        f"hooks attached (on {', '.join(hooked[:3])}{', ...' if len(hooked) > 3 else ''})"
+        if hooked else "")
+
+
 class Instrument:
-    """Hook bookkeeping shared by the instruments: a context manager that removes itself."""
+    """Hook bookkeeping shared by the instruments: a context manager that removes itself.
+    While attached it is listed in ATTACHED (the training engine asks `instruments_on`)."""
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.handles: list = []
+        ATTACHED.setdefault(model, []).append(self)
 
     def remove(self) -> None:
         """Remove every hook this instrument added (safe to call twice)."""
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
+        attached = ATTACHED.get(self.model, [])
+        if self in attached:
+            attached.remove(self)
+        if not attached:
+            ATTACHED.pop(self.model, None)
 
     def __enter__(self):
         return self

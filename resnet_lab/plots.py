@@ -254,7 +254,7 @@ def lab_figure(names: Sequence[str]) -> go.Figure:
             fig.add_scatter(name=name, x=[], y=[], mode=mode, line=line, row=1, col=col,
                             legendgroup=name, showlegend=col == 1)
     for i, _ in enumerate(names):
-        fig.add_heatmap(z=[[0]], row=2, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
+        fig.add_heatmap(z=[[None]], row=2, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
                         showscale=i == len(names) - 1,
                         colorbar=dict(title="log10 ‖g‖", len=0.42, y=0.2))
     fig.update_yaxes(type="log", row=1, col=1)

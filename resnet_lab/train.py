@@ -26,15 +26,17 @@ import torch
 from torch import nn
 
 from .callbacks import Callback
+from .captured import CapturedStep, graph_backend
 from .checks import check_choice, check_count, check_positive
 from .configs import ResNetOptions
 from .data import Batches, Dataset
 from .devices import pick_device
 from .evaluation import bn_images, describe_bn, evaluate, has_batchnorm
 from .history import History, setup_of
+from .hooks import capture_problem
 from .models import config_of
 from .recipes import Recipe, get_recipe, warms_up
-from .step import GRAPH_MODES, CapturedStep, Step, fused_sgd_problem, layout
+from .step import GRAPH_MODES, Step, fused_sgd_problem, layout
 
 FLUSH_STEPS, FLUSH_SECONDS = 50, 0.25   # rows wait on the device at most this many steps / s
 
@@ -109,6 +111,9 @@ class Run:
         histories, in order. A model whose loss diverged stops at its first bad row; its later
         rows are dropped."""
         names = [n for n, rows in self.pending.items() if rows]
+        for name in names:               # a graph's fault surfaces here: its rows are void
+            self.drop(name, self.steps[name].settle())
+        names = [n for n in names if self.pending[n]]
         self.last_flush = time.perf_counter()
         if not names:
             return
@@ -124,6 +129,11 @@ class Run:
                 if not self.record(name, step, row):
                     break
             at += len(rows) * width
+
+    def drop(self, name: str, void: int) -> None:
+        """Forget the first `void` pending rows of a model (and their lr)."""
+        h, start = self.histories[name], len(self.histories[name].step)
+        del self.pending[name][:void], h.lr[start:start + void]
 
     def record(self, name: str, step: int, row: list[float]) -> bool:
         """Append one step's row to the model's history; False (and the model finished) when
@@ -188,19 +198,22 @@ def step_budget(steps: int | None, epochs: float | None, n_train: int, batch_siz
 
 def make_step(name: str, model: nn.Module, recipe: Recipe, device: torch.device,
               graphs: str, norms: bool) -> Step:
-    """The model's step: a captured CUDA graph on CUDA (unless graphs="off", or fused SGD is
-    missing there), else the eager step with SGD."""
-    if device.type == "cuda" and graphs != "off":
-        problem = fused_sgd_problem(device)
-        if not problem:
-            return CapturedStep(model, lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, graphs=graphs, name=name)
-        if graphs == "require":
-            raise RuntimeError(f"{name}: CUDA graph required, but {problem}")
-        print(f"{name}: CUDA graph off ({problem}); training eagerly")
+    """The model's step: a captured CUDA graph on CUDA (unless graphs="off", fused SGD is
+    missing there, or hooks or instruments are on the model: the engine says which), else
+    the eager step with SGD."""
+    backend = graph_backend(device) if graphs != "off" else None
+    problem = backend and (fused_sgd_problem(device) or capture_problem(model))
+    if backend and not problem:
+        return CapturedStep(model, lr=recipe.lr, momentum=recipe.momentum, norms=norms,
+                            weight_decay=recipe.weight_decay, graphs=graphs, backend=backend,
+                            name=name)
+    if problem and graphs == "require":
+        raise RuntimeError(f"{name}: CUDA graph required, but {problem}")
     sgd = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
-    return Step(model, sgd, name=name, norms=norms)
+    step = Step(model, sgd, name=name, norms=norms)
+    step.engine = f"eager (CUDA graph off: {problem})" if problem else "eager"
+    return step
 
 
 def start_run(models: dict[str, nn.Module], recipe: Recipe, device: torch.device,

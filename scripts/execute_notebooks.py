@@ -5,9 +5,14 @@ every figure can be seen on GitHub without running anything.
 
 Run it after changing a lesson (about 4 minutes for all five on 2 cores). It executes each
 notebook from its own folder, as JupyterLab does, with RESNET_LAB_MODE=quick, and then applies
-`strip_notebooks.strip` (text and PNG kept, widget state dropped). A live control's cell
-(tagged "snapshot:<name>") also keeps `<name>.snapshot()`: the control's readout and pictures
-as it starts, so a reader on GitHub sees it too.
+`strip_notebooks.strip` (text and PNG kept, widget state dropped). A live control's cell keeps
+its pictures too (scripts/control_pictures.py), so a reader on GitHub sees them:
+
+- tagged "snapshot:<name>": the control `<name>` as it starts, its readout and pictures;
+- tagged "answer:<name>:<state>" (one tag per state, in the question's order): the control
+  after `control_pictures.ANSWERS[state]` drove it into the state a predict-then-check
+  question asks about, headed "The answer, ...". A tag may sit on the control's own cell or
+  on a later code cell; the pictures go under the tagged cell.
 """
 
 from __future__ import annotations
@@ -21,37 +26,47 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS))
 import strip_notebooks  # noqa: E402
+from control_pictures import ANSWERS  # noqa: E402
 
-SNAPSHOT = "snapshot:"     # a control cell's tag "snapshot:explorer": picture `explorer` too
-SNAPSHOT_CODE = """import matplotlib.pyplot as _plt
-from IPython.display import display as _display
+SNAPSHOT, ANSWER = "snapshot:", "answer:"   # tags "snapshot:explorer", "answer:explorer:relu-he"
+HELPER_CODE = """import sys as _sys
+_sys.path.insert(0, {scripts!r})
+from control_pictures import show as _show
+_show({name}, {state!r})"""
 
-print("As it starts (run the notebook in JupyterLab to use it):")
-for _item in {name}.snapshot():
-    if isinstance(_item, str):
-        print(_item)
-    else:
-        _display(_item)
-        _plt.close(_item)"""
+
+def pictures_asked(tags: list[str]) -> list[tuple[str, str | None]]:
+    """A cell's tags -> the pictures they ask for, in order: (control, None) for its start,
+    (control, state) for each answer. An answer's state must be one of `ANSWERS`."""
+    asked: list[tuple[str, str | None]] = [(t[len(SNAPSHOT):], None) for t in tags
+                                           if t.startswith(SNAPSHOT)]
+    for tag in (t for t in tags if t.startswith(ANSWER)):
+        name, _, state = tag[len(ANSWER):].partition(":")
+        if not name or state not in ANSWERS:
+            raise ValueError(f"tag {tag!r}: want 'answer:<control>:<state>' with a state from "
+                             f"scripts/control_pictures.py: {', '.join(ANSWERS)}")
+        asked.append((name, state))
+    return asked
 
 
 def add_snapshots(notebook) -> None:
-    """After each cell tagged "snapshot:<name>", a helper cell that shows `<name>.snapshot()`
-    (the control's readout and pictures as it starts)."""
+    """After each cell tagged "snapshot:<name>" or "answer:<name>:<state>", one helper cell
+    per picture it asks for (`control_pictures.show`), in the order of its tags."""
     for i in reversed(range(len(notebook.cells))):
-        tags = notebook.cells[i].metadata.get("tags", [])
-        name = next((t[len(SNAPSHOT):] for t in tags if t.startswith(SNAPSHOT)), None)
-        if name:
-            helper = nbformat.v4.new_code_cell(SNAPSHOT_CODE.format(name=name))
+        asked = pictures_asked(notebook.cells[i].metadata.get("tags", []))
+        for name, state in reversed(asked):
+            helper = nbformat.v4.new_code_cell(
+                HELPER_CODE.format(scripts=str(SCRIPTS), name=name, state=state))
             helper.metadata["snapshot_helper"] = True
             notebook.cells.insert(i + 1, helper)
 
 
 def fold_snapshots(notebook) -> None:
-    """Each helper cell's outputs move under the control's own, and the helper goes: a reader
-    without a kernel sees the control's picture where the control is."""
+    """Each helper cell's outputs move under the tagged cell's own, and the helper goes: a
+    reader without a kernel sees the control's pictures where the control is."""
     kept = []
     for cell in notebook.cells:
         if cell.metadata.get("snapshot_helper"):

@@ -78,7 +78,7 @@ def test_the_app_leaves_the_users_random_state_alone():
     explorer = Explorer()
     explorer.depth.value = 20
     explorer.warm_thread.join(60)
-    lab = TrainingLab(redraw_seconds=0.0)
+    lab = TrainingLab(redraw_seconds=0.0, dataset="synthetic")
     lab.depth.value, lab.steps.value = 8, 5
     lab.start()
     lab.thread.join(120)
@@ -120,7 +120,7 @@ def test_warm_up_builds_exactly_the_models_the_explorer_asks_for(explorer):
 
 
 def test_training_lab_trains_draws_and_stops():
-    lab = TrainingLab(redraw_seconds=0.0)
+    lab = TrainingLab(redraw_seconds=0.0, dataset="synthetic")
     lab.depth.value, lab.steps.value = 8, 40
     lab.start()
     lab.thread.join(120)
@@ -223,10 +223,31 @@ def test_training_lab_has_a_clean_empty_state():
     assert any(a.name == "empty" and "Press Train" in a.text
                for a in lab.figure.layout.annotations)
     assert lab.figure.layout.xaxis.visible is False and lab.figure.layout.xaxis3.visible is False
+    # no heatmap holds a number before a step (a solid square would look like data), and each
+    # says so in grey, over its own subplot
+    heatmaps = traces_of(lab.figure, "heatmap")
+    assert all(v is None for h in heatmaps for row in h.z for v in row)
+    labels = [a for a in lab.figure.layout.annotations if a.text == "no steps yet"]
+    assert sorted(a.xref for a in labels) == sorted(f"{h.xaxis} domain" for h in heatmaps)
+    assert all(a.name == "empty" for a in labels)           # the first draw takes them away
+
+
+@pytest.mark.parametrize("here", [True, False])
+def test_training_lab_starts_on_fashion_mnist_where_it_is_here_else_says_why_not(
+        here, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path)
+    if here:                                               # as Debian's package lays them out
+        for name in data.FASHION_FILES:
+            (tmp_path / name).touch()
+    lab = TrainingLab()
+    assert lab.dataset.value == ("fashion_mnist" if here else "synthetic")
+    assert ("Fashion-MNIST" in lab.status.value) and \
+        (("not on this machine" in lab.status.value) != here)
 
 
 def test_lesion_view_after_training():
-    lab = TrainingLab(redraw_seconds=0.0)
+    lab = TrainingLab(redraw_seconds=0.0, dataset="synthetic")
     lab.depth.value, lab.steps.value = 20, 100
     lab.start()
     lab.thread.join(300)

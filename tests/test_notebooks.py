@@ -156,3 +156,115 @@ def test_every_live_control_is_shown_as_it_starts_for_readers_who_do_not_run_it(
         text = "".join(joined(o.get("text", "")) for o in cell["outputs"])
         pictures = [o for o in cell["outputs"] if "image/png" in o.get("data", {})]
         assert "As it starts" in text and pictures, joined(cell["source"])
+
+
+# ---------------------------------------------------------------------------------------------
+# predict-then-check: each question's control is stored in the state the question asks about
+
+QUESTION = "**Predict, then check.**"
+
+
+def answered(cell: dict) -> list[bool]:
+    """For each "The answer" heading in a cell's stored outputs: whether a picture follows it
+    (before the next heading)."""
+    found: list[bool] = []
+    for output in cell.get("outputs", []):
+        text = joined(output.get("text", ""))
+        found += [False] * text.count("The answer, as the control shows it")
+        if found and "image/png" in output.get("data", {}):
+            found[-1] = True
+    return found
+
+
+def questions(path: Path) -> list[tuple[int, dict]]:
+    """Each predict-then-check question's markdown cell number and its control's cell: the
+    first code cell after it."""
+    cs = cells(path)
+    return [(i, next(c for c in cs[i + 1:] if c["cell_type"] == "code"))
+            for i, c in enumerate(cs) if c["cell_type"] == "markdown"
+            and QUESTION in joined(c["source"])]
+
+
+def answer_tags(cell: dict) -> list[str]:
+    return [t for t in cell["metadata"].get("tags", []) if t.startswith("answer:")]
+
+
+def test_there_is_a_predict_then_check_question_with_a_control_in_every_lesson():
+    asked = {p.stem: questions(p) for p in LESSONS}
+    assert all(asked.values()), [name for name, found in asked.items() if not found]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_predict_then_check_control_is_stored_in_the_state_its_question_asks_about(path):
+    """Under the control of each "Predict, then check." question, besides the control as it
+    starts, a picture of it in the asked state: tagged "answer:<name>:<state>", driven there by
+    scripts/control_pictures.py when scripts/execute_notebooks.py executes the lesson."""
+    for number, control in questions(path):
+        tags = control["metadata"].get("tags", [])
+        names = [t.split(":")[1] for t in tags if t.startswith("snapshot:")]
+        first = joined(control["source"]).splitlines()[0]
+        assert names, f"c{number}'s control ({first}) has no snapshot tag"
+        states = [t.split(":") for t in answer_tags(control)]
+        assert states, (f"c{number}'s control ({first}): tag it 'answer:{names[0]}:<state>' "
+                        "(scripts/control_pictures.py) and execute the lesson")
+        assert all(name == names[0] for _, name, _ in states), states
+        stored = answered(control)
+        assert len(stored) == len(states) and all(stored), \
+            f"c{number}: {len(states)} answer tags, stored {stored}: run execute_notebooks.py"
+
+
+def test_every_answer_state_is_asked_for_by_a_lesson():
+    from control_pictures import ANSWERS
+
+    used = {t.split(":")[2] for p in LESSONS for c in cells(p) for t in answer_tags(c)}
+    assert used == set(ANSWERS), f"unused: {set(ANSWERS) - used}, unknown: {used - set(ANSWERS)}"
+
+
+def test_a_control_cells_pictures_are_added_after_it_in_tag_order_and_folded_under_it():
+    import nbformat
+    from execute_notebooks import add_snapshots, fold_snapshots
+
+    control = nbformat.v4.new_code_cell("explorer.widget")
+    control.metadata["tags"] = ["snapshot:explorer", "answer:explorer:relu-default",
+                                "answer:explorer:relu-he"]
+    notebook = nbformat.v4.new_notebook(cells=[control, nbformat.v4.new_markdown_cell("next")])
+    add_snapshots(notebook)
+    helpers = [c.source.splitlines()[-1] for c in notebook.cells[1:4]]
+    assert helpers == ["_show(explorer, None)", "_show(explorer, 'relu-default')",
+                       "_show(explorer, 'relu-he')"]
+    for i, cell in enumerate(notebook.cells[:4]):        # as the kernel would leave them
+        cell.outputs = [nbformat.v4.new_output("stream", text=f"output {i}")]
+    fold_snapshots(notebook)
+    assert [c.cell_type for c in notebook.cells] == ["code", "markdown"]
+    assert [o.text for o in notebook.cells[0].outputs] == [f"output {i}" for i in range(4)]
+
+
+def test_an_answer_tag_with_an_unknown_state_is_refused_naming_the_states():
+    from execute_notebooks import pictures_asked
+
+    with pytest.raises(ValueError, match="'answer:explorer:healthy'.*relu-default"):
+        pictures_asked(["snapshot:explorer", "answer:explorer:healthy"])
+
+
+def test_execute_stores_a_control_as_it_starts_and_in_its_answers_state(tmp_path, monkeypatch):
+    """The whole path, in a kernel: a tagged control cell comes back with its start picture and
+    its answer picture under it, in the form the test above reads."""
+    import nbformat
+    from execute_notebooks import execute
+
+    monkeypatch.setenv("RESNET_LAB_MODE", "quick")               # execute() sets it; restored
+    control = nbformat.v4.new_code_cell("from resnet_lab.app import CardinalityExplorer\n"
+                                        "cardinality = CardinalityExplorer(size=14, batch=2)\n"
+                                        "cardinality.widget")
+    control.metadata["tags"] = ["snapshot:cardinality", "answer:cardinality:cardinality-32"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(QUESTION), control])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(notebook, path)
+    execute(path, timeout=120)
+    (number, stored), = questions(path)
+    text = "".join(joined(o.get("text", "")) for o in stored["outputs"])
+    assert number == 0 and answered(stored) == [True]
+    assert text.index("As it starts") < text.index("C = 1,") < text.index("The answer") < \
+        text.index("C = 32,")

@@ -1,9 +1,8 @@
-"""The training step as an object: the eager Step, the device-side history buffer of `compare`,
-and the captured CUDA step's logic, driven on the CPU through a fake graph."""
+"""The training step as an object: the eager Step and the device-side history buffer of
+`compare` (the captured CUDA step: test_captured.py)."""
 
 import contextlib
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,8 +52,10 @@ def test_the_step_engine_trains_bitwise_as_the_old_engine(images):
     losses, errors, norms = old_engine(theirs, images, 40)
     assert h.train_loss == losses and h.train_error == errors and h.grad_norms == norms
     assert h.lr[0] == 0.1 and h.lr[-1] == pytest.approx(0.001)     # the schedule really ran
+    # the weights exactly; BatchNorm's running statistics differ by design: the last
+    # evaluation re-estimated them (precise BatchNorm), which the old engine did not
     assert all(torch.equal(a, b) for a, b in
-               zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True))
+               zip(ours.parameters(), theirs.parameters(), strict=True))
 
 
 class HostReads(TorchDispatchMode):
@@ -145,127 +146,6 @@ def test_a_diverging_model_stops_at_its_first_bad_row_even_between_flushes(image
     assert f"step {len(wild.step) + 1}:" in wild.message
 
 
-class FakeGraph:
-    """A CUDA graph stand-in: replay re-runs the captured step into the same output tensor."""
-
-    def __init__(self, fn, out, corrupt=0.0):
-        self.fn, self.out, self.corrupt, self.resets = fn, out, corrupt, 0
-
-    def replay(self):
-        self.out.copy_(self.fn() + self.corrupt)
-
-    def reset(self):
-        self.resets += 1
-
-
-class FakeGraphs:
-    """A `step.CudaGraphs` stand-in for the CPU: capture runs the step (the captured step
-    restores its state afterwards, as after a real capture nothing has run)."""
-
-    def __init__(self, fail=None, corrupt=0.0):
-        self.fail, self.corrupt, self.graphs = fail, corrupt, []
-
-    def warm_up(self, fn):
-        if self.fail == "side stream":
-            raise RuntimeError("no side stream today")
-        return fn()
-
-    def capture(self, fn):
-        if self.fail:
-            raise RuntimeError(self.fail)
-        out = fn()
-        self.graphs.append(FakeGraph(fn, out, self.corrupt))
-        return self.graphs[-1], out
-
-
-def captured(backend, graphs="auto", seed=0):
-    model = rl.cifar_resnet(8, width=4, seed=seed)
-    return step.CapturedStep(model, lr=0.1, momentum=0.9, weight_decay=5e-4, graphs=graphs,
-                             backend=backend, name="ResNet-8")
-
-
-def run_steps(s, images, n, lr=0.1):
-    batches = data.Batches(images, 32, seed=0)
-    return [s(*next(batches), lr) for _ in range(n)]
-
-
-def test_the_captured_step_trains_like_the_eager_one(images):
-    """Warm-up, one capture, replays: the same rows as the eager fused-SGD step, and a new
-    learning rate is a fill of the lr tensor, not a recapture."""
-    s = captured(FakeGraphs())
-    model = rl.cifar_resnet(8, width=4, seed=0)
-    reference = step.Step(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
-                                                 weight_decay=5e-4, fused=True))
-    ours = run_steps(s, images, 8) + run_steps(s, images, 2, lr=0.02)
-    theirs = run_steps(reference, images, 8) + run_steps(reference, images, 2, lr=0.02)
-    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6)
-               for a, b in zip(ours, theirs, strict=True))
-    assert s.engine == "cuda graph" and s.captures == 1 and float(s.lr) == pytest.approx(0.02)
-
-
-def test_a_skip_change_recaptures_and_the_fourth_change_goes_eager(images, capsys):
-    s = captured(FakeGraphs())
-    run_steps(s, images, 5)
-    for n, gate in enumerate((0.0, 1.0, 0.0), start=2):     # three recaptures are allowed
-        rl.set_skip(s.model, gate)
-        run_steps(s, images, 1)
-        assert s.captures == n and s.engine == "cuda graph"
-    rl.set_skip(s.model, 1.0)
-    run_steps(s, images, 1)
-    assert s.engine.startswith("eager") and "recaptured 3 times" in capsys.readouterr().out
-
-
-def momentum(s):
-    return [st["momentum_buffer"].clone() for st in s.optimizer.state.values()]
-
-
-@pytest.mark.parametrize("backend,why", [(FakeGraphs(fail="capture failed"), "capture failed"),
-                                         (FakeGraphs(corrupt=1.0), "differ from the eager")])
-def test_a_failing_or_wrong_graph_falls_back_to_eager_training(images, capsys, backend, why):
-    s = captured(backend)
-    run_steps(s, images, 3)                          # the warm-up: eager, on the "side stream"
-    kept = momentum(s)
-    row = run_steps(s, images, 1)[0]                 # the capture fails / the check fails
-    assert s.engine.startswith("eager (CUDA graph off") and why in s.engine
-    out = capsys.readouterr().out
-    assert out.startswith("ResNet-8: CUDA graph off (") and why in out
-    assert not isinstance(s.optimizer.param_groups[0]["lr"], torch.Tensor)
-    assert not s.optimizer.param_groups[0].get("fused")
-    assert torch.isfinite(row).all()
-    if backend.graphs:
-        assert backend.graphs[-1].resets == 1        # the graph was let go
-    fresh = run_steps(s, images, 1)[0]
-    assert torch.isfinite(fresh).all() and len(momentum(s)) == len(kept)
-    assert not any(torch.equal(a, b) for a, b in zip(kept, momentum(s), strict=True))
-
-
-def test_a_failing_warm_up_falls_back_too(images, capsys):
-    s = captured(FakeGraphs(fail="side stream"))
-    rows = run_steps(s, images, 2)
-    assert s.engine.startswith("eager (CUDA graph off: RuntimeError: no side stream today")
-    assert all(torch.isfinite(r).all() for r in rows)
-    assert "training eagerly" in capsys.readouterr().out
-
-
-def test_the_fallback_carries_the_momentum_over_and_drops_the_graphs_gradients(images):
-    s = captured(FakeGraphs())
-    run_steps(s, images, 5)                          # warm-up, capture, one replay
-    before = momentum(s)
-    x, y = next(data.Batches(images, 32, seed=1))
-    s.fall_back("a test", x, y, done=torch.zeros(s.width))   # this step already ran
-    assert all(torch.equal(a, b) for a, b in zip(momentum(s), before, strict=True))
-    assert all(p.grad is None for p in s.model.parameters())  # the graph's memory let go
-    s(x, y, 0.1)
-    assert all(p.grad is not None for p in s.model.parameters())
-
-
-def test_graphs_require_raises_instead_of_falling_back(images):
-    s = captured(FakeGraphs(fail="capture failed"), graphs="require")
-    run_steps(s, images, 3)
-    with pytest.raises(RuntimeError, match="CUDA graph required, but RuntimeError: capture"):
-        run_steps(s, images, 1)
-
-
 def test_fused_tensor_lr_sgd_is_feature_detected(monkeypatch):
     assert step.fused_sgd_problem(torch.device("cpu")) == ""
 
@@ -280,22 +160,3 @@ def test_fused_tensor_lr_sgd_is_feature_detected(monkeypatch):
 def test_compare_rejects_an_unknown_graphs_mode(images):
     with pytest.raises(ValueError, match="graphs='always'.*'auto', 'off', 'require'"):
         train.compare({"a": rl.cifar_resnet(8, width=4)}, images, steps=1, graphs="always")
-
-
-def test_compare_trains_through_a_captured_step_as_through_the_eager_one(images, monkeypatch):
-    """The captured step inside `compare` (a fake graph on the CPU): the same curves, norms
-    recorded every other step, and the engine named in the history."""
-    def fit():
-        return train.fit(rl.cifar_resnet(8, width=4, seed=2), images, steps=30, batch_size=32,
-                         recipe=SCHEDULE, grad_every=2, eval_every=1000, device="cpu")
-
-    eager = fit()
-    monkeypatch.setattr(train, "make_step", lambda name, model, recipe, *_, **__:
-                        step.CapturedStep(model, lr=recipe.lr, momentum=recipe.momentum,
-                                          weight_decay=recipe.weight_decay,
-                                          backend=FakeGraphs(), name=name))
-    graphed = fit()
-    assert eager.setup["engine"] == "eager" and graphed.setup["engine"] == "cuda graph"
-    assert graphed.grad_step == eager.grad_step == list(range(1, 31, 2))
-    assert graphed.train_loss == pytest.approx(eager.train_loss, rel=1e-4)
-    assert np.allclose(graphed.grad_norms, eager.grad_norms, rtol=1e-3)

@@ -159,7 +159,7 @@ class Explorer:
         self.strip = NetworkStrip(self.on_block_click)
         state = self.state()
         self._enable_controls(state)
-        self.shown = picture(state)
+        self.shown = self.previous = picture(state)
         # build the figures with their data, then wrap them (Voilà drops earlier changes)
         values = self._draw_strip(self.shown)
         profiles = {"previous setting": self.shown.profile, "this network": self.shown.profile}
@@ -185,9 +185,10 @@ class Explorer:
                    "residual block, coloured by its gradient norm. ✂ = skip cut.</span>"),
             self.strip.widget, self.figure])
 
-    def snapshot(self) -> list:
+    def snapshot(self, previous: bool = False) -> list:
         """What the explorer shows now, for a page without a kernel: the readout, the net
-        coloured by its blocks' gradient norms (a CIFAR net), and the per-layer profile."""
+        coloured by its blocks' gradient norms (a CIFAR net), and the per-layer profile (with
+        `previous`, the setting before the last change beside it, as the live figure has)."""
         text = html_text(self.readout.value)
         pictures: list = [text]
         model, profile = self.shown.model, self.shown.profile
@@ -199,7 +200,9 @@ class Explorer:
             pictures.append(draw_network(model, (1, *size[1:]), block_colours=colours,
                                          title="the network, each block coloured by its "
                                                "gradient norm"))
-        pictures.append(plot_profile({"this network": profile}, title=text.split(":")[0]))
+        profiles = {"previous setting": self.previous.profile} if previous else {}
+        pictures.append(plot_profile({**profiles, "this network": profile},
+                                     title=text.split(":")[0]))
         return pictures
 
     def _make_controls(self) -> None:
@@ -316,5 +319,5 @@ class Explorer:
         update_profile(self.figure, {"previous setting": self.shown.profile,
                                      "this network": shown.profile})
         update_strip_figure(self.figure, self.strip.cells, values, self.strip.cell_width)
-        self.shown = shown
+        self.previous, self.shown = self.shown, shown
         self.readout.value = _readout(shown.profile, time.perf_counter() - start)

@@ -94,12 +94,23 @@ class LesionView:
         self.strips[name].show(model, self.last_norms.get(name), self.deleted[name], clickable)
 
     def snapshot(self) -> list:
-        """The readout and each net drawn, deleted blocks dashed, for a page without a
-        kernel."""
+        """The readout, the table and each net drawn, deleted blocks dashed, for a page
+        without a kernel."""
         size = (1, *self.test[0].shape[1:]) if self.test is not None else (1, 3, 32, 32)
-        return [html_text(self.readout.value),
+        return [html_text(self.readout.value), *([self.table_text()] if self.results else []),
                 *(draw_network(model, size, title=f"{name}: click a block to delete it")
                   for name, model in self.models.items())]
+
+    def table_text(self) -> str:
+        """The table as plain text, its columns aligned: deleted block -> each net's error."""
+        names = list(self.models)
+        rows = [["deleted block", *names]] + [
+            [block, *(f"{100 * errors[n]:.1f}%" if n in errors else "" for n in names)]
+            for block, errors in self.results.items()]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(names) + 1)]
+        return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w)
+                                   for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+                         for row in rows)
 
     def render_table(self) -> None:
         names = list(self.models)

@@ -61,14 +61,15 @@ XIE_TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}   # cardinality C -> width d a
 
 class CardinalityExplorer:
     """Lesson 4: cardinality C and width d at a fixed budget (Xie et al. Table 2) -> the
-    stage-1 block's parameters, MACs and measured forward time."""
+    stage-1 block's parameters, MACs and measured forward time. It starts at C = 1, ResNet-50's
+    own block, where the lesson's question starts."""
 
     def __init__(self, size: int = 56, batch: int = 8):
         self.size, self.batch = size, batch
         self.cardinality = labelled("C × d", "Paths (cardinality) × channels per path; the "
                                     "complexity stays that of ResNet-50's block",
                                     W.SelectionSlider(options=[(f"{c} × {d}d", c) for c, d in
-                                                               XIE_TABLE_2.items()], value=32,
+                                                               XIE_TABLE_2.items()], value=1,
                                                       continuous_update=False))
         self.readout = W.HTML()
         self.picture = W.Image(format="png")

@@ -25,7 +25,9 @@ from ..models import ResNet, cifar_resnet
 from ..plots import (
     lab_figure,
     name_runs,
+    plot_curves,
     show_empty,
+    traces_of,
     update_curves,
     update_heatmap,
 )
@@ -33,6 +35,11 @@ from ..recipes import with_lr
 from ..train import Run, compare
 from .lesion import LesionView
 from .widgets import DEPTHS, SEED, html_text, labelled
+
+
+def default_dataset() -> str:
+    """The lessons' data, Fashion-MNIST, where it is on this machine; else the built-in set."""
+    return "fashion_mnist" if datasets.fashion_mnist_here() else "synthetic"
 
 
 class LivePlots(Callback):
@@ -61,7 +68,8 @@ class TrainingLab:
     """Train plain and residual nets side by side; watch loss, error and gradient norms, then
     delete blocks of the trained nets in the lesion view."""
 
-    def __init__(self, redraw_seconds: float = 0.7, dataset: str = "synthetic"):
+    def __init__(self, redraw_seconds: float = 0.7, dataset: str | None = None):
+        dataset = dataset or default_dataset()
         check_choice("dataset", dataset, datasets.DATASETS)
         self._make_controls(dataset)
         sizes = FULL if pick_device().type == "cuda" else QUICK      # the lessons' sizes
@@ -86,7 +94,13 @@ class TrainingLab:
 
     @staticmethod
     def _empty(figure: go.Figure) -> go.Figure:
+        """Before Train: a line saying so, and each heatmap blank and grey-labelled, so no
+        square of colour looks like data (the labels go with the first step's draw)."""
         show_empty(figure, "Press Train: the curves grow here as the networks learn.")
+        for trace in traces_of(figure, "heatmap"):
+            figure.add_annotation(text="no steps yet", name="empty", showarrow=False,
+                                  x=0.5, y=0.5, xref=f"{trace.xaxis} domain",
+                                  yref=f"{trace.yaxis} domain", font=dict(color="#999"))
         return figure
 
     def _make_controls(self, dataset: str) -> None:
@@ -123,13 +137,19 @@ class TrainingLab:
         """Before the first Train: what Train will do, and what a click does afterwards."""
         nets = " vs ".join(self.skip_values()) or "nothing (choose plain, residual or both)"
         data = self.dataset.label
+        if self.dataset.value == "synthetic" and not datasets.fashion_mnist_here():
+            data += " (Fashion-MNIST, the lessons' data, is not on this machine)"
         self.status.value = (
             f"Press <b>Train</b>: {nets} on {data}. After training, click a block of a "
             "trained net to <b>delete</b> it and see its test error (the lesion view, below).")
 
     def snapshot(self) -> list:
-        """The controls' settings, the status line and the nets Train will build, drawn, for a
-        page without a kernel (the plots are empty until Train)."""
+        """What the lab shows, for a page without a kernel: after training, the status line,
+        the curves and the lesion view; before, the settings and the nets Train will build."""
+        if self.histories:
+            return [html_text(self.status.value.replace("<br>", "\n")),   # a line per net
+                    plot_curves(self.histories),
+                    *self.lesion.snapshot()]
         settings = (f"dataset {self.dataset.value}, depth {self.depth.value}, "
                     f"{self.steps.value} steps, learning rate {self.lr.value:g}")
         size = (1, datasets.CHANNELS[self.dataset.value], self.size, self.size)
