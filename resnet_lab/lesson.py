@@ -30,7 +30,7 @@ from .train import compare
 @dataclass(frozen=True)
 class Settings:
     """Sizes for one mode. `datasets` is the order in which a lesson's data is tried, and
-    `degradation_datasets` that of the degradation experiment (lessons 1 and 2); `download`
+    `degradation_datasets` that of the degradation experiment (lessons 1-3); `download`
     says whether a missing dataset may be downloaded (quick mode uses only what is offline)."""
 
     mode: str
