@@ -30,7 +30,7 @@ def test_precise_bn_leaves_a_net_without_batchnorm_alone():
     mlp = rl.deep_mlp(4, seed=0)
     before = [p.clone() for p in mlp.state_dict().values()]
     assert not has_batchnorm(mlp) and precise_bn(mlp, torch.randn(8, 1, 8, 8)) == 0
-    assert all(torch.equal(a, b) for a, b in zip(before, mlp.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(before, mlp.state_dict().values(), strict=True))
     assert describe_bn(mlp, 1024) == "no BatchNorm"
 
 

@@ -10,6 +10,7 @@ kernels, so a verdict that shows in a lesson shows everywhere, with a margin.
 
 from .architectures import (
     SIMILAR,
+    block_type_nets,
     block_type_runs,
     block_types_match,
     bottleneck_saves,
@@ -22,16 +23,25 @@ from .beyond import (
     deletion_errors,
     ensemble_survives_deletion,
     landscape_slices,
+    matched_resnet,
+    preact_nets,
     preact_runs,
+    preact_start,
     preact_trains_better,
     wider_basin,
 )
 from .residual import (
+    IDENTITY_BRANCH,
+    IDENTITY_PAIR,
     IDENTITY_STACKS,
     block_gradients,
     fit_identity,
+    gradient_nets,
+    gradient_pair,
     identity_fits,
     identity_is_easier,
+    identity_pair,
+    identity_stacks,
     layer_response_stds,
     responses_are_smaller,
     skips_carry_the_gradient,
@@ -63,11 +73,13 @@ from .vanishing import (
 )
 
 __all__ = [
-    "SIMILAR", "block_type_runs", "block_types_match", "bottleneck_saves", "resnet50_matches",
-    "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
-    "ensemble_survives_deletion", "landscape_slices", "preact_runs", "preact_trains_better",
-    "wider_basin", "IDENTITY_STACKS", "block_gradients", "fit_identity", "identity_fits",
-    "identity_is_easier", "layer_response_stds", "responses_are_smaller",
+    "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
+    "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
+    "ensemble_survives_deletion", "landscape_slices", "matched_resnet", "preact_nets",
+    "preact_runs", "preact_start", "preact_trains_better", "wider_basin",
+    "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
+    "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
+    "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
     "skips_carry_the_gradient", "XIE_TABLE_3", "budget_variants", "forms_agree",
     "grouped_is_faster", "median_ms", "same_budget", "three_forms", "time_forms",
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",

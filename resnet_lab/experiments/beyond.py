@@ -4,12 +4,16 @@ pre-activation at a high learning rate."""
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import data, ensembles, landscape, train
+from ..blocks import blocks_of
+from ..callbacks import StopAtLoss
 from ..evaluation import bn_images, evaluate
 from ..history import History
-from ..lesson import TINY, Settings, Verdict
+from ..lesson import TINY, Settings, Verdict, degradation_nets
 from ..models import cifar_resnet
 from ..recipes import with_lr
 
@@ -36,6 +40,18 @@ def basin_rises(nets: dict[str, nn.Module], images: data.Dataset, directions: in
                       net, d)], [-alpha, 0.0, alpha]) for d in range(directions)]
         rises[name] = float(np.mean([(s[0] + s[2]) / 2 - s[1] for s in slices]))
     return rises
+
+
+def matched_resnet(s: Settings, images: data.Dataset, target: float, seed: int = 0
+                   ) -> tuple[nn.Module, History]:
+    """The degradation experiment's ResNet-56 again (the same initial weights, batches and
+    learning rate), stopped when its training loss (the mean of the last 10 steps) reaches
+    `target`, the plain-56's final training loss: a ResNet-56 at matched training loss, so
+    that two landscapes are compared at equal loss, not after equal steps."""
+    net = degradation_nets(s, images, ("ResNet",), (56,), seed)["ResNet-56"]
+    return net, train.fit(net, images, name="ResNet-56", steps=s.steps,
+                          batch_size=s.batch_size, recipe="constant", seed=seed,
+                          callbacks=[StopAtLoss(target)])
 
 
 def wider_basin(rises: dict[str, float]) -> Verdict:
@@ -82,14 +98,43 @@ def ensemble_survives_deletion(results: dict[str, tuple[float, np.ndarray]],
 HIGH_LR = 0.5   # five times He et al.'s 0.1, with no warm-up
 
 
-def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, History]:
-    """An original and a pre-activation ResNet-110 from one weights seed, on the same batches,
-    for half the lesson's steps at a constant, high learning rate (`HIGH_LR`, no warm-up):
-    where a net that is hard to optimize does not get started."""
+def preact_nets(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, nn.Module]:
+    """An original and a pre-activation ResNet-110 from one weights seed."""
     kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
               seed=seed)
-    deep = {"ResNet-110": cifar_resnet(110, **kw),
+    return {"ResNet-110": cifar_resnet(110, **kw),
             "pre-act ResNet-110": cifar_resnet(110, preact=True, **kw)}
+
+
+@torch.no_grad()
+def preact_start(s: Settings, images: data.Dataset, seed: int = 0
+                 ) -> dict[str, tuple[float, np.ndarray]]:
+    """Where the two `preact_nets` start: on one training batch, in training mode (BatchNorm
+    with the batch's statistics, as the first step sees it), the loss and the std of the
+    signal after every residual block and at the head's input (after pooling):
+    {name: (loss, stds)}. The original block's sum x + F(x) is never normalized on the way
+    to the head; the pre-activation net ends with BN and ReLU before it."""
+    x, y = images.x_train[:s.batch_size], images.y_train[:s.batch_size]
+    out = {}
+    for name, net in preact_nets(s, images, seed).items():
+        stds = []
+        hooked = [*blocks_of(net).values(), net.avgpool]
+        handles = [m.register_forward_hook(lambda _m, _i, o, stds=stds: stds.append(o.std().item()))
+                   for m in hooked]
+        try:
+            loss = F.cross_entropy(net.train()(x), y).item()
+        finally:
+            for h in handles:
+                h.remove()
+        out[name] = loss, np.array(stds)
+    return out
+
+
+def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, History]:
+    """The `preact_nets` on the same batches, for half the lesson's steps at a constant, high
+    learning rate (`HIGH_LR`, no warm-up): where a net that is hard to optimize does not get
+    started."""
+    deep = preact_nets(s, images, seed)
     return train.compare(deep, images, steps=s.steps // 2, batch_size=s.batch_size,
                          recipe=with_lr("constant", HIGH_LR), grad_every=0, seed=seed)
 
