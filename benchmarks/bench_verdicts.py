@@ -58,7 +58,9 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                 (name, "2", ex.responses_are_smaller(ex.layer_response_stds(nets, images))),
                 (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1]))]
         if name in s.datasets:                          # lesson 5 uses the lesson's data
-            pair56 = {n: nets[n] for n in ("plain-56", "ResNet-56")}
+            matched, _ = ex.matched_resnet(s, images, runs["plain-56"].final_train_loss(),
+                                           seed)             # at plain-56's training loss
+            pair56 = {"plain-56": nets["plain-56"], "ResNet-56": matched}
             chance = 1 - 1 / len(images.classes)
             pair20 = {n: nets[n] for n in ("plain-20", "ResNet-20")}
             out += [(name, "5", ex.wider_basin(ex.basin_rises(pair56, images))),

@@ -57,10 +57,14 @@ def initial_weights(setup: dict) -> dict[str, torch.Tensor] | None:
                 .named_parameters())
 
 
-def same_tensors(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] | None) -> bool:
-    """True when two nets' parameters have the same names, shapes and values."""
-    return a is not None and b is not None and a.keys() == b.keys() and all(
-        a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+def equal_tensors(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] | None
+                  ) -> tuple[int, tuple[str, ...]]:
+    """How many of two nets' parameters are equal (the same name, shape and values), and the
+    names of the others (one net's own, or different); (0, ()) when either is unknown."""
+    if a is None or b is None:
+        return 0, ()
+    equal = {k for k in a.keys() & b if a[k].shape == b[k].shape and torch.equal(a[k], b[k])}
+    return len(equal), tuple(k for k in dict.fromkeys([*a, *b]) if k not in equal)
 
 
 def short(value: object) -> str:
@@ -75,21 +79,30 @@ def short(value: object) -> str:
 @dataclass(frozen=True)
 class Comparison:
     """What two setups share and what differs. `changed`: field -> (a's value, b's value);
-    `same`: field -> the shared value; `same_weights`: whether the two nets started from the
-    very same tensors; `weights_seed`: the seed both were drawn from (None when it differs)."""
+    `same`: field -> the shared value; `tensors`: how many initial parameter tensors are
+    equal in the two nets, and how many are not; `weights_seed`: the seed both were drawn
+    from (None when it differs)."""
 
     changed: dict[str, tuple]
     same: dict[str, object]
-    same_weights: bool
+    tensors: tuple[int, tuple[str, ...]]
     weights_seed: int | None
     net: tuple[str, ...] = ()     # the fields that belong to the net's config
 
+    @property
+    def same_weights(self) -> bool:
+        """Whether the two nets started from the very same tensors, every one of them."""
+        return self.tensors[0] > 0 and not self.tensors[1]
+
     def weights(self) -> str:
+        equal, other = self.tensors
         if self.same_weights:
             return f"initial weights (seed {self.weights_seed}, every tensor equal)"
         if self.weights_seed is not None:
-            return (f"weights seed {self.weights_seed} (but not the same initial tensors: "
-                    "the nets' layers or init differ)")
+            modules = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in other))
+            shown = ", ".join(modules[:4]) + (", …" if len(modules) > 4 else "")
+            return (f"weights seed {self.weights_seed} (not the same initial weights: "
+                    f"{equal} tensors equal, {len(other)} not: {shown})")
         return ""
 
     def __str__(self) -> str:
@@ -109,7 +122,7 @@ def one_change(a: dict, b: dict) -> Comparison:
     changed = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
     same = {k: a[k] for k in keys if k not in changed}
     seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
-    return Comparison(changed, same, same_tensors(initial_weights(a), initial_weights(b)),
+    return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),
                       seed, tuple(dict.fromkeys(net_fields(a) + net_fields(b))))
 
 

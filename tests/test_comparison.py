@@ -89,7 +89,7 @@ def test_the_same_seed_is_not_the_same_weights():
     compared = one_change(measured_setup(cifar_resnet(20, width=2, seed=0)),
                           measured_setup(cifar_resnet(32, width=2, seed=0)))
     assert not compared.same_weights and compared.weights_seed == 0
-    assert "not the same initial tensors" in str(compared)
+    assert "not the same initial weights" in str(compared)
     unseeded = one_change(measured_setup(cifar_resnet(20, width=2)),
                           measured_setup(cifar_resnet(20, width=2)))
     assert not unseeded.same_weights and not unseeded.changed
