@@ -5,9 +5,12 @@ An experiment function runs what a lesson shows (seeded: `seed` fixes the weight
 batches) and returns what the lesson plots; the claim function beside it turns that into a
 `lesson.Verdict` whose margin states the paper's claim, measured. The lessons call these,
 and `benchmarks/bench_verdicts.py` calls the very same functions over seeds, datasets and CPU
-kernels, so a verdict that shows in a lesson shows everywhere, with a margin.
+kernels, so a verdict that shows in a lesson shows everywhere, with a margin. Each verdict
+that compares two runs or nets has its "changed / the same" line: `between(runs[a], runs[b])`
+for trained ones, a `*_pair` function for measured ones (`identity_pair`, `gradient_pair`).
 """
 
+from ..comparison import between
 from .architectures import (
     SIMILAR,
     block_type_nets,
@@ -73,6 +76,7 @@ from .vanishing import (
 )
 
 __all__ = [
+    "between",
     "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
     "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
     "ensemble_survives_deletion", "landscape_slices", "matched_resnet", "preact_nets",
