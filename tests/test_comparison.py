@@ -2,6 +2,7 @@
 differs in exactly the fields its claim names, read from the nets the experiments build
 (untrained: cheap), and the line that says so is built from the setups."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -114,3 +115,12 @@ def test_the_plain_identity_stack_can_compute_the_identity():
 def test_measured_setup_refuses_a_foreign_module():
     with pytest.raises(ValueError, match="model="):
         measured_setup(torch.nn.Linear(2, 2))
+
+
+def test_the_preact_pair_starts_at_the_same_loss():
+    """With both heads zeroed every logit is 0: both ResNet-110s start at ln(classes); with
+    the default heads they do not."""
+    same = ex.preact_start(S, IMAGES, zero_head=True)
+    assert all(abs(loss - math.log(10)) < 1e-4 for loss, _ in same.values())
+    default = [loss for loss, _ in ex.preact_start(S, IMAGES, zero_head=False).values()]
+    assert abs(default[0] - default[1]) > 1e-3
