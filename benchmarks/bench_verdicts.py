@@ -65,7 +65,9 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                     ex.cardinality_runs(s, images, seeds=range(3 * seed, 3 * seed + 3)))),
                 (name, "4", ex.features_transfer(ex.backbone_probes(s, images, seed)))]
         if name in s.datasets:                          # lesson 5 uses the lesson's data
-            pair56 = {n: nets[n] for n in ("plain-56", "ResNet-56")}
+            matched, _ = ex.matched_resnet(s, images, runs["plain-56"].final_train_loss(),
+                                           seed)             # at plain-56's training loss
+            pair56 = {"plain-56": nets["plain-56"], "ResNet-56": matched}
             chance = 1 - 1 / len(images.classes)
             pair20 = {n: nets[n] for n in ("plain-20", "ResNet-20")}
             out += [(name, "5", ex.wider_basin(ex.basin_rises(pair56, images))),

@@ -181,19 +181,25 @@ class Bottleneck(ResidualBlock):
 
 class MLPBlock(nn.Module):
     """A fully connected block for the vanishing-gradient lesson: y = F(x) + skip * x with
-    F(x) = scale * W act(x) + b, so skip = 0 is an ordinary layer of a deep MLP."""
+    F(x) = scale * (W act(x) + b), so skip = 0 is an ordinary layer of a deep MLP.
+    With `hidden` units the branch has two layers, F(x) = scale * (W2 act(W1 x + b1) + b2),
+    so that even at skip = 0 the block can compute the identity (act = ReLU:
+    x = relu(x) - relu(-x))."""
 
     def __init__(self, width: int, activation: nn.Module, skip: float = 1.0,
-                 branch_scale: float = 1.0):
+                 branch_scale: float = 1.0, hidden: int = 0):
         super().__init__()
+        self.fc1 = nn.Linear(width, hidden) if hidden else None
         self.act = activation
-        self.fc = nn.Linear(width, width)
+        self.fc = nn.Linear(hidden or width, width)
         self.branch_scale = branch_scale
         self.skip = skip
 
     skip = ResidualBlock.skip
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fc1 is not None:
+            x = self.fc1(x)
         return self.branch_scale * self.fc(self.act(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

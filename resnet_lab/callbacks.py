@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .checks import check_count, check_positive
+
 if TYPE_CHECKING:
     from .train import Run
 
@@ -53,3 +55,21 @@ class EarlyStop(Callback):
                     min(errors[:-self.patience]):
                 run.finish(name, "early-stopped",
                            f"{name}: no better test error for {self.patience} evaluations")
+
+
+class StopAtLoss(Callback):
+    """Stop a model when the mean of its last `window` training losses reaches `target`:
+    to compare nets at matched training loss rather than after equal steps."""
+
+    def __init__(self, target: float, window: int = 10):
+        check_positive("target", target)
+        check_count("window", window)
+        self.target, self.window = target, window
+
+    def on_step(self, run: Run) -> None:
+        run.flush()                                   # the losses are read every step
+        for name in list(run.active):
+            losses = run.histories[name].train_loss[-self.window:]
+            if len(losses) == self.window and sum(losses) / self.window <= self.target:
+                run.finish(name, "early-stopped", f"{name}: training loss reached "
+                           f"{self.target:.3f} at step {run.step}")

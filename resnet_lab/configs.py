@@ -124,7 +124,8 @@ class ImageNetConfig(ResNetOptions):
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """A deep fully connected net of `depth` blocks h <- scale * W act(h) + b + skip * h."""
+    """A deep fully connected net of `depth` blocks h <- scale * (W act(h) + b) + skip * h;
+    `hidden` > 0 gives each block a two-layer branch, scale * (W2 act(W1 h + b1) + b2)."""
 
     depth: int = 20
     width: int = 64
@@ -134,9 +135,13 @@ class MLPConfig:
     out_features: int = 10
     branch_scale: float = 1.0
     init: str = "default"
+    hidden: int = 0
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 0:
+            raise ValueError(f"hidden={self.hidden!r} is not allowed; use 0 (a one-layer "
+                             "branch) or a whole number of hidden units")
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("init", self.init, INITS)
         check_skip(self.skip)

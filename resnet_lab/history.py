@@ -27,7 +27,8 @@ class History:
     - `layers`, `grad_step`, `grad_norms`: per-layer weight-gradient norms, one row per
       recorded step, layers in network order
     - `setup`: how the model was trained (`setup_of`): its config's fields, whether it was
-      plain, the whole recipe, batch size, data seed and the engine that stepped it
+      plain, the whole recipe, batch size, data seed, the data, the steps it trained and the
+      engine that stepped it
     - `status`: "running", "finished", "stopped" (Stop pressed), "interrupted" (Ctrl-C),
       "diverged" (NaN/inf loss) or "early-stopped"; `message` says why in words
     """
@@ -73,10 +74,12 @@ class History:
 
 
 def setup_of(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> dict:
-    """What a History records about how its model was trained: the model's config, whether
-    every skip gate was 0 (plain), the whole recipe, the batch size and the data seed."""
+    """What a History records about how its model was trained: the model's config (its
+    weights seed as "weights_seed"), whether every skip gate was 0 (plain), the whole recipe,
+    the batch size and the data seed ("seed")."""
     config = config_of(model)
-    return {**(config_to_dict(config) if config is not None else {}), "plain": is_plain(model),
+    net = config_to_dict(config) if config is not None else {}
+    return {**net, "weights_seed": net.get("seed"), "plain": is_plain(model),
             "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
 
 

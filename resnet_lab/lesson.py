@@ -109,18 +109,26 @@ def degradation_data(s: Settings) -> data.Dataset:
     return lesson_data(s, s.degradation_order)
 
 
-def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
-                     "ResNet"), depths: tuple[int, ...] = (20, 56), seed: int = 0, **options
-                     ) -> tuple[dict[str, nn.Module], dict[str, History]]:
-    """He et al.'s Fig. 1 / Fig. 6 experiment at the lesson's sizes: a plain and/or residual
-    net of each depth, the same initial weights (`seed`) and batches, a constant learning
-    rate of 0.1. Returns the nets and their histories, named like "plain-56"."""
-    nets = {f"{kind}-{depth}": cifar_resnet(depth, width=s.width, in_channels=images.shape[0],
+def degradation_nets(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
+                     "ResNet"), depths: tuple[int, ...] = (20, 56), seed: int = 0
+                     ) -> dict[str, nn.Module]:
+    """He et al.'s Fig. 1 / Fig. 6 nets at the lesson's sizes, untrained: a plain and/or
+    residual net of each depth, from the same weights seed, named like "plain-56"."""
+    return {f"{kind}-{depth}": cifar_resnet(depth, width=s.width, in_channels=images.shape[0],
                                             num_classes=len(images.classes), seed=seed,
                                             skip=0.0 if kind == "plain" else 1.0)
             for kind in kinds for depth in depths}
-    runs = compare(nets, images, steps=s.steps, batch_size=s.batch_size, recipe="constant",
-                   seed=seed, **options)
+
+
+def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
+                     "ResNet"), depths: tuple[int, ...] = (20, 56), seed: int = 0, **options
+                     ) -> tuple[dict[str, nn.Module], dict[str, History]]:
+    """He et al.'s Fig. 1 / Fig. 6 experiment at the lesson's sizes: the `degradation_nets`,
+    the same initial weights (`seed`) and batches, a constant learning rate of 0.1. Returns
+    the nets and their histories."""
+    nets = degradation_nets(s, images, kinds, depths, seed)
+    runs = compare(nets, images, steps=s.steps, batch_size=s.batch_size,
+                   recipe="constant", seed=seed, **options)
     return nets, runs
 
 

@@ -263,7 +263,7 @@ class DeepMLP(nn.Module):
         self.config = c = config
         act = ACTIVATIONS[c.activation]
         self.input = nn.Linear(c.in_features, c.width)
-        self.blocks = nn.Sequential(*[MLPBlock(c.width, act(), c.skip, c.branch_scale)
+        self.blocks = nn.Sequential(*[MLPBlock(c.width, act(), c.skip, c.branch_scale, c.hidden)
                                       for _ in range(c.depth)])
         self.head = nn.Sequential(act(), nn.Linear(c.width, c.out_features))
         initialize_mlp(self, c.init)

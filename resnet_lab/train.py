@@ -288,7 +288,7 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
                     max_seconds, graphs)
     run.batches, run.bn_images = batches, bn_images(batches.x)
     for name, h in run.histories.items():
-        h.setup["eval_bn"] = describe_bn(models[name], len(run.bn_images))
+        h.setup.update(data=data.name, eval_bn=describe_bn(models[name], len(run.bn_images)))
     train_loop(run, test, eval_every, callbacks, stop)
     return run.histories
 
@@ -317,11 +317,12 @@ def train_loop(run: Run, test: tuple[torch.Tensor, torch.Tensor], eval_every: in
 
 
 def wrap_up(run: Run, callbacks: Iterable[Callback]) -> None:
-    """Whatever happened: every row in the histories, each one's time and engine, on_end."""
+    """Whatever happened: every row in the histories, each one's time, engine and the steps
+    it trained, on_end."""
     run.flush()
     for name, h in run.histories.items():
         h.seconds = run.elapsed
-        h.setup["engine"] = run.steps[name].engine
+        h.setup.update(engine=run.steps[name].engine, steps=len(h.step))
     for cb in callbacks:
         cb.on_end(run)
 

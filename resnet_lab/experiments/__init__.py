@@ -6,11 +6,15 @@ An experiment function runs what a lesson shows (seeded: `seed` fixes the weight
 batches) and returns what the lesson plots; the claim function beside it turns that into a
 `lesson.Verdict` whose margin states the paper's claim, measured. The lessons call these,
 and `benchmarks/bench_verdicts.py` calls the very same functions over seeds, datasets and CPU
-kernels, so a verdict that shows in a lesson shows everywhere, with a margin.
+kernels, so a verdict that shows in a lesson shows everywhere, with a margin. Each verdict
+that compares two runs or nets has its "changed / the same" line: `between(runs[a], runs[b])`
+for trained ones, a `*_pair` function for measured ones (`identity_pair`, `gradient_pair`).
 """
 
+from ..comparison import between
 from .architectures import (
     SIMILAR,
+    block_type_nets,
     block_type_runs,
     block_types_match,
     bottleneck_saves,
@@ -33,16 +37,25 @@ from .beyond import (
     deletion_errors,
     ensemble_survives_deletion,
     landscape_slices,
+    matched_resnet,
+    preact_nets,
     preact_runs,
+    preact_start,
     preact_trains_better,
     wider_basin,
 )
 from .residual import (
+    IDENTITY_BRANCH,
+    IDENTITY_PAIR,
     IDENTITY_STACKS,
     block_gradients,
     fit_identity,
+    gradient_nets,
+    gradient_pair,
     identity_fits,
     identity_is_easier,
+    identity_pair,
+    identity_stacks,
     layer_response_stds,
     responses_are_smaller,
     skips_carry_the_gradient,
@@ -79,13 +92,16 @@ from .vanishing import (
 )
 
 __all__ = [
+    "between",
     "SEEN", "TRANSFER", "backbone_probes", "features_transfer", "linear_probe",
     "pooled_features", "probe_errors", "split_classes",
-    "SIMILAR", "block_type_runs", "block_types_match", "bottleneck_saves", "resnet50_matches",
-    "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
-    "ensemble_survives_deletion", "landscape_slices", "preact_runs", "preact_trains_better",
-    "wider_basin", "IDENTITY_STACKS", "block_gradients", "fit_identity", "identity_fits",
-    "identity_is_easier", "layer_response_stds", "responses_are_smaller",
+    "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
+    "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
+    "ensemble_survives_deletion", "landscape_slices", "matched_resnet", "preact_nets",
+    "preact_runs", "preact_start", "preact_trains_better", "wider_basin",
+    "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
+    "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
+    "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
     "skips_carry_the_gradient", "LAB_PAIR", "XIE_TABLE_3", "budget_variants",
     "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
     "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",

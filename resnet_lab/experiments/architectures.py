@@ -35,14 +35,20 @@ def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
                    f"{table.params:,} parameters, {table.macs / 1e9:.2f} GMACs, blocks {blocks}")
 
 
-def block_type_runs(s: Settings, images: data.Dataset, seed: int = 0
-                    ) -> tuple[dict[str, nn.Module], dict[str, History]]:
+def block_type_nets(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, nn.Module]:
     """A basic-block ResNet-20 and a bottleneck ResNet-29 with about the same parameters and
-    MACs, from one seed, trained side by side for the lesson's steps on the same batches."""
+    MACs, from one weights seed."""
     kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
               seed=seed)
-    nets = {"basic, 20 layers": cifar_resnet(20, **kw),
+    return {"basic, 20 layers": cifar_resnet(20, **kw),
             "bottleneck, 29 layers": cifar_resnet(29, block="bottleneck", **kw)}
+
+
+
+def block_type_runs(s: Settings, images: data.Dataset, seed: int = 0
+                    ) -> tuple[dict[str, nn.Module], dict[str, History]]:
+    """The `block_type_nets`, trained side by side for the lesson's steps on the same batches."""
+    nets = block_type_nets(s, images, seed)
     return nets, train.compare(nets, images, steps=s.steps, batch_size=s.batch_size,
                                recipe="quick", seed=seed)
 

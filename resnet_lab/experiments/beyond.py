@@ -4,12 +4,16 @@ pre-activation at a high learning rate."""
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import data, ensembles, landscape, train
+from ..blocks import blocks_of
+from ..callbacks import StopAtLoss
 from ..evaluation import bn_images, evaluate
 from ..history import History
-from ..lesson import TINY, Settings, Verdict
+from ..lesson import TINY, Settings, Verdict, degradation_nets
 from ..models import cifar_resnet
 from ..recipes import with_lr
 
@@ -38,9 +42,24 @@ def basin_rises(nets: dict[str, nn.Module], images: data.Dataset, directions: in
     return rises
 
 
+def matched_resnet(s: Settings, images: data.Dataset, target: float, seed: int = 0
+                   ) -> tuple[nn.Module, History]:
+    """The degradation experiment's ResNet-56 again (the same initial weights, batches and
+    learning rate), stopped when its training loss (the mean of the last 10 steps) reaches
+    `target`, the plain-56's final training loss: a ResNet-56 at matched training loss, so
+    that two landscapes are compared at equal loss, not after equal steps."""
+    net = degradation_nets(s, images, ("ResNet",), (56,), seed)["ResNet-56"]
+    return net, train.fit(net, images, name="ResNet-56", steps=s.steps,
+                          batch_size=s.batch_size, recipe="constant", seed=seed,
+                          callbacks=[StopAtLoss(target)])
+
+
 def wider_basin(rises: dict[str, float]) -> Verdict:
+    """Li et al.'s claim on `basin_rises` of plain-56 and the `matched_resnet`: a ResNet-56
+    at plain-56's training loss, so that the two basins are compared at equal loss."""
     res, plain = rises["ResNet-56"], rises["plain-56"]
-    return Verdict("the ResNet sits in a wider basin", plain / max(res, TINY),
+    return Verdict("at matched training loss the ResNet sits in a wider basin",
+                   plain / max(res, TINY),
                    f"mean loss rise at |α| = 0.5 over 4 directions: ResNet-56 {res:.2f}, "
                    f"plain-56 {plain:.2f} (claim: the plain net's is larger)")
 
@@ -82,22 +101,61 @@ def ensemble_survives_deletion(results: dict[str, tuple[float, np.ndarray]],
 HIGH_LR = 0.5   # five times He et al.'s 0.1, with no warm-up
 
 
-def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, History]:
-    """An original and a pre-activation ResNet-110 from one weights seed, on the same batches,
-    for half the lesson's steps at a constant, high learning rate (`HIGH_LR`, no warm-up):
-    where a net that is hard to optimize does not get started."""
+def preact_nets(s: Settings, images: data.Dataset, seed: int = 0, zero_head: bool = True
+                ) -> dict[str, nn.Module]:
+    """An original and a pre-activation ResNet-110 from one weights seed (their convs and fc
+    are the same draws). `zero_head`: both fc layers start at 0, so every logit is 0 and both
+    nets start at the same loss, ln(classes), whatever their features; without it the
+    original starts higher, its head reading a sum that no BatchNorm has normalized."""
     kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
               seed=seed)
-    deep = {"ResNet-110": cifar_resnet(110, **kw),
+    nets = {"ResNet-110": cifar_resnet(110, **kw),
             "pre-act ResNet-110": cifar_resnet(110, preact=True, **kw)}
+    if zero_head:
+        for net in nets.values():
+            nn.init.zeros_(net.fc.weight)
+            nn.init.zeros_(net.fc.bias)
+    return nets
+
+
+@torch.no_grad()
+def preact_start(s: Settings, images: data.Dataset, seed: int = 0, zero_head: bool = True
+                 ) -> dict[str, tuple[float, np.ndarray]]:
+    """Where the two `preact_nets` start: on one training batch, in training mode (BatchNorm
+    with the batch's statistics, as the first step sees it), the loss and the std of the
+    signal after every residual block and at the head's input (after pooling):
+    {name: (loss, stds)}. The original block's sum x + F(x) is never normalized on the way
+    to the head; the pre-activation net ends with BN and ReLU before it."""
+    x, y = images.x_train[:s.batch_size], images.y_train[:s.batch_size]
+    out = {}
+    for name, net in preact_nets(s, images, seed, zero_head).items():
+        stds = []
+        hooked = [*blocks_of(net).values(), net.avgpool]
+        handles = [m.register_forward_hook(lambda _m, _i, o, stds=stds: stds.append(o.std().item()))
+                   for m in hooked]
+        try:
+            loss = F.cross_entropy(net.train()(x), y).item()
+        finally:
+            for h in handles:
+                h.remove()
+        out[name] = loss, np.array(stds)
+    return out
+
+
+def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, History]:
+    """The `preact_nets` (both heads zeroed: the same starting loss) on the same batches,
+    for half the lesson's steps at a constant, high learning rate (`HIGH_LR`, no warm-up):
+    where a net that is hard to optimize does not get started."""
+    deep = preact_nets(s, images, seed)
     return train.compare(deep, images, steps=s.steps // 2, batch_size=s.batch_size,
                          recipe=with_lr("constant", HIGH_LR), grad_every=0, seed=seed)
 
 
 def preact_trains_better(histories: dict[str, History]) -> Verdict:
-    original, preact = (histories[n].final_train_loss()
-                        for n in ("ResNet-110", "pre-act ResNet-110"))
+    original, preact = (histories[n] for n in ("ResNet-110", "pre-act ResNet-110"))
+    end = original.final_train_loss(), preact.final_train_loss()
     return Verdict(f"at lr {HIGH_LR:g} without warm-up, pre-activation trains the 110-layer net "
-                   "and the original block does not", original / (1.5 * preact),
-                   f"final train loss: pre-act {preact:.3f}, original {original:.3f} "
+                   "and the original block does not", end[0] / (1.5 * end[1]),
+                   f"final train loss: pre-act {end[1]:.3f}, original {end[0]:.3f}, from first "
+                   f"losses {preact.train_loss[0]:.2f} and {original.train_loss[0]:.2f} "
                    "(claim: 1.5x lower)")

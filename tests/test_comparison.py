@@ -1,0 +1,126 @@
+"""One variable per comparison: every verdict that compares two nets compares a pair that
+differs in exactly the fields its claim names, read from the nets the experiments build
+(untrained: cheap), and the line that says so is built from the setups."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from resnet_lab import comparison, data, lesson, train
+from resnet_lab import experiments as ex
+from resnet_lab.callbacks import StopAtLoss
+from resnet_lab.comparison import measured_setup, one_change
+from resnet_lab.models import cifar_resnet
+
+S = replace(lesson.QUICK, size=8, width=2, steps=4, batch_size=16)
+IMAGES = data.synthetic(64, 32, size=8, channels=1)
+
+
+def pair(nets: dict, a: str, b: str) -> comparison.Comparison:
+    return one_change(measured_setup(nets[a]), measured_setup(nets[b]))
+
+
+def degradation(a: str, b: str) -> comparison.Comparison:
+    return pair(lesson.degradation_nets(S, IMAGES), a, b)
+
+
+# verdict -> (its pair's comparison, the fields its claim names, the same initial tensors?)
+VERDICTS = {
+    "deeper_plain_trains_worse": (lambda: degradation("plain-20", "plain-56"), {"depth"},
+                                  False),
+    "skips_remove_degradation": (lambda: degradation("ResNet-56", "plain-56"), {"skip"}, True),
+    "responses_are_smaller": (lambda: degradation("ResNet-56", "plain-56"), {"skip"}, True),
+    "identity_is_easier": (lambda: ex.identity_pair(steps=3), {"skip"}, True),
+    "skips_carry_the_gradient": (lambda: ex.gradient_pair(S.size), {"skip"}, True),
+    "block_types_match": (lambda: pair(ex.block_type_nets(S, IMAGES), "basic, 20 layers",
+                                       "bottleneck, 29 layers"), {"block", "depth"}, False),
+    "wider_basin": (lambda: degradation("ResNet-56", "plain-56"), {"skip"}, True),
+    "ensemble_survives_deletion": (lambda: degradation("ResNet-20", "plain-20"), {"skip"},
+                                   True),
+    "preact_trains_better": (lambda: pair(ex.preact_nets(S, IMAGES), "ResNet-110",
+                                          "pre-act ResNet-110"), {"preact"}, False),
+}
+
+
+@pytest.mark.parametrize("verdict", VERDICTS)
+def test_each_verdicts_pair_changes_only_what_its_claim_names(verdict):
+    make, fields, same_weights = VERDICTS[verdict]
+    compared = make()
+    assert set(compared.changed) == fields, str(compared)
+    assert compared.same_weights is same_weights, str(compared)
+    changed = str(compared).split("; the same")[0]
+    assert all(f"{field} (" in changed for field in fields), str(compared)
+    assert ("initial weights (seed 0, every tensor equal)" in str(compared)) is same_weights
+
+
+def test_a_runs_histories_differ_only_in_their_nets():
+    """The trained verdicts compare two models of one `compare` call: their histories record
+    the same data, batches, recipe, steps and evaluation, so only the nets' fields differ."""
+    nets = {n: cifar_resnet(20, width=2, in_channels=1, skip=skip, seed=0)
+            for n, skip in (("plain", 0.0), ("ResNet", 1.0))}
+    runs = train.compare(nets, IMAGES, steps=2, batch_size=16, recipe="constant",
+                         eval_samples=16, grad_every=0)
+    compared = comparison.between(runs["ResNet"], runs["plain"])
+    assert set(compared.changed) == {"skip"}
+    assert compared.same_weights
+    for shared in ("data", "steps", "recipe", "seed", "batch_size", "eval_bn", "engine"):
+        assert shared in compared.same
+    assert compared.same["steps"] == 2 and compared.same["data"] == IMAGES.name
+
+
+def test_stopping_at_a_loss_records_the_steps_trained():
+    """`matched_resnet`'s stop: a model stopped at a target loss records the steps it
+    trained, so a comparison at matched loss says that the steps changed."""
+    nets = {n: cifar_resnet(20, width=2, in_channels=1, skip=skip, seed=0)
+            for n, skip in (("plain", 0.0), ("ResNet", 1.0))}
+    runs = train.compare({"plain": nets["plain"]}, IMAGES, steps=6, batch_size=16,
+                         eval_samples=16, grad_every=0)
+    stopped = train.compare({"ResNet": nets["ResNet"]}, IMAGES, steps=6, batch_size=16,
+                            eval_samples=16, grad_every=0, callbacks=[StopAtLoss(1e3, 3)])
+    assert stopped["ResNet"].status == "early-stopped" and len(stopped["ResNet"].step) == 3
+    compared = comparison.between(runs["plain"], stopped["ResNet"])
+    assert set(compared.changed) == {"skip", "steps"}
+    assert "steps (6 → 3)" in str(compared)
+
+
+def test_the_same_seed_is_not_the_same_weights():
+    """Nets of another shape draw other weights from the same seed: the line says so."""
+    compared = one_change(measured_setup(cifar_resnet(20, width=2, seed=0)),
+                          measured_setup(cifar_resnet(32, width=2, seed=0)))
+    assert not compared.same_weights and compared.weights_seed == 0
+    assert "not the same initial weights" in str(compared)
+    unseeded = one_change(measured_setup(cifar_resnet(20, width=2)),
+                          measured_setup(cifar_resnet(20, width=2)))
+    assert not unseeded.same_weights and not unseeded.changed
+
+
+def test_the_plain_identity_stack_can_compute_the_identity():
+    """The identity test is fair only if the plain stack can represent H(x) = x: with
+    W1 = [I; -I], W2 = [I, -I] / scale and zero biases every plain block is the identity."""
+    stack = ex.identity_stacks()["plain"].blocks
+    width = stack[0].fc.out_features
+    eye = torch.eye(width)
+    with torch.no_grad():
+        for block in stack:
+            block.fc1.weight.copy_(torch.cat([eye, -eye]))
+            block.fc.weight.copy_(torch.cat([eye, -eye], 1) / block.branch_scale)
+            block.fc1.bias.zero_()
+            block.fc.bias.zero_()
+    x = torch.randn(32, width, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(stack(x), x, atol=1e-4)
+
+
+def test_measured_setup_refuses_a_foreign_module():
+    with pytest.raises(ValueError, match="model="):
+        measured_setup(torch.nn.Linear(2, 2))
+
+
+def test_the_preact_pair_starts_at_the_same_loss():
+    """With both heads zeroed every logit is 0: both ResNet-110s start at ln(classes); with
+    the default heads they do not."""
+    same = ex.preact_start(S, IMAGES, zero_head=True)
+    assert all(abs(loss - math.log(10)) < 1e-4 for loss, _ in same.values())
+    default = [loss for loss, _ in ex.preact_start(S, IMAGES, zero_head=False).values()]
+    assert abs(default[0] - default[1]) > 1e-3
