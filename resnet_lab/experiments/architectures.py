@@ -11,10 +11,11 @@ from .. import data, train
 from ..blocks import BasicBlock, Bottleneck
 from ..cost import Summary, complexity
 from ..history import History
-from ..lesson import TINY, Settings, Verdict
+from ..lesson import TINY, Settings, Verdict, claim
 from ..models import cifar_resnet
 
 
+@claim
 def bottleneck_saves(shape: tuple[int, ...] = (1, 256, 56, 56)) -> Verdict:
     """A basic block at 256 channels against the notes' 256 -> 64 -> 64 -> 256 bottleneck."""
     basic_params, basic_macs = complexity(BasicBlock(256, 256), shape)
@@ -25,6 +26,7 @@ def bottleneck_saves(shape: tuple[int, ...] = (1, 256, 56, 56)) -> Verdict:
                    "channels (claim: 10x)")
 
 
+@claim
 def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
     """An exact check (margin inf or 0): torchvision's ResNet-50 has 25,557,032 parameters
     and 4.1 GMACs at 224x224, in stages of [3, 4, 6, 3] bottlenecks."""
@@ -56,6 +58,7 @@ def block_type_runs(s: Settings, images: data.Dataset, seed: int = 0
 SIMILAR = 0.1   # "about as well": final training losses within 0.1 x ln(10), the starting loss
 
 
+@claim
 def block_types_match(histories: dict[str, History]) -> Verdict:
     losses = {n: h.final_train_loss() for n, h in histories.items()}
     gap = max(losses.values()) - min(losses.values())

@@ -15,7 +15,7 @@ from .. import data, train
 from ..checks import check_count
 from ..devices import device_of
 from ..evaluation import bn_images, precise_bn
-from ..lesson import TINY, Settings, Verdict
+from ..lesson import TINY, Settings, Verdict, claim
 from ..models import ResNet, cifar_resnet
 
 SEEN = 5            # the backbone trains on the first five classes; the probe gets the rest
@@ -101,6 +101,7 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
     return probe_errors(nets, seen, unseen)
 
 
+@claim
 def features_transfer(errors: dict[str, float]) -> Verdict:
     trained = next(v for k, v in errors.items() if k.startswith("ResNet") and "trained" in k)
     random = next(v for k, v in errors.items() if "random" in k)

@@ -13,7 +13,7 @@ from ..blocks import blocks_of
 from ..callbacks import StopAtLoss
 from ..evaluation import bn_images, evaluate
 from ..history import History
-from ..lesson import TINY, Settings, Verdict, degradation_nets
+from ..lesson import TINY, Settings, Verdict, claim, degradation_nets
 from ..models import cifar_resnet
 from ..recipes import with_lr
 
@@ -54,6 +54,7 @@ def matched_resnet(s: Settings, images: data.Dataset, target: float, seed: int =
                           callbacks=[StopAtLoss(target)])
 
 
+@claim
 def wider_basin(rises: dict[str, float]) -> Verdict:
     """Li et al.'s claim on `basin_rises` of plain-56 and the `matched_resnet`: a ResNet-56
     at plain-56's training loss, so that the two basins are compared at equal loss."""
@@ -87,6 +88,7 @@ def deletion_damage(intact: float, errors: np.ndarray, chance: float) -> float:
     return float(np.median((errors - intact) / max(chance - intact, TINY)))
 
 
+@claim
 def ensemble_survives_deletion(results: dict[str, tuple[float, np.ndarray]],
                                chance: float) -> Verdict:
     damage = {n: deletion_damage(*r, chance) for n, r in results.items()}
@@ -151,6 +153,7 @@ def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, H
                          recipe=with_lr("constant", HIGH_LR), grad_every=0, seed=seed)
 
 
+@claim
 def preact_trains_better(histories: dict[str, History]) -> Verdict:
     original, preact = (histories[n] for n in ("ResNet-110", "pre-act ResNet-110"))
     end = original.final_train_loss(), preact.final_train_loss()

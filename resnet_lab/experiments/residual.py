@@ -15,7 +15,7 @@ from ..hooks import (
     ActivationStats,
     GradientNorms,
 )
-from ..lesson import TINY, Verdict
+from ..lesson import TINY, Verdict, claim
 from ..models import cifar_resnet, deep_mlp
 from ..step import Step
 
@@ -67,6 +67,7 @@ def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENT
     return one_change(*(measured_setup(nets[name], **fit) for name in pair))
 
 
+@claim
 def identity_is_easier(fits: dict[str, list[float]]) -> Verdict:
     residual, plain = (fits[name][-1] for name in IDENTITY_PAIR)
     control = fits["plain, signal kept (control)"][-1]
@@ -101,6 +102,7 @@ def gradient_pair(size: int, seed: int = 0) -> Comparison:
     return one_change(*(measured_setup(net, **batch) for net in gradient_nets(seed).values()))
 
 
+@claim
 def skips_carry_the_gradient(grads: dict[str, np.ndarray]) -> Verdict:
     spread = {n: v.max() / max(v.min(), TINY) for n, v in grads.items()}
     return Verdict("skip connections carry the gradient to every block",
@@ -127,6 +129,7 @@ def layer_response_stds(nets: dict[str, nn.Module], images: data.Dataset
     return stds
 
 
+@claim
 def responses_are_smaller(stds: dict[str, np.ndarray]) -> Verdict:
     res, plain = stds["ResNet-56"].mean(), stds["plain-56"].mean()
     return Verdict("the ResNet's layer responses are smaller than the plain net's", plain / res,

@@ -14,7 +14,7 @@ from .. import data, train
 from ..cardinality import AggregatedTransform
 from ..configs import ImageNetConfig
 from ..cost import complexity
-from ..lesson import TINY, Settings, Verdict
+from ..lesson import TINY, Settings, Verdict, claim
 from ..models import ResNet, build_seeded, cifar_resnet, initialize
 
 
@@ -30,6 +30,7 @@ def three_forms(seed: int = 0) -> tuple[AggregatedTransform, torch.Tensor,
     return block, x, forms
 
 
+@claim
 def forms_agree(forms: dict[str, torch.Tensor]) -> Verdict:
     reference = forms["(c) grouped conv"]
     worst = max((out - reference).abs().max().item() for out in forms.values())
@@ -55,6 +56,7 @@ def time_forms(block: AggregatedTransform, x: torch.Tensor) -> dict[str, float]:
             "(c) grouped conv": median_ms(lambda: block.grouped(x))}
 
 
+@claim
 def grouped_is_faster(timings: dict[str, float]) -> Verdict:
     speedup = timings["(a) 32 paths, summed"] / timings["(c) grouped conv"]
     return Verdict("the grouped convolution is faster than the loop of paths", speedup / 1.5,
@@ -75,6 +77,7 @@ def budget_variants() -> dict[tuple[int, int], tuple[int, int]]:
     return sizes
 
 
+@claim
 def same_budget(sizes: dict[tuple[int, int], tuple[int, int]]) -> Verdict:
     params = [p for p, _ in sizes.values()]
     spread = max(params) / min(params) - 1
@@ -118,6 +121,7 @@ def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (
     return errors
 
 
+@claim
 def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
     """Claimed only as wide as lab sizes carry: ResNeXt is no worse than ResNet beyond twice
     the seeds' spread (the larger standard deviation over seeds of the two)."""

@@ -16,7 +16,7 @@ from ..hooks import (
     relative_weight_change,
     weight_snapshot,
 )
-from ..lesson import TINY, Verdict
+from ..lesson import TINY, Verdict, claim
 from ..models import cifar_resnet, deep_mlp
 from ..recipes import Recipe
 from ..regimes import EXPLODING_ABOVE, VANISHING_BELOW, first_last_ratio
@@ -37,6 +37,7 @@ def mlp_profiles(seed: int = 0) -> dict[str, dict[str, float]]:
             for act in ("sigmoid", "tanh", "relu")}
 
 
+@claim
 def sigmoid_vanishes(profiles: dict[str, dict[str, float]]) -> Verdict:
     ratio = first_last_ratio(profiles["plain sigmoid"])
     return Verdict("vanishing gradient in a deep sigmoid MLP",
@@ -72,6 +73,7 @@ def train_sigmoid_mlp(steps: int, seed: int = 0) -> MLPTraining:
     return MLPTraining(history, relative_weight_change(mlp, start), acts, updates)
 
 
+@claim
 def early_layers_freeze(moved: dict[str, float]) -> Verdict:
     first, last = "blocks.0.fc", list(moved)[-1]
     return Verdict("early layers stop learning",
@@ -83,6 +85,7 @@ def early_layers_freeze(moved: dict[str, float]) -> Verdict:
 WORSE = 1.1     # "trains worse": a final training loss (or error) 10% above the other net's
 
 
+@claim
 def deeper_plain_trains_worse(histories: dict[str, History]) -> Verdict:
     """He et al. Fig. 1: plain-56 ends with a higher training loss than plain-20, and a higher
     test error too (so it is not overfitting)."""
@@ -95,6 +98,7 @@ def deeper_plain_trains_worse(histories: dict[str, History]) -> Verdict:
                    f"{100 * err56:.0f}% vs {100 * err20:.0f}% (claim: both {WORSE:g}x)")
 
 
+@claim
 def skips_reduce_degradation(histories: dict[str, History]) -> Verdict:
     """He et al. Fig. 6: with skips the 56-layer net trains far better than plain-56. Reduced,
     not removed: ResNet-20's loss is printed beside it (at the lessons' budgets the deeper
@@ -119,18 +123,21 @@ def regime_table(images: data.Dataset, seed: int = 0) -> dict[tuple, dict[str, f
             for setup, kw in setups.items() for depth in (20, 56, 110) for skip in (0.0, 1.0)}
 
 
+@claim
 def plain_vanishes_without_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
     ratio = first_last_ratio(table["no BN, default init", 56, 0.0])
     return Verdict("plain CNN without normalization: gradients vanish towards the input",
                    VANISHING_BELOW / max(ratio, TINY), f"plain-56 ratio {ratio:.1e}")
 
 
+@claim
 def plain_explodes_with_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
     ratio = first_last_ratio(table["BatchNorm, He init", 56, 0.0])
     return Verdict("plain CNN with BatchNorm: gradients explode towards the input",
                    ratio / EXPLODING_ABOVE, f"plain-56 ratio {ratio:.1e}")
 
 
+@claim
 def residual_stays_healthy(table: dict[tuple, dict[str, float]]) -> Verdict:
     ratios = [first_last_ratio(p) for (_, _, skip), p in table.items() if skip == 1.0]
     inside = min(min(r / VANISHING_BELOW, EXPLODING_ABOVE / r) for r in ratios)
