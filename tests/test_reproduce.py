@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from resnet_lab import cluster, reproduce
+from resnet_lab import cluster, report, reproduce
 from resnet_lab.grid import Grid
 from resnet_lab.report import PAPER_TABLE6
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GRID = Grid(depths=(8, 14), seeds=1, steps=30, dataset="synthetic", size=8, n_train=2048,
             width=4)
@@ -71,6 +74,28 @@ def test_the_grid_trains_every_run_and_writes_the_report(uninterrupted):
     assert (uninterrupted / "figure6.png").stat().st_size > 10_000
     page = (uninterrupted / "report.html").read_text()
     assert page.count("<tr>") == 3 and "figure6.png" in page and "CIFAR-10, quoted" in page
+
+
+def shown(folder, capsys) -> str:
+    report.show(folder)
+    return capsys.readouterr().out
+
+
+def test_a_report_without_its_runs_shows_what_it_said_with_them(uninterrupted, tmp_path, capsys):
+    """A clone has the report, not the runs (runs/ is git-ignored): `show` reads report.json."""
+    for name in ("grid.json", "calls.json", "figure6.png", "report.json"):
+        shutil.copy(uninterrupted / name, tmp_path / name)
+    assert shown(tmp_path, capsys) == shown(uninterrupted, capsys)
+
+
+def test_the_committed_figure6_report_shows_its_numbers_in_a_clone(capsys):
+    """What lesson 2 prints from docs/figure6 in a fresh clone: the table, not "0 of 18"."""
+    folder = ROOT / "docs" / "figure6"
+    saved = report.Contents(**json.loads((folder / "report.json").read_text()))
+    assert report.to_markdown(saved) == (folder / "report.md").read_text()   # one report
+    text = shown(folder, capsys)
+    assert text.startswith("All runs finished.") and "Degradation: plain-56" in text
+    assert all(" ".join(row) in " ".join(text.split()) for row in saved.rows)
 
 
 def test_the_report_quotes_table_6_with_its_depths():
