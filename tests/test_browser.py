@@ -210,7 +210,7 @@ def wait_for_change(page, script, before, timeout=20):
 def test_page_renders_offline_without_errors(page):
     page.screenshot(path=str(ARTIFACTS / "app-explorer.png"))
     assert_clean([page])
-    assert "exploding" in page.inner_text(".widget-html-content:has(.regime)")
+    assert "healthy" in page.inner_text(".widget-html-content:has(.regime)")   # ResNet-56
     assert len(page.evaluate(PROFILE_Y)) == 56
 
 
@@ -226,8 +226,11 @@ def test_depth_slider_changes_the_plotted_profile(page):
 def test_skip_gate_and_stage_toggle_change_the_profile(page):
     before = page.evaluate(PROFILE_Y)
     page.locator(".widget-slider .noUi-handle").nth(1).click()            # the skip gate
+    page.keyboard.press("Home")                                           # 1 -> 0: plain
+    plain = wait_for_change(page, PROFILE_Y, before)
+    wait_for_readout(page, "exploding", len(plain))
     page.keyboard.press("End")                                            # 0 -> 1: a ResNet
-    residual = wait_for_change(page, PROFILE_Y, before)
+    residual = wait_for_change(page, PROFILE_Y, plain)
     wait_for_readout(page, "healthy", len(residual))   # the figure and the line are two messages
     page.screenshot(path=str(ARTIFACTS / "app-residual.png"))
     before = residual
