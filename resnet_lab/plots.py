@@ -324,9 +324,10 @@ def _batch(fig: go.Figure):
 # plotly: the network strip's gradient norms, one point per cell, aligned under the strip
 
 
-STRIP_LEFT, STRIP_RIGHT = 70, 110        # the figure's margins in pixels: its x axis starts
+STRIP_LEFT, STRIP_RIGHT = 60, 90         # the figure's margins in pixels: its x axis starts
                                          # STRIP_LEFT in, where the strip's first cell starts
-STRIP_WIDTH = 1000                       # pixels for all of a strip's cells together
+STRIP_WIDTH = 672                        # pixels for all of a strip's cells together: 56 cells
+                                         # of 12 px (110 layers); the figure fits 1280 px
 
 
 def explorer_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: int,

@@ -194,9 +194,9 @@ def test_the_strip_works_for_every_depth_and_block_type(explorer):
         explorer.block.value = block
         explorer.depth.value = depth
         assert sum(c.kind == "block" for c in explorer.strip.cells) == blocks
-        # the whole strip fits its width, each cell at least 14 px wide (clickable)
+        # the whole strip fits its width, each cell at least 12 px wide (clickable)
         width = explorer.strip.cell_width
-        assert width >= 14 and width * len(explorer.strip.cells) <= STRIP_WIDTH
+        assert width >= 12 and width * len(explorer.strip.cells) <= STRIP_WIDTH
     explorer.kind.value = "deep MLP, tanh"
     assert [c.kind for c in explorer.strip.cells][1:3] == ["block", "block"]
 

@@ -233,12 +233,12 @@ class Explorer:
         cards = []
         for name, (line, _) in PRESETS.items():
             button = W.Button(description=name, tooltip=f"Set every control: {line}",
-                              layout=W.Layout(width="228px", padding="0 4px"))
+                              layout=W.Layout(width="248px", padding="0 4px"))
             button.style.font_size = "12px"
             button.on_click(lambda _, n=name: self.apply_preset(n))
             cards.append(W.VBox([button, W.HTML(f"<div style='font-size:11px;color:#444;"
-                                                f"width:224px;line-height:1.25'>{line}</div>")],
-                                layout=W.Layout(flex="0 0 auto", width="232px")))
+                                                f"width:244px;line-height:1.25'>{line}</div>")],
+                                layout=W.Layout(flex="0 0 auto", width="252px")))
         return W.HBox(cards, layout=W.Layout(flex_flow="row wrap"))   # a narrow page: 2 rows
 
     def _observe(self) -> None:

@@ -70,7 +70,7 @@ class NetworkStrip:
 
     @property
     def cell_width(self) -> int:
-        return max(14, min(48, STRIP_WIDTH // max(len(self.cells), 1)))
+        return max(12, min(48, STRIP_WIDTH // max(len(self.cells), 1)))
 
     def show(self, model: torch.nn.Module, norms: Mapping[str, float] | None,
              marked: Collection[str], clickable: Collection[str]) -> list[float]:
@@ -98,7 +98,7 @@ class NetworkStrip:
     def _label(self, cell: Cell) -> str:
         """An unmarked cell's text where the cells are wide enough: "in", the block's stage and
         number ("2.4" for layer2.4), "out"; else a blank."""
-        if self.cell_width < 30:
+        if self.cell_width < 20:
             return BLANK
         return {"stem": "in", "head": "out"}.get(cell.kind, cell.name.removeprefix("layer"))
 
