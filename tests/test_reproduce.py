@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 GRID = Grid(depths=(8, 14), seeds=1, steps=30, dataset="synthetic", size=8, n_train=2048,
             width=4)
-CLI = [sys.executable, "-m", "resnet_lab", "reproduce", "--data", "synthetic", "--size", "8",
+CLI = [sys.executable, "-m", "resnet_lab", "reproduce", "--dataset", "synthetic", "--size", "8",
        "--n-train", "2048", "--depths", "8", "14", "--seeds", "1", "--steps", "30", "--width",
        "4", "--threads", "1", "--quiet"]
 
@@ -191,3 +191,15 @@ def test_without_ray_the_ray_path_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RuntimeError, match=r'pip install "resnet-lab\[cluster\]"'):
         cluster.connect("auto")
+
+
+def test_every_subcommand_takes_dataset_and_reproduce_still_takes_data_with_a_note(capsys):
+    from resnet_lab import cli
+
+    parser = cli.build_parser()
+    for command in (["train"], ["compare"], ["reproduce", "--out", "x"]):
+        assert parser.parse_args([*command, "--dataset", "synthetic"]).dataset == "synthetic"
+    assert capsys.readouterr().err == ""
+    old = parser.parse_args(["reproduce", "--out", "x", "--data", "fashion_mnist"])
+    assert old.dataset == "fashion_mnist"
+    assert capsys.readouterr().err == "resnet-lab: note: --data is now called --dataset\n"
