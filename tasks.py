@@ -29,7 +29,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".resnet-lab-installed"
 CONSTRAINTS = ROOT / "constraints.txt"
-# the Voilà page template without CDN links and JupyterLab's settings without news: a wheel
+# the Voilà page template without CDN links and JupyterLab's settings (no news; widget state saved
+# with a notebook, so a saved lesson reopens with its widgets): a wheel
 # installs share/ (pyproject's data-files), an editable install does not, so install() does
 SHARE = ROOT / "share"
 # the lessons a student opens and changes: copies of notebooks/ (which the tests compare with

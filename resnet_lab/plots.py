@@ -286,8 +286,7 @@ def name_runs(fig: go.Figure, names: Sequence[str]) -> None:
 
 
 def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
-    """Put each run's curves into its traces (`LAB_CURVES`); plain runs are drawn dashed, each
-    run in its `kind_colours` colour."""
+    """Put each run's curves into its traces (`LAB_CURVES`): `kind_colours`, plain dashed."""
     lines, k = traces_of(fig, "scatter"), len(LAB_CURVES)
     plain = [trained_plain(h) for h in histories.values()]
     with _batch(fig):
@@ -341,8 +340,9 @@ def explorer_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: 
 
     lo, hi = LOG_RANGE
     fig = make_subplots(rows=2, cols=1, row_heights=[0.36, 0.64], vertical_spacing=0.1)
-    for name, colour in zip(profiles, kind_colours([False] * len(profiles)), strict=True):
-        fig.add_scatter(name=name, mode="lines+markers", line=dict(color=colour), row=2, col=1)
+    for name in profiles:                     # blue: the explorer greys all but the last
+        fig.add_scatter(name=name, mode="lines+markers", line_color=RESIDUAL_COLOURS[0],
+                        row=2, col=1)
     fig.add_scatter(mode="lines+markers", line=dict(color="#999", width=1), showlegend=False,
                     marker=dict(size=11, colorscale=COLORSCALE, cmin=lo, cmax=hi,
                                 line=dict(color="#333", width=1),

@@ -376,7 +376,9 @@ def jupyterlab(playwright, lessons):
            "RESNET_LAB_MODE": "quick"}
     with server(["tasks.py", "lab", "--no-browser", f"--port={port}",
                  f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lessons}",
-                 f"--LabApp.user_settings_dir={tmp / 'settings'}"],
+                 f"--LabApp.user_settings_dir={tmp / 'settings'}",
+                 # the settings tasks.py installs (share/ copied into .venv), as they are here
+                 f"--LabApp.app_settings_dir={ROOT / 'share' / 'jupyter' / 'lab' / 'settings'}"],
                 f"{base}/api/status?token={token}", env):
         context = new_context(playwright, tmp / "chromium", width=1280, height=1000)
         yield f"{base}/lab/tree/{{}}?reset&token={token}", context
@@ -566,5 +568,41 @@ def test_the_lesion_views_cross_goes_when_a_block_is_put_back(jupyterlab, lesson
     page.wait_for_function("() => document.body.innerText.includes('every block in place')",
                            timeout=30_000)
     cells_marked(page, "✕", 0)
+    page.close()
+    assert_clean([page])
+
+
+def notebook(*sources: str) -> str:
+    """A notebook of code cells, as JSON."""
+    return json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                  "execution_count": None, "source": source}
+                                 for source in sources],
+                       "metadata": {"kernelspec": {"name": "python3", "language": "python",
+                                                   "display_name": "Python 3 (ipykernel)"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_saved_lesson_reopens_with_its_widgets_after_the_kernel_is_gone(jupyterlab, lessons):
+    """JupyterLab saves the widgets' state with the notebook (share/'s settings), so a lesson
+    saved and reopened with a new kernel shows its widgets, not "model not found"."""
+    path = lessons / "saved-widgets.ipynb"
+    path.write_text(notebook("import ipywidgets as W\nW.IntSlider(value=3, description='kept')"))
+    page = open_lesson(jupyterlab, path.name)
+    run_cell(page, "W.IntSlider").locator(".widget-slider").wait_for(timeout=60_000)
+    page.keyboard.press("Control+s")
+    deadline = time.time() + 60
+    while "widget-view" not in path.read_text():          # saved with the slider's output
+        assert time.time() < deadline, "the notebook was not saved"
+        page.wait_for_timeout(200)
+    url = jupyterlab[0]
+    base, token = url.split("/lab/")[0], url.split("token=")[1]
+    for session in page.request.get(f"{base}/api/sessions?token={token}").json():
+        page.request.delete(f"{base}/api/sessions/{session['id']}?token={token}")
+    page.close()
+    page = open_lesson(jupyterlab, path.name)
+    page.wait_for_function("() => document.querySelector('.widget-slider') !== null || "
+                           "document.body.innerText.includes('model not found')", timeout=60_000)
+    assert "model not found" not in page.inner_text("body")
+    assert "kept" in page.inner_text(".widget-slider")
     page.close()
     assert_clean([page])
