@@ -199,6 +199,8 @@ def test_the_strip_works_for_every_depth_and_block_type(explorer):
         assert width >= 12 and width * len(explorer.strip.cells) <= STRIP_WIDTH
     explorer.kind.value = "deep MLP, tanh"
     assert [c.kind for c in explorer.strip.cells][1:3] == ["block", "block"]
+    explorer.depth.value = 20
+    assert [b.description for b in explorer.strip.buttons][:3] == ["in", "0", "1"]   # blocks.1
 
 
 def test_a_gate_of_zero_draws_every_block_cut_and_disables_the_strip(explorer):

@@ -97,10 +97,11 @@ class NetworkStrip:
 
     def _label(self, cell: Cell) -> str:
         """An unmarked cell's text where the cells are wide enough: "in", the block's stage and
-        number ("2.4" for layer2.4), "out"; else a blank."""
+        number ("2.4" for layer2.4; an MLP's "3" for blocks.3), "out"; else a blank."""
         if self.cell_width < 20:
             return BLANK
-        return {"stem": "in", "head": "out"}.get(cell.kind, cell.name.removeprefix("layer"))
+        short = cell.name.removeprefix("layer").removeprefix("blocks.")
+        return {"stem": "in", "head": "out"}.get(cell.kind, short)
 
     def _paint(self, button: W.Button, cell: Cell, value: float | None, marked: bool,
                clickable: bool) -> None:
