@@ -1,6 +1,7 @@
 """The lab's two commands, needing nothing but Python 3.10+:
 
-    python3 tasks.py lab     install into .venv (first time) and open the lessons in JupyterLab
+    python3 tasks.py lab     install into .venv (first time) and open the lessons in JupyterLab,
+                             from lab/: your copies of notebooks/, made the first time
     python3 tasks.py test    install into .venv (first time) and run the whole test suite
 
 and two more, for the widget app alone and for a GPU machine:
@@ -30,9 +31,13 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".resnet-lab-installed"
 CONSTRAINTS = ROOT / "constraints.txt"
-# the Voilà page template without CDN links and JupyterLab's settings without news: a wheel
+# the Voilà page template without CDN links and JupyterLab's settings (no news; widget state saved
+# with a notebook, so a saved lesson reopens with its widgets): a wheel
 # installs share/ (pyproject's data-files), an editable install does not, so install() does
 SHARE = ROOT / "share"
+# the lessons a student opens and changes: copies of notebooks/ (which the tests compare with
+# what git holds), git-ignored, at the same depth so the lessons' ".." is still the clone
+LAB = ROOT / "lab"
 
 
 def run(*args: object) -> None:
@@ -58,6 +63,17 @@ def install() -> None:
     STAMP.touch()
 
 
+def working_copies(folder: Path) -> None:
+    """Copy into `folder` each notebook of notebooks/ that it lacks; a copy already there (a
+    student's work) is kept as it is."""
+    folder.mkdir(exist_ok=True)
+    for lesson in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        if not (folder / lesson.name).exists():
+            shutil.copy2(lesson, folder / lesson.name)
+    print(f"Your lessons are in {folder}; to get a fresh copy of one, delete it there and "
+          "start the lab again.", flush=True)
+
+
 def with_defaults(defaults: list[str], extra: list[str]) -> list[str]:
     """`defaults` less those whose option the user gave in `extra`, then `extra`."""
     given = {a.split("=")[0] for a in extra}
@@ -70,7 +86,7 @@ def main(argv: list[str]) -> int:
     commands = {
         # no news feed and no update check: JupyterLab asks nothing off the machine
         "lab": [BIN / "jupyter", "lab", *with_defaults(
-            ["--ip=127.0.0.1", "--ServerApp.root_dir=notebooks", "--LabApp.news_url=None",
+            ["--ip=127.0.0.1", f"--ServerApp.root_dir={LAB}", "--LabApp.news_url=None",
              "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *as_root],
             extra)],
         # a preheated kernel has run the app before anyone visits: the page comes up at once
@@ -86,6 +102,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     install()
+    if argv[0] == "lab" and not any(a.startswith("--ServerApp.root_dir") for a in extra):
+        working_copies(LAB)
     return subprocess.run([str(a) for a in commands[argv[0]]], cwd=ROOT).returncode
 
 

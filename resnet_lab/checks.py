@@ -46,6 +46,18 @@ def check_skip(skip: object) -> float:
     return float(skip)
 
 
+def check_gates(skip: object, n_blocks: int) -> float | tuple[float, ...]:
+    """Validate a config's `skip`: one gate for every block, or `n_blocks` gates, one per block
+    in network order. Equal gates come back as the one number, so a config says it one way."""
+    if not isinstance(skip, (list, tuple)):
+        return check_skip(skip)
+    if len(skip) != n_blocks:
+        raise ValueError(f"skip={skip!r} is not allowed; give one gate for every block, or "
+                         f"{n_blocks} gates (one per block, in network order)")
+    gates = tuple(check_skip(g) for g in skip)
+    return gates[0] if len(set(gates)) == 1 else gates
+
+
 # ---------------------------------------------------------------------------------------------
 # The depth of a CIFAR-style net (He et al. 2015 §4.2): a stem conv, three stages of n blocks,
 # and the fc layer. Basic blocks give 6n+2 layers, bottleneck blocks 9n+2.

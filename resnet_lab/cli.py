@@ -3,7 +3,8 @@
     resnet-lab compare --depths 20 56 --steps 300 --width 4 --size 16 --recipe constant \\
         --json runs/degradation.json --plot runs/degradation.png
     resnet-lab train --depth 20 --plain --max-seconds 30
-    resnet-lab reproduce --data fashion_mnist --depths 20 56 --seeds 2 --steps 1000 --out runs/fig6
+    resnet-lab reproduce --dataset fashion_mnist --depths 20 56 --seeds 2 --steps 1000 \
+        --out runs/fig6
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class Renamed(argparse.Action):
+    """An option with an old spelling (its last name) that still works, with a one-line note
+    naming the new one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == self.option_strings[-1]:
+            print(f"resnet-lab: note: {option_string} is now called {self.option_strings[0]}",
+                  file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _positive(kind):
@@ -108,9 +120,10 @@ def add_reproduce(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     grid.add_argument("--out", type=Path, required=True,
                       help="output folder; the same command again resumes there")
-    grid.add_argument("--data", choices=("auto", *datasets.DATASETS), default="auto",
+    grid.add_argument("--dataset", "--data", action=Renamed, default="auto",
+                      choices=("auto", *datasets.DATASETS),
                       help="auto (default): CIFAR-10 if in the data folder, else Fashion-MNIST, "
-                      "else synthetic")
+                      "else synthetic (--data: its old name)")
     grid.add_argument("--depths", type=_cifar_depth, nargs="+", default=[20, 32, 44, 56, 110],
                       help="the ResNets' depths, " + depth_rule("basic"))
     grid.add_argument("--plain-depths", type=_cifar_depth, nargs="*",
@@ -140,7 +153,7 @@ def add_reproduce(sub) -> None:
 def run_reproduce(args: argparse.Namespace) -> int:
     grid = reproduce.Grid(depths=tuple(args.depths), plain_depths=None if args.plain_depths is
                           None else tuple(args.plain_depths), seeds=args.seeds, steps=args.steps,
-                          dataset=args.data, size=args.size, n_train=args.n_train,
+                          dataset=args.dataset, size=args.size, n_train=args.n_train,
                           width=args.width, batch_size=args.batch_size,
                           augment=not args.no_augment)
     try:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck, ResidualBlock
-from .checks import INITS, SHORTCUTS, blocks_per_stage, check_choice, check_count, check_skip
+from .checks import INITS, SHORTCUTS, blocks_per_stage, check_choice, check_count, check_gates
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}   # keys: checks.BLOCK_TYPES
@@ -48,7 +48,8 @@ class ResNetOptions:
 
     `seed` (when given) fixes the initial weights without touching the global random state.
     `groups` and `width_per_group` (ResNeXt's cardinality C and width d of the bottlenecks'
-    3x3 convs) replace the architecture's own (None: keep them).
+    3x3 convs) replace the architecture's own (None: keep them). `skip` is the skip gate of
+    every block, or a tuple of one gate per block in network order.
     """
 
     num_classes: int = 1000
@@ -56,7 +57,7 @@ class ResNetOptions:
     shortcut: str = "B"
     norm: bool = True
     init: str = "he"
-    skip: float = 1.0
+    skip: float | tuple[float, ...] = 1.0
     preact: bool = False
     zero_init_residual: bool = False
     seed: int | None = None
@@ -70,8 +71,7 @@ class ResNetOptions:
         check_count("width_per_group", self.width_per_group, allow_none=True)
         check_choice("shortcut", self.shortcut, SHORTCUTS)
         check_choice("init", self.init, INITS)
-        check_skip(self.skip)
-
+        object.__setattr__(self, "skip", check_gates(self.skip, n_blocks(self)))
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,13 @@ class ImageNetConfig(ResNetOptions):
 @dataclass(frozen=True)
 class MLPConfig:
     """A deep fully connected net of `depth` blocks h <- scale * (W act(h) + b) + skip * h;
-    `hidden` > 0 gives each block a two-layer branch, scale * (W2 act(W1 h + b1) + b2)."""
+    `hidden` > 0 gives each block a two-layer branch, scale * (W2 act(W1 h + b1) + b2)
+    (`skip`: one gate for every block, or a tuple of one per block)."""
 
     depth: int = 20
     width: int = 64
     activation: str = "sigmoid"
-    skip: float = 0.0
+    skip: float | tuple[float, ...] = 0.0
     in_features: int = 64
     out_features: int = 10
     branch_scale: float = 1.0
@@ -144,12 +145,23 @@ class MLPConfig:
                              "branch) or a whole number of hidden units")
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("init", self.init, INITS)
-        check_skip(self.skip)
         for arg in ("depth", "width", "in_features", "out_features"):
             check_count(arg, getattr(self, arg))
+        object.__setattr__(self, "skip", check_gates(self.skip, n_blocks(self)))
 
 
 Config = CifarConfig | ImageNetConfig | MLPConfig
+
+
+def n_blocks(config: Config) -> int:
+    """How many blocks (each with a skip gate) the config's net has."""
+    return config.depth if isinstance(config, MLPConfig) else sum(config.architecture().layers)
+
+
+def gates_of(config: Config) -> tuple[float, ...]:
+    """Every block's skip gate, in network order."""
+    skip = config.skip
+    return skip if isinstance(skip, tuple) else (skip,) * n_blocks(config)
 KINDS = {"cifar_resnet": CifarConfig, "imagenet_resnet": ImageNetConfig, "deep_mlp": MLPConfig}
 
 

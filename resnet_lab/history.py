@@ -83,14 +83,16 @@ def setup_of(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> di
             "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
 
 
-RUN_FORMAT = "resnet-lab run 3"   # 2: histories record the whole recipe; 3: as their "setup"
-RUN_FORMATS_READ = ("resnet-lab run 1", "resnet-lab run 2", RUN_FORMAT)
+RUN_FORMAT = "resnet-lab run 4"   # 2: histories record the whole recipe; 3: as their "setup";
+# 4: a config's skip holds every block's gate as it was (before, set_skip could leave it stale)
+GATES_UNRECORDED = ("resnet-lab run 1", "resnet-lab run 2", "resnet-lab run 3")
+RUN_FORMATS_READ = (*GATES_UNRECORDED, RUN_FORMAT)
 
 
 def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str, History]
              ) -> Path:
-    """Save weights, each model's whole config (to rebuild it) and the histories (whose
-    setups hold the whole recipe), in one file."""
+    """Save weights, each model's whole config (to rebuild it, every skip gate as it is now)
+    and the histories (whose setups hold the whole recipe), in one file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     configs = {n: config_of(m) for n, m in models.items()}
@@ -106,18 +108,30 @@ def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str
 def load_run(path: str | Path, device: str | torch.device = "cpu"
              ) -> tuple[dict[str, nn.Module], dict[str, History]]:
     """Load a run saved with `save_run` (this version's or an earlier one's): rebuilt models
-    (with their weights) on `device`, and histories."""
+    (with their weights and skip gates) on `device`, and histories. A model that cannot be
+    rebuilt as it was saved is refused with a ValueError."""
     saved = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(saved, dict) or saved.get("format") not in RUN_FORMATS_READ:
         raise ValueError(f"{path} is not a resnet-lab run file (expected one of "
                          f"{', '.join(RUN_FORMATS_READ)})")
+    histories = {n: History.from_dict(d) for n, d in saved["histories"].items()}
     models = {}
     for name, entry in saved["models"].items():
         if entry["config"] is None:
             raise ValueError(f"model {name!r} in {path} was not built by resnet_lab; "
                              "load its state_dict by hand")
         model = build(entry["config"])
-        model.load_state_dict(entry["state_dict"])
+        try:
+            model.load_state_dict(entry["state_dict"])
+        except RuntimeError as error:
+            raise ValueError(f"model {name!r} in {path} cannot be restored as it was saved: "
+                             f"its weights do not fit the net its config builds ({error})"
+                             ) from None
+        setup = histories[name].setup if name in histories else {}
+        if saved["format"] in GATES_UNRECORDED and setup.get("plain", is_plain(model)) != \
+                is_plain(model):
+            raise ValueError(f"model {name!r} in {path} cannot be restored as it was saved: "
+                             f"it trained {'plain' if setup['plain'] else 'residual'}, but "
+                             f"its file ({saved['format']}) did not record its skip gates")
         models[name] = model.to(device)
-    histories = {n: History.from_dict(d) for n, d in saved["histories"].items()}
     return models, histories

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TypeVar
 
 import torch
@@ -23,7 +24,9 @@ from .configs import (
     ImageNetConfig,
     MLPConfig,
     config_from_dict,
+    gates_of,
     make_config,
+    n_blocks,
 )
 
 
@@ -71,6 +74,23 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
 M = TypeVar("M", bound=nn.Module)
 
 
+class GatedNet(nn.Module):
+    """A net whose blocks have skip gates: `model.config` is the config it was built from,
+    with `skip` as the gates are now, however they were set (`set_skip`, or `block.skip = 0`),
+    so `build(model.config)` always makes the same net again."""
+
+    @property
+    def config(self) -> Config:
+        gates = tuple(b.skip for b in blocks_of(self).values())
+        if len(gates) != n_blocks(self.built_from):
+            raise ValueError(f"this net has {len(gates)} blocks where its config builds "
+                             f"{n_blocks(self.built_from)} (a block deleted or added): no "
+                             "config describes it")
+        if gates == gates_of(self.built_from):
+            return self.built_from
+        return replace(self.built_from, skip=gates)
+
+
 def build_seeded(make: Callable[[], M], init: Callable[[M, torch.Generator | None], None],
                  seed: int | None) -> M:
     """`make()` built on the meta device (no memory, no random draws), then every parameter
@@ -86,7 +106,7 @@ def build_seeded(make: Callable[[], M], init: Callable[[M, torch.Generator | Non
     return model
 
 
-class ResNet(nn.Module):
+class ResNet(GatedNet):
     """A stem, stages of residual blocks (`layer1`, `layer2`, ...), global average pool and fc,
     built from its config as nanoGPT's `GPT(config)`: `ResNet(CifarConfig(56))`,
     `ResNet(ImageNetConfig("resnet50"))`. `model.config` is that config; `build` makes the same
@@ -100,7 +120,7 @@ class ResNet(nn.Module):
         if not isinstance(config, (CifarConfig, ImageNetConfig)):
             raise ValueError(f"config={config!r} is not allowed; give a CifarConfig or an "
                              "ImageNetConfig")
-        self.config = c = config
+        self.built_from = c = config
         arch = c.architecture()
         widths, self.preact = arch.widths, c.preact
         if arch.stem == "imagenet":
@@ -112,14 +132,16 @@ class ResNet(nn.Module):
         self.bn1 = nn.Identity() if c.preact else norm_layer(widths[0], c.norm)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, 2, 1) if arch.stem == "imagenet" else nn.Identity()
-        block_args = dict(shortcut=c.shortcut, norm=c.norm, skip=c.skip, preact=c.preact,
+        block_args = dict(shortcut=c.shortcut, norm=c.norm, preact=c.preact,
                           groups=arch.groups, base_width=arch.width_per_group)
+        gates = iter(gates_of(c))
         inplanes = widths[0]
-        for i, (planes, n_blocks) in enumerate(zip(widths, arch.layers, strict=True)):
+        for i, (planes, stage_blocks) in enumerate(zip(widths, arch.layers, strict=True)):
             blocks = []
-            for j in range(n_blocks):
+            for j in range(stage_blocks):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(arch.block(inplanes, planes, stride, **block_args))
+                blocks.append(arch.block(inplanes, planes, stride, skip=next(gates),
+                                         **block_args))
                 inplanes = planes * arch.block.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
         self.num_stages = len(arch.layers)
@@ -252,7 +274,7 @@ def wide_resnet50_2(*, num_classes: int = 1000, seed: int | None = None, **optio
     return imagenet_resnet("wide_resnet50_2", num_classes=num_classes, seed=seed, **options)
 
 
-class DeepMLP(nn.Module):
+class DeepMLP(GatedNet):
     """input layer -> `depth` MLPBlocks -> output layer, built from an `MLPConfig`
     (`model.config`)."""
 
@@ -260,11 +282,11 @@ class DeepMLP(nn.Module):
         super().__init__()
         if not isinstance(config, MLPConfig):
             raise ValueError(f"config={config!r} is not allowed; give an MLPConfig")
-        self.config = c = config
+        self.built_from = c = config
         act = ACTIVATIONS[c.activation]
         self.input = nn.Linear(c.in_features, c.width)
-        self.blocks = nn.Sequential(*[MLPBlock(c.width, act(), c.skip, c.branch_scale, c.hidden)
-                                      for _ in range(c.depth)])
+        self.blocks = nn.Sequential(*[MLPBlock(c.width, act(), skip, c.branch_scale, c.hidden)
+                                      for skip in gates_of(c)])
         self.head = nn.Sequential(act(), nn.Linear(c.width, c.out_features))
         initialize_mlp(self, c.init)
 

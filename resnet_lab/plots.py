@@ -7,6 +7,7 @@ widgets, where the app updates the traces in place (`update_*`). Nothing here tr
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import nullcontext
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,22 +20,21 @@ from .history import History
 from .regimes import first_last_ratio, regime
 from .strip import COLORSCALE, LOG_RANGE, Cell
 
-COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+PLAIN_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2")       # plain nets: red, then warm
+RESIDUAL_COLOURS = ("#1f77b4", "#2ca02c", "#17becf", "#9467bd")    # residual: blue, then cool
 
 
-def color_of(i: int) -> str:
-    """The i-th run's colour (the same in every figure)."""
-    return COLORS[i % len(COLORS)]
+def kind_colours(plain: Sequence[bool]) -> list[str]:
+    """A colour per run, the same in every figure of the lab: the k-th plain net gets
+    PLAIN_COLOURS[k], the k-th residual net RESIDUAL_COLOURS[k] (plain-20 red, ResNet-20 blue)."""
+    return [(PLAIN_COLOURS if p else RESIDUAL_COLOURS)[sum(q == p for q in plain[:i]) % 4]
+            for i, p in enumerate(plain)]
 
 
 def line_style(plain: bool) -> str:
     """Plain networks are drawn dashed in every figure, so the difference never relies on
-    colour alone: "--" for plain, "-" for residual (plotly: `plotly_dash`)."""
+    colour alone: "--" for plain, "-" for residual (plotly: "dash", "solid")."""
     return "--" if plain else "-"
-
-
-def plotly_dash(plain: bool) -> str:
-    return "dash" if plain else "solid"
 
 
 def trained_plain(history: History) -> bool:
@@ -65,9 +65,9 @@ def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
                 title: str = "") -> plt.Figure:
     """Training loss (left) and test error (right) of each run, against steps."""
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
-    for i, (name, h) in enumerate(histories.items()):
+    plain = [trained_plain(h) for h in histories.values()]
+    for (name, h), c in zip(histories.items(), kind_colours(plain), strict=True):
         style = line_style(trained_plain(h))
-        c = color_of(i)
         steps, loss = np.array(h.step), np.array(h.train_loss)
         k = max(1, len(loss) // 40)                           # light smoothing: running mean
         if k > 1:
@@ -96,11 +96,12 @@ def plot_profile(profiles: Mapping[str, Mapping[str, float]], *, plain: Collecti
     fig = ax.figure if ax is not None else plt.figure(figsize=(10, 4))
     ax = ax or fig.add_subplot()
     layers: list[str] = []
-    for i, (name, profile) in enumerate(profiles.items()):
+    colours = kind_colours([name in plain for name in profiles])
+    for (name, profile), colour in zip(profiles.items(), colours, strict=True):
         layers = list(profile)
         ratio, word = first_last_ratio(profile), regime(profile)
         values = np.maximum(np.array(list(profile.values())), 1e-30)
-        ax.semilogy(values, line_style(name in plain), marker=".", color=color_of(i),
+        ax.semilogy(values, line_style(name in plain), marker=".", color=colour,
                     label=f"{name}: first/last {ratio:.2g} ({word})")
     for start, stage in stage_bounds(layers):
         ax.axvline(start - 0.5, color="grey", lw=0.6, alpha=0.5)
@@ -192,9 +193,9 @@ def plot_activation_stds(stds: Mapping[str, Sequence[float]], *, plain: Collecti
     """Std of each layer's responses, as in He et al. 2015 Fig. 7 (plain vs residual), on a
     log axis; the runs named in `plain` are drawn dashed."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    for i, (name, values) in enumerate(stds.items()):
-        ax.plot(values, line_style(name in plain), marker=".",
-                color=color_of(i), label=name)
+    for (name, values), c in zip(stds.items(), kind_colours([n in plain for n in stds]),
+                                 strict=True):
+        ax.plot(values, line_style(name in plain), marker=".", color=c, label=name)
     ax.set(xlabel="layer", ylabel="std of the layer's output", title=title, yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -248,10 +249,9 @@ def lab_figure(names: Sequence[str]) -> go.Figure:
     fig = make_subplots(rows=2, cols=max(2, len(names)), vertical_spacing=0.2,
                         horizontal_spacing=0.08,
                         subplot_titles=(*LAB_CURVES, *names))
-    for i, name in enumerate(names):
-        line = dict(color=color_of(i))          # dashed or not: set from each run's history
+    for name in names:                  # colour and dash: set from each run's history
         for col, mode in enumerate(LAB_CURVES.values(), 1):
-            fig.add_scatter(name=name, x=[], y=[], mode=mode, line=line, row=1, col=col,
+            fig.add_scatter(name=name, x=[], y=[], mode=mode, row=1, col=col,
                             legendgroup=name, showlegend=col == 1)
     for i, _ in enumerate(names):
         fig.add_heatmap(z=[[None]], row=2, col=i + 1, colorscale="Viridis", zmin=-4, zmax=2,
@@ -286,14 +286,15 @@ def name_runs(fig: go.Figure, names: Sequence[str]) -> None:
 
 
 def update_curves(fig: go.Figure, histories: Mapping[str, History]) -> None:
-    """Put each run's curves into its traces (`LAB_CURVES`); plain runs are drawn dashed."""
+    """Put each run's curves into its traces (`LAB_CURVES`): `kind_colours`, plain dashed."""
     lines, k = traces_of(fig, "scatter"), len(LAB_CURVES)
+    plain = [trained_plain(h) for h in histories.values()]
     with _batch(fig):
         clear_empty(fig)
-        for i, h in enumerate(histories.values()):
+        for i, (h, colour) in enumerate(zip(histories.values(), kind_colours(plain), strict=True)):
             loss, error = lines[k * i:k * i + k]
             for trace in (loss, error):
-                trace.line.dash = plotly_dash(trained_plain(h))
+                trace.line.dash, trace.line.color = "dash" if plain[i] else "solid", colour
             loss.x, loss.y = h.step, h.train_loss
             error.x, error.y = h.test_step, [100 * e for e in h.test_error]
 
@@ -315,8 +316,6 @@ def update_heatmap(fig: go.Figure, grads: Mapping[str, tuple[list[str], np.ndarr
 
 def _batch(fig: go.Figure):
     """`batch_update` on a live FigureWidget (one message), a no-op context on a Figure."""
-    from contextlib import nullcontext
-
     return fig.batch_update() if isinstance(fig, go.FigureWidget) else nullcontext()
 
 
@@ -324,9 +323,10 @@ def _batch(fig: go.Figure):
 # plotly: the network strip's gradient norms, one point per cell, aligned under the strip
 
 
-STRIP_LEFT, STRIP_RIGHT = 70, 110        # the figure's margins in pixels: its x axis starts
+STRIP_LEFT, STRIP_RIGHT = 60, 90         # the figure's margins in pixels: its x axis starts
                                          # STRIP_LEFT in, where the strip's first cell starts
-STRIP_WIDTH = 1000                       # pixels for all of a strip's cells together
+STRIP_WIDTH = 672                        # pixels for all of a strip's cells together: 56 cells
+                                         # of 12 px (110 layers); the figure fits 1280 px
 
 
 def explorer_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: int,
@@ -340,8 +340,8 @@ def explorer_figure(cells: Sequence[Cell], values: Sequence[float], cell_width: 
 
     lo, hi = LOG_RANGE
     fig = make_subplots(rows=2, cols=1, row_heights=[0.36, 0.64], vertical_spacing=0.1)
-    for i, name in enumerate(profiles):
-        fig.add_scatter(name=name, mode="lines+markers", line=dict(color=color_of(i)),
+    for name in profiles:                     # blue: the explorer greys all but the last
+        fig.add_scatter(name=name, mode="lines+markers", line_color=RESIDUAL_COLOURS[0],
                         row=2, col=1)
     fig.add_scatter(mode="lines+markers", line=dict(color="#999", width=1), showlegend=False,
                     marker=dict(size=11, colorscale=COLORSCALE, cmin=lo, cmax=hi,

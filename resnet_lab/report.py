@@ -7,7 +7,9 @@ calls.json) and writes there:
   to the highest seed;
 - `report.md` and `report.html` (the same content): what ran where, the table of final training
   and test error per depth (mean ± std over seeds) beside He et al.'s Table 6, what the
-  measurement shows, and every run that failed with its error.
+  measurement shows, and every run that failed with its error;
+- `report.json`: the same content as data, which `show` reads where runs/ is not (a clone of
+  the repository: the runs stay on the machine that trained them; the report is committed).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import html
 import json
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -265,6 +267,7 @@ def write_report(folder: str | Path) -> Path:
     c = contents(grid, results, failures, calls)
     (folder / "report.md").write_text(to_markdown(c))
     (folder / "report.html").write_text(to_html(c))
+    (folder / "report.json").write_text(json.dumps(asdict(c), indent=1, ensure_ascii=False))
     return folder / "report.md"
 
 
@@ -281,12 +284,18 @@ def to_text(c: Contents) -> str:
 
 def show(folder: str | Path) -> None:
     """In a notebook: the report of a reproduce folder as text, then its figure (the PNG
-    written with it)."""
+    written with it). Without its runs (a clone) it shows the report written with them."""
     from IPython.display import Image, display
     folder = Path(folder)
     if not (folder / "grid.json").exists():
         print(f"No reproduce report in {folder} (the lab's own is docs/figure6 in its "
               "repository; `resnet-lab reproduce --out FOLDER` makes one).")
         return
-    print(to_text(contents(*load(folder))))                # the figure is drawn already
+    grid, results, failures, calls = load(folder)
+    written = folder / "report.json"
+    if not results and written.exists():
+        c = Contents(**json.loads(written.read_text()))
+    else:
+        c = contents(grid, results, failures, calls)
+    print(to_text(c))                                      # the figure is drawn already
     display(Image(filename=str(folder / "figure6.png")))

@@ -21,9 +21,14 @@ def plotted(explorer):
     return list(explorer.figure.data[1].y)
 
 
-def test_explorer_starts_on_a_plain_56_layer_net_that_explodes(explorer):
+def test_explorer_starts_on_resnet_56_where_the_first_click_cuts_a_skip(explorer):
     assert len(plotted(explorer)) == 56
-    assert "exploding" in explorer.readout.value
+    assert "healthy" in explorer.readout.value
+    assert explorer.controls() == PRESETS["ResNet-56"][1]
+    assert not any(t.disabled for t in explorer.stages.children)
+    before = plotted(explorer)
+    block_button(explorer, "layer1.0").click()             # what a student tries first
+    assert explorer.shown.model.layer1[0].skip == 0.0 and plotted(explorer) != before
 
 
 def test_depth_slider_gives_a_new_profile(explorer):
@@ -35,15 +40,19 @@ def test_depth_slider_gives_a_new_profile(explorer):
 
 
 def test_skip_gate_and_stage_toggles_change_the_profile(explorer):
-    assert explorer.stages.children[1].disabled                  # gate 0: no skips to switch
+    toggle = explorer.stages.children[1]
+    explorer.skip.value = 0.0
+    assert toggle.disabled and toggle.description == "stage 2 skips: off"   # no skips to switch
     explorer.skip.value = 1.0
-    assert not explorer.stages.children[1].disabled
+    assert not toggle.disabled and toggle.description == "stage 2 skips: on"
+    assert toggle.button_style == "info" and toggle.icon == "check"         # not only a shade
     residual = plotted(explorer)
     assert "healthy" in explorer.readout.value
-    explorer.stages.children[1].value = False               # stage 2 plain again
+    toggle.value = False                                     # stage 2 plain again
+    assert toggle.description == "stage 2 skips: off" and toggle.button_style == ""
     partly = plotted(explorer)
     assert partly != residual
-    explorer.stages.children[1].value = True
+    toggle.value = True
     assert plotted(explorer) == residual                     # back where we were, no rebuild
 
 
@@ -62,6 +71,7 @@ def test_block_type_switches_to_bottleneck_depths(explorer):
 
 
 def test_mlp_and_batchnorm_switches(explorer):
+    explorer.skip.value = 0.0
     explorer.norm.value = False
     explorer.init.value = "default"
     assert "vanishing" in explorer.readout.value           # no BN, default init: vanishing
@@ -167,14 +177,14 @@ def test_the_strip_draws_every_block_and_a_click_cuts_then_restores_its_skip(exp
     before, colours = plotted(explorer), [b.style.button_color for b in explorer.strip.buttons]
     assert len(set(colours)) > 3                                   # coloured by gradient norm
     button = block_button(explorer, "layer2.4")
-    assert not button.disabled and button.description == ""
+    assert not button.disabled and button.description == "2.4"       # its stage and number
     button.click()
     assert explorer.shown.model.layer2[4].skip == 0.0 and button.description == "✂"
     assert "dashed" in button.layout.border and "skip cut" in button.tooltip
     cut = plotted(explorer)
     assert cut != before
     button.click()
-    assert plotted(explorer) == before and button.description == ""   # exactly as before
+    assert plotted(explorer) == before and button.description == "2.4"   # exactly as before
 
 
 def test_the_strip_works_for_every_depth_and_block_type(explorer):
@@ -184,18 +194,24 @@ def test_the_strip_works_for_every_depth_and_block_type(explorer):
         explorer.block.value = block
         explorer.depth.value = depth
         assert sum(c.kind == "block" for c in explorer.strip.cells) == blocks
-        # the whole strip fits its width, each cell at least 14 px wide (clickable)
+        # the whole strip fits its width, each cell at least 12 px wide (clickable)
         width = explorer.strip.cell_width
-        assert width >= 14 and width * len(explorer.strip.cells) <= STRIP_WIDTH
+        assert width >= 12 and width * len(explorer.strip.cells) <= STRIP_WIDTH
     explorer.kind.value = "deep MLP, tanh"
     assert [c.kind for c in explorer.strip.cells][1:3] == ["block", "block"]
+    explorer.depth.value = 20
+    assert [b.description for b in explorer.strip.buttons][:3] == ["in", "0", "1"]   # blocks.1
 
 
 def test_a_gate_of_zero_draws_every_block_cut_and_disables_the_strip(explorer):
-    assert explorer.skip.value == 0.0
+    explorer.skip.value = 0.0
     blocks = [b for b, c in zip(explorer.strip.buttons, explorer.strip.cells, strict=True)
               if c.kind == "block"]
     assert all(b.description == "✂" and b.disabled for b in blocks)
+    explorer.skip.value = 1.0                              # the marks follow the gate back
+    assert not any("✂" in b.description or b.disabled for b in blocks)
+    explorer.depth.value = 110                             # cells too narrow for a label:
+    assert all(b.description == "\u00a0" for b in explorer.strip.buttons)   # a blank, never ""
 
 
 @pytest.mark.parametrize("name,word", [
@@ -271,7 +287,30 @@ def test_lesion_view_after_training():
     assert "layer3.1" in lesion.table.value
 
 
+def test_the_lesion_view_marks_follow_its_state_and_two_deletions_are_recorded():
+    from resnet_lab.app import LesionView
+
+    nets = {"plain-14": cifar_resnet(14, width=4, skip=0.0, seed=0),
+            "ResNet-14": cifar_resnet(14, width=4, seed=0)}
+    lesion = LesionView(test_samples=64)
+    lesion.prepare(nets)
+    lesion.start(data.synthetic(64, 64, size=16, seed=0), {})
+    strip = lesion.strips["ResNet-14"]
+    button = strip.buttons[[c.name for c in strip.cells].index("layer1.1")]
+    assert button.description == "1.1"                          # its stage and number
+    button.click()
+    assert button.description == "✕" and "without <b>layer1.1</b>" in lesion.readout.value
+    button.click()                                              # put back: the mark goes
+    assert button.description == "1.1" and "with every block in place" in lesion.readout.value
+    for block in ("layer1.1", "layer3.1"):                      # two blocks deleted together
+        strip.buttons[[c.name for c in strip.cells].index(block)].click()
+    assert set(lesion.results) == {"none", "layer1.1", "layer1.1 + layer3.1"}
+    assert "layer1.1 + layer3.1" in lesion.table.value
+    assert lesion.results["layer1.1 + layer3.1"]["ResNet-14"] == lesion.error("ResNet-14")
+
+
 def test_the_mlp_takes_the_init_switch_too(explorer):
+    explorer.skip.value = 0.0
     explorer.kind.value, explorer.depth.value = "deep MLP, ReLU", 50
     assert not explorer.init.disabled and explorer.norm.disabled
     explorer.init.value = "default"

@@ -7,6 +7,7 @@ test-artifacts/. The server's whole process group (kernels included) is stopped 
 """
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -210,7 +211,7 @@ def wait_for_change(page, script, before, timeout=20):
 def test_page_renders_offline_without_errors(page):
     page.screenshot(path=str(ARTIFACTS / "app-explorer.png"))
     assert_clean([page])
-    assert "exploding" in page.inner_text(".widget-html-content:has(.regime)")
+    assert "healthy" in page.inner_text(".widget-html-content:has(.regime)")   # ResNet-56
     assert len(page.evaluate(PROFILE_Y)) == 56
 
 
@@ -226,8 +227,11 @@ def test_depth_slider_changes_the_plotted_profile(page):
 def test_skip_gate_and_stage_toggle_change_the_profile(page):
     before = page.evaluate(PROFILE_Y)
     page.locator(".widget-slider .noUi-handle").nth(1).click()            # the skip gate
+    page.keyboard.press("Home")                                           # 1 -> 0: plain
+    plain = wait_for_change(page, PROFILE_Y, before)
+    wait_for_readout(page, "exploding", len(plain))
     page.keyboard.press("End")                                            # 0 -> 1: a ResNet
-    residual = wait_for_change(page, PROFILE_Y, before)
+    residual = wait_for_change(page, PROFILE_Y, plain)
     wait_for_readout(page, "healthy", len(residual))   # the figure and the line are two messages
     page.screenshot(path=str(ARTIFACTS / "app-residual.png"))
     before = residual
@@ -349,13 +353,20 @@ def test_lesion_view_deleting_a_block_hurts_the_plain_net_more(page):
 
 
 @pytest.fixture(scope="module")
-def jupyterlab(playwright, tmp_path_factory):
+def lessons(tmp_path_factory):
+    """A copy of the lessons (running cells must not touch ours), where a test may add its
+    own notebook."""
+    folder = tmp_path_factory.mktemp("lab") / "notebooks"
+    shutil.copytree(ROOT / "notebooks", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(playwright, lessons):
     """`python3 tasks.py lab` (the README's command) on a copy of the lessons, with every cell
     attached to the page (windowing off), and a Chromium context; yields (URL pattern with
     its token, context)."""
-    tmp = tmp_path_factory.mktemp("lab")
-    lessons = tmp / "notebooks"                  # a copy: running cells must not touch ours
-    shutil.copytree(ROOT / "notebooks", lessons)
+    tmp = lessons.parent
     settings = tmp / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
@@ -365,7 +376,9 @@ def jupyterlab(playwright, tmp_path_factory):
            "RESNET_LAB_MODE": "quick"}
     with server(["tasks.py", "lab", "--no-browser", f"--port={port}",
                  f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lessons}",
-                 f"--LabApp.user_settings_dir={tmp / 'settings'}"],
+                 f"--LabApp.user_settings_dir={tmp / 'settings'}",
+                 # the settings tasks.py installs (share/ copied into .venv), as they are here
+                 f"--LabApp.app_settings_dir={ROOT / 'share' / 'jupyter' / 'lab' / 'settings'}"],
                 f"{base}/api/status?token={token}", env):
         context = new_context(playwright, tmp / "chromium", width=1280, height=1000)
         yield f"{base}/lab/tree/{{}}?reset&token={token}", context
@@ -477,5 +490,119 @@ def test_each_lessons_live_control_answers_in_jupyterlab(jupyterlab, name):
     assert after != before
     if name.startswith("02"):
         area.get_by_role("button", name="Stop").click()
+    page.close()
+    assert_clean([page])
+
+
+def cell_reads(page, name: str, text: str, timeout=30_000) -> None:
+    """Wait until the strip cell of block `name` shows `text` (a blank reads "")."""
+    page.wait_for_function(
+        "([name, text]) => { const c = document.querySelector(`.strip-cell[title^='${name} (']`);"
+        " return c !== null && c.innerText.trim() === text; }", arg=[name, text], timeout=timeout)
+
+
+def cells_marked(page, mark: str, count: int, timeout=30_000) -> None:
+    """Wait until exactly `count` strip cells show `mark`."""
+    page.wait_for_function(
+        "([mark, count]) => Array.from(document.querySelectorAll('.strip-cell'))"
+        ".filter(c => c.innerText.includes(mark)).length === count",
+        arg=[mark, count], timeout=timeout)
+
+
+FITS = """area => {
+    const inside = area.getBoundingClientRect();
+    const cut = Array.from(area.querySelectorAll("button[title^='Set every control']"))
+        .filter(b => b.scrollWidth > b.clientWidth).map(b => b.innerText);
+    const plot = area.querySelector('.profile-plot .main-svg').getBoundingClientRect();
+    return {cut, plotRight: plot.right, areaRight: inside.right};
+}"""
+
+
+def test_lesson_2s_explorer_at_1280x800_fits_and_its_first_click_cuts_a_skip(jupyterlab):
+    """At 1280×800 no preset label is cut and the plot (every layer, the colour bar) lies
+    inside the output area; the first click on a block cuts its skip (✂), the next restores
+    it (the ✂ goes), and the gate at 0 then 1 marks every block and then none."""
+    page = open_lesson(jupyterlab, "02_residual_learning.ipynb")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    area = run_cell(page, "explorer = Explorer()")
+    cell_reads(page, "layer2.4", "2.4", timeout=120_000)
+    area.screenshot(path=str(ARTIFACTS / "lesson-02-explorer-1280x800.png"))
+    fits = area.evaluate(FITS)
+    assert fits["cut"] == [] and fits["plotRight"] <= fits["areaRight"] + 1, fits
+    page.locator(".strip-cell[title^='layer2.4 (']").click()
+    cell_reads(page, "layer2.4", "✂")
+    page.locator(".strip-cell[title^='layer2.4 (']").click()
+    cell_reads(page, "layer2.4", "2.4")
+    area.locator(".widget-slider .noUi-handle").nth(1).click()          # the skip gate
+    page.keyboard.press("Home")                                         # 1 -> 0: plain
+    cells_marked(page, "✂", 27)
+    page.keyboard.press("End")                                          # 0 -> 1: residual
+    cells_marked(page, "✂", 0)
+    page.close()
+    assert_clean([page])
+
+
+LESION_NOTEBOOK = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                              "execution_count": None, "source": [
+    "import resnet_lab as rl\n", "from resnet_lab import data\n",
+    "from resnet_lab.app import LesionView\n", "\n",
+    "nets = {'plain-14': rl.plain_net(14, width=4, seed=0),\n",
+    "        'ResNet-14': rl.cifar_resnet(14, width=4, seed=0)}\n",
+    "lesion = LesionView(test_samples=64)\n", "lesion.prepare(nets)\n",
+    "lesion.start(data.synthetic(64, 64, size=16, seed=0), {})\n", "lesion.widget"]}],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_the_lesion_views_cross_goes_when_a_block_is_put_back(jupyterlab, lessons):
+    (lessons / "lesion-marks.ipynb").write_text(json.dumps(LESION_NOTEBOOK))
+    page = open_lesson(jupyterlab, "lesion-marks.ipynb")
+    run_cell(page, "lesion = LesionView(")
+    cell_reads(page, "layer1.1", "1.1", timeout=120_000)
+    cell = page.locator(".strip-cell[title^='layer1.1 (']").nth(1)      # ResNet-14's
+    cell.click()
+    page.wait_for_function("() => document.body.innerText.includes('without layer1.1')",
+                           timeout=30_000)
+    cells_marked(page, "✕", 1)
+    cell.click()
+    page.wait_for_function("() => document.body.innerText.includes('every block in place')",
+                           timeout=30_000)
+    cells_marked(page, "✕", 0)
+    page.close()
+    assert_clean([page])
+
+
+def notebook(*sources: str) -> str:
+    """A notebook of code cells, as JSON."""
+    return json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                  "execution_count": None, "source": source}
+                                 for source in sources],
+                       "metadata": {"kernelspec": {"name": "python3", "language": "python",
+                                                   "display_name": "Python 3 (ipykernel)"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_saved_lesson_reopens_with_its_widgets_after_the_kernel_is_gone(jupyterlab, lessons):
+    """JupyterLab saves the widgets' state with the notebook (share/'s settings), so a lesson
+    saved and reopened with a new kernel shows its widgets, not "model not found"."""
+    path = lessons / "saved-widgets.ipynb"
+    path.write_text(notebook("import ipywidgets as W\nW.IntSlider(value=3, description='kept')"))
+    page = open_lesson(jupyterlab, path.name)
+    run_cell(page, "W.IntSlider").locator(".widget-slider").wait_for(timeout=60_000)
+    page.keyboard.press("Control+s")
+    deadline = time.time() + 60
+    while "widget-view" not in path.read_text():          # saved with the slider's output
+        assert time.time() < deadline, "the notebook was not saved"
+        page.wait_for_timeout(200)
+    url = jupyterlab[0]
+    base, token = url.split("/lab/")[0], url.split("token=")[1]
+    for session in page.request.get(f"{base}/api/sessions?token={token}").json():
+        page.request.delete(f"{base}/api/sessions/{session['id']}?token={token}")
+    page.close()
+    page = open_lesson(jupyterlab, path.name)
+    page.wait_for_function("() => document.querySelector('.widget-slider') !== null || "
+                           "document.body.innerText.includes('model not found')", timeout=60_000)
+    assert "model not found" not in page.inner_text("body")
+    assert "kept" in page.inner_text(".widget-slider")
     page.close()
     assert_clean([page])

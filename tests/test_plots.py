@@ -140,3 +140,23 @@ def test_the_heatmap_has_a_colour_bar_and_marks_an_exact_zero():
     assert image.get_array().mask[0, 3] and image.get_array().mask.sum() == 1
     assert "exactly 0" not in plots.plot_heatmap(history("ResNet-8", n=10)).axes[1].get_ylabel()
     plt.close("all")
+
+
+def test_one_colour_per_kind_of_net_in_every_figure():
+    """Plain nets red (then warm shades), residual nets blue (then cool ones), whatever the
+    order: the lab's curves, the lessons' curves and profiles agree."""
+    red, blue = plots.PLAIN_COLOURS[0], plots.RESIDUAL_COLOURS[0]
+    assert plots.kind_colours([False, True, True, False]) == [
+        blue, red, plots.PLAIN_COLOURS[1], plots.RESIDUAL_COLOURS[1]]
+    for order in (["plain-20", "ResNet-20"], ["ResNet-20", "plain-20"]):
+        runs = {n: history(n, plain=n.startswith("plain")) for n in order}
+        drawn = {line.get_label(): line.get_color() for line in
+                 plots.plot_curves(runs).axes[0].lines}
+        assert drawn == {"plain-20": red, "ResNet-20": blue}
+        lab = go.Figure(plots.lab_figure(order))
+        plots.update_curves(lab, runs)
+        assert {t.name: t.line.color for t in lab.data if t.type == "scatter"} == drawn
+        profiles = {n: {"conv1": 1.0, "fc": 0.5} for n in order}
+        figure = plots.plot_profile(profiles, plain=["plain-20"])
+        assert [line.get_color() for line in figure.axes[0].lines[:2]] == [drawn[n] for n in order]
+    plt.close("all")

@@ -8,16 +8,19 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from resnet_lab import cluster, reproduce
+from resnet_lab import cluster, report, reproduce
 from resnet_lab.grid import Grid
 from resnet_lab.report import PAPER_TABLE6
 
+ROOT = Path(__file__).resolve().parent.parent
+
 GRID = Grid(depths=(8, 14), seeds=1, steps=30, dataset="synthetic", size=8, n_train=2048,
             width=4)
-CLI = [sys.executable, "-m", "resnet_lab", "reproduce", "--data", "synthetic", "--size", "8",
+CLI = [sys.executable, "-m", "resnet_lab", "reproduce", "--dataset", "synthetic", "--size", "8",
        "--n-train", "2048", "--depths", "8", "14", "--seeds", "1", "--steps", "30", "--width",
        "4", "--threads", "1", "--quiet"]
 
@@ -71,6 +74,28 @@ def test_the_grid_trains_every_run_and_writes_the_report(uninterrupted):
     assert (uninterrupted / "figure6.png").stat().st_size > 10_000
     page = (uninterrupted / "report.html").read_text()
     assert page.count("<tr>") == 3 and "figure6.png" in page and "CIFAR-10, quoted" in page
+
+
+def shown(folder, capsys) -> str:
+    report.show(folder)
+    return capsys.readouterr().out
+
+
+def test_a_report_without_its_runs_shows_what_it_said_with_them(uninterrupted, tmp_path, capsys):
+    """A clone has the report, not the runs (runs/ is git-ignored): `show` reads report.json."""
+    for name in ("grid.json", "calls.json", "figure6.png", "report.json"):
+        shutil.copy(uninterrupted / name, tmp_path / name)
+    assert shown(tmp_path, capsys) == shown(uninterrupted, capsys)
+
+
+def test_the_committed_figure6_report_shows_its_numbers_in_a_clone(capsys):
+    """What lesson 2 prints from docs/figure6 in a fresh clone: the table, not "0 of 18"."""
+    folder = ROOT / "docs" / "figure6"
+    saved = report.Contents(**json.loads((folder / "report.json").read_text()))
+    assert report.to_markdown(saved) == (folder / "report.md").read_text()   # one report
+    text = shown(folder, capsys)
+    assert text.startswith("All runs finished.") and "Degradation: plain-56" in text
+    assert all(" ".join(row) in " ".join(text.split()) for row in saved.rows)
 
 
 def test_the_report_quotes_table_6_with_its_depths():
@@ -166,3 +191,15 @@ def test_without_ray_the_ray_path_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RuntimeError, match=r'pip install "resnet-lab\[cluster\]"'):
         cluster.connect("auto")
+
+
+def test_every_subcommand_takes_dataset_and_reproduce_still_takes_data_with_a_note(capsys):
+    from resnet_lab import cli
+
+    parser = cli.build_parser()
+    for command in (["train"], ["compare"], ["reproduce", "--out", "x"]):
+        assert parser.parse_args([*command, "--dataset", "synthetic"]).dataset == "synthetic"
+    assert capsys.readouterr().err == ""
+    old = parser.parse_args(["reproduce", "--out", "x", "--data", "fashion_mnist"])
+    assert old.dataset == "fashion_mnist"
+    assert capsys.readouterr().err == "resnet-lab: note: --data is now called --dataset\n"

@@ -71,3 +71,29 @@ def test_every_subpackage_ships_in_the_wheel():
     found = [".".join(p.parent.relative_to(ROOT).parts)
              for p in (ROOT / "resnet_lab").rglob("__init__.py")]
     assert sorted(listed) == sorted(found)
+
+
+def test_tasks_py_lab_serves_copies_of_the_lessons_and_keeps_a_students_work(
+        tmp_path, monkeypatch, capsys):
+    """`tasks.py lab` opens lab/, copies of notebooks/ (which the committed-form test reads), so
+    the two commands work in either order; a copy already there is never overwritten, and
+    extra arguments such as --port pass through to JupyterLab."""
+    sys.path.insert(0, str(ROOT))
+    import tasks
+    served = []
+    monkeypatch.setattr(tasks, "LAB", tmp_path / "lab")
+    monkeypatch.setattr(tasks, "install", lambda: None)
+    monkeypatch.setattr(tasks.subprocess, "run", lambda args, cwd: served.append(args) or
+                        subprocess.CompletedProcess(args, 0))
+    committed = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert tasks.main(["lab", "--port=9999"]) == 0
+    assert f"--ServerApp.root_dir={tmp_path / 'lab'}" in served[0]
+    assert "--port=9999" in served[0]
+    assert str(tmp_path / "lab") in capsys.readouterr().out
+    copies = [tmp_path / "lab" / p.name for p in committed]
+    assert [c.read_bytes() for c in copies] == [p.read_bytes() for p in committed]
+    copies[0].write_text("a student's work")
+    copies[1].unlink()
+    tasks.main(["lab"])
+    assert copies[0].read_text() == "a student's work"
+    assert copies[1].read_bytes() == committed[1].read_bytes()

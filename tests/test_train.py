@@ -207,6 +207,54 @@ def test_save_and_load_a_run(tiny, tmp_path, device):
     assert loaded["plain-8"].layer1[0].skip == 0.0
 
 
+def round_trip(model, tmp_path):
+    """`model` saved with save_run and loaded back: (the loaded model, outputs before, after)."""
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    before = model.eval()(x)
+    loaded = history.load_run(history.save_run(tmp_path / "run.pt", {"net": model}, {}))[0]
+    return loaded["net"], before, loaded["net"].eval()(x)
+
+
+def test_a_net_made_plain_by_set_skip_is_saved_and_loaded_plain(tmp_path):
+    model = rl.cifar_resnet(8, width=4, seed=0)
+    rl.set_skip(model, 0.0)
+    assert model.config.skip == 0.0 and rl.is_plain(model)
+    loaded, before, after = round_trip(model, tmp_path)
+    assert rl.is_plain(loaded) and loaded.config == model.config
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stage", ["layer1", "layer2", "layer3"])
+def test_gates_set_on_one_stage_or_one_block_come_back_as_they_were(tmp_path, stage):
+    model = rl.cifar_resnet(14, width=4, seed=0)
+    rl.set_skip(model, 0.0, stage)
+    rl.blocks_of(model)["layer2.1"].skip = 0.5                  # set by hand, not set_skip
+    gates = {n: b.skip for n, b in rl.blocks_of(model).items()}
+    assert model.config.skip == tuple(gates.values())
+    loaded, before, after = round_trip(model, tmp_path)
+    assert {n: b.skip for n, b in rl.blocks_of(loaded).items()} == gates
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_a_run_that_cannot_come_back_as_it_was_is_refused(tmp_path):
+    model = rl.cifar_resnet(8, width=4, seed=0)
+    with rl.without_block(model, "layer2.0"), pytest.raises(ValueError, match="2 blocks"):
+        history.save_run(tmp_path / "run.pt", {"net": model}, {})
+    config = {"builder": "cifar_resnet", "depth": 8, "width": 4, "skip": 1.0}  # a stale gate
+    torch.save({"format": "resnet-lab run 3",
+                "models": {"plain": {"config": config, "state_dict": model.state_dict()}},
+                "histories": {"plain": {"name": "plain", "setup": {"plain": True}}}},
+               tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="'plain'.*cannot be restored.*trained plain"):
+        history.load_run(tmp_path / "old.pt")
+    wider = {**config, "width": 8}
+    torch.save({"format": history.RUN_FORMAT, "histories": {},
+                "models": {"net": {"config": wider, "state_dict": model.state_dict()}}},
+               tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="'net'.*cannot be restored.*weights do not fit"):
+        history.load_run(tmp_path / "wrong.pt")
+
+
 def test_a_run_saved_by_the_first_version_still_loads(tmp_path):
     model = rl.cifar_resnet(8, width=4, seed=0)
     old_config = {"builder": "cifar_resnet", "depth": 8, "num_classes": 10, "in_channels": 3,

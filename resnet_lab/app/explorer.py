@@ -64,6 +64,8 @@ PRESETS = {  # name: (the one line shown under it, the controls it sets)
         "He et al. 2016: BN-ReLU before each conv, nothing after the +: a clean identity path.",
         dict(BASE, depth=110, skip=1.0, preact=True)),
 }
+# the explorer opens on ResNet-56: every block's skip is on, so a click on one cuts it
+START = PRESETS["ResNet-56"][1]
 
 
 @lru_cache(maxsize=48)
@@ -207,24 +209,24 @@ class Explorer:
 
     def _make_controls(self) -> None:
         self.kind = labelled("network", "Convolutional CIFAR net or a deep fully connected net",
-                             W.Dropdown(options=list(KINDS), value=BASE["kind"]))
+                             W.Dropdown(options=list(KINDS), value=START["kind"]))
         self.depth = labelled("depth (layers)", "Layers: 6n+2 (basic blocks) or 9n+2 (bottleneck)",
-                              W.SelectionSlider(options=DEPTHS, value=BASE["depth"],
+                              W.SelectionSlider(options=DEPTHS, value=START["depth"],
                                                 continuous_update=False))
         self.skip = labelled("skip gate", "0 = plain network (F(x) only), 1 = ResNet (F(x) + x)",
-                             W.FloatSlider(value=BASE["skip"], min=0.0, max=1.0, step=0.05,
+                             W.FloatSlider(value=START["skip"], min=0.0, max=1.0, step=0.05,
                                            continuous_update=False, readout_format=".2f"))
         self.norm = labelled("BatchNorm", "Normalize each conv layer's output (BatchNorm)",
-                             W.Checkbox(value=BASE["norm"], indent=False))
+                             W.Checkbox(value=START["norm"], indent=False))
         self.init = labelled("init", "He (kaiming) init or PyTorch's default init",
                              W.Dropdown(options=[("He (kaiming)", "he"),
                                                  ("PyTorch default", "default")],
-                                        value=BASE["init"]))
+                                        value=START["init"]))
         self.block = labelled("block", "Basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1)",
                               W.Dropdown(options=[("basic", "basic"), ("bottleneck", "bottleneck")],
-                                         value=BASE["block"]))
+                                         value=START["block"]))
         self.preact = labelled("pre-activation", "He et al. 2016: BN and ReLU before each conv",
-                               W.Checkbox(value=BASE["preact"], indent=False))
+                               W.Checkbox(value=START["preact"], indent=False))
         self.stages = W.HBox([W.ToggleButton(value=True, description=f"{stage_name(s)} skips",
                                              tooltip=f"skip connections of {s} on/off")
                               for s in STAGES])
@@ -234,12 +236,13 @@ class Explorer:
         cards = []
         for name, (line, _) in PRESETS.items():
             button = W.Button(description=name, tooltip=f"Set every control: {line}",
-                              layout=W.Layout(width="228px", padding="0 4px"))
+                              layout=W.Layout(width="248px", padding="0 4px"))
             button.style.font_size = "12px"
             button.on_click(lambda _, n=name: self.apply_preset(n))
             cards.append(W.VBox([button, W.HTML(f"<div style='font-size:11px;color:#444;"
-                                                f"width:224px;line-height:1.25'>{line}</div>")]))
-        return W.HBox(cards)
+                                                f"width:244px;line-height:1.25'>{line}</div>")],
+                                layout=W.Layout(flex="0 0 auto", width="252px")))
+        return W.HBox(cards, layout=W.Layout(flex_flow="row wrap"))   # a narrow page: 2 rows
 
     def _observe(self) -> None:
         self.block.observe(self.on_block_type, names="value")
@@ -268,8 +271,11 @@ class Explorer:
         cifar = state.kind == "cifar"
         for w in (self.norm, self.block, self.preact):
             w.disabled = not cifar
-        for t in self.stages.children:
+        for stage, t in zip(STAGES, self.stages.children, strict=True):
             t.disabled = not cifar or state.skip == 0
+            on = t.value and not t.disabled
+            t.description = f"{stage_name(stage)} skips: {'on' if on else 'off'}"
+            t.button_style, t.icon = ("info", "check") if on else ("", "times")
 
     def _draw_strip(self, shown: Picture) -> list[float]:
         return self.strip.show(shown.model, shown.profile, shown.cut, shown.clickable)

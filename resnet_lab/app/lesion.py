@@ -19,7 +19,8 @@ class LesionView:
     """Each trained net drawn as a strip; after training a click deletes a block (its output
     becomes its input, Veit et al. 2016) and the net's test error is measured at once.
 
-    A table keeps "deleted block -> test error" for every net: residual nets lose little,
+    A table keeps "deleted blocks -> test error" for every net and every set of blocks deleted
+    together (one block, or two): residual nets lose little,
     plain nets fall towards chance, because every path of a plain net runs through every block.
     """
 
@@ -28,7 +29,7 @@ class LesionView:
         self.strips: dict[str, NetworkStrip] = {}
         self.models: dict[str, torch.nn.Module] = {}
         self.deleted: dict[str, set[str]] = {}
-        self.results: dict[str, dict[str, float]] = {}     # deleted block -> net -> error
+        self.results: dict[str, dict[str, float]] = {}     # deleted blocks -> net -> error
         self.test: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_norms: dict[str, dict[str, float]] = {}
         self.readout = W.HTML()
@@ -78,10 +79,11 @@ class LesionView:
             return
         self.deleted[name] ^= {block}
         error = self.error(name)
-        if len(self.deleted[name]) == 1:
-            self.results.setdefault(next(iter(self.deleted[name])), {})[name] = error
-        gone = ", ".join(sorted(self.deleted[name])) or "none"
-        self.readout.value = (f"<b>{name}</b> without <b>{gone}</b>: test error "
+        gone = " + ".join(sorted(self.deleted[name]))        # one block, or several together
+        if gone:
+            self.results.setdefault(gone, {})[name] = error
+        what = f"without <b>{gone}</b>" if gone else "with every block in place"
+        self.readout.value = (f"<b>{name}</b> {what}: test error "
                               f"<b class='lesion-error'>{100 * error:.1f}%</b> (intact: "
                               f"{100 * self.results['none'][name]:.1f}%)")
         self.redraw(name)
@@ -120,5 +122,5 @@ class LesionView:
                 f"<td style='text-align:right;padding:0 10px'>"
                 f"{'' if n not in errors else f'{100 * errors[n]:.1f}%'}</td>" for n in names)
             + "</tr>" for block, errors in self.results.items())
-        self.table.value = (f"<table class='lesion-table'><tr><th>deleted block</th>{head}</tr>"
+        self.table.value = (f"<table class='lesion-table'><tr><th>deleted blocks</th>{head}</tr>"
                             f"{rows}</table>")

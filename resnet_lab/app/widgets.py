@@ -20,6 +20,7 @@ from ..strip import Cell, cell_norms, norm_colour, strip_cells, text_colour
 DEPTHS = depths("basic")                   # 6n+2: 8, 14, ..., 110 (basic blocks, the MLP)
 BOTTLENECK_DEPTHS = depths("bottleneck")   # 9n+2: 11, 20, ..., 110
 SEED = 0                                   # every net the app builds starts from these weights
+BLANK = "\u00a0"                            # a label that shows nothing (a non-breaking space)
 
 
 def labelled(text: str, tip: str, widget: W.Widget) -> W.Widget:
@@ -69,7 +70,7 @@ class NetworkStrip:
 
     @property
     def cell_width(self) -> int:
-        return max(14, min(48, STRIP_WIDTH // max(len(self.cells), 1)))
+        return max(12, min(48, STRIP_WIDTH // max(len(self.cells), 1)))
 
     def show(self, model: torch.nn.Module, norms: Mapping[str, float] | None,
              marked: Collection[str], clickable: Collection[str]) -> list[float]:
@@ -94,14 +95,22 @@ class NetworkStrip:
             button.on_click(lambda _, name=cell.name: self.on_click(name))
         return button
 
+    def _label(self, cell: Cell) -> str:
+        """An unmarked cell's text where the cells are wide enough: "in", the block's stage and
+        number ("2.4" for layer2.4; an MLP's "3" for blocks.3), "out"; else a blank."""
+        if self.cell_width < 20:
+            return BLANK
+        short = cell.name.removeprefix("layer").removeprefix("blocks.")
+        return {"stem": "in", "head": "out"}.get(cell.kind, short)
+
     def _paint(self, button: W.Button, cell: Cell, value: float | None, marked: bool,
                clickable: bool) -> None:
         colour = norm_colour(value) if value is not None else "#e6e6e6"
         button.style.button_color = colour
         button.style.text_color = text_colour(colour)
         button.style.font_size = "11px"
-        ends = {"stem": "in", "head": "out"} if self.cell_width >= 30 else {}
-        button.description = self.mark if marked else ends.get(cell.kind, "")
+        # never "": ipywidgets 8 leaves a button's old text when label and icon are both empty
+        button.description = self.mark if marked else self._label(cell)
         button.layout.border = "2px dashed #000" if marked else "1px solid #555"
         button.disabled = not clickable
         norm = f"gradient norm {value:.2g}" if value is not None else "no gradient yet"
