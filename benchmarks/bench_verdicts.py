@@ -9,6 +9,7 @@ under each CPU kernel set: "default" (what torch picks here: AVX-512 or AMX wher
 them) and "avx2" (a laptop's: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2). Each kernel
 set runs in a process of its own with one thread, side by side.
 
+`--summarize FILE` summarizes the rows of an earlier run (its --out) instead of running.
 Prints, per verdict, how many runs showed it and the min and median margin (the measured value
 over the claim's threshold, > 1 = shown), writes every margin as JSON lines to --out, and the
 summary per claim function to --margins (the committed file the lessons read, so each verdict
@@ -128,8 +129,7 @@ def margins(rows: list[dict], kernels: list[str]) -> dict:
         out[name] = {"lesson": runs[0]["lesson"], "claim": runs[-1]["claim"], "runs": len(runs),
                      "over": " x ".join(over), "shown": f"{sum(m > 1 for m in values)}/{len(runs)}",
                      "min": fmt(min(values)), "median": fmt(statistics.median(values))}
-    return {"made_by": f"benchmarks/bench_verdicts.py --kernels {' '.join(kernels)}",
-            "machine": machine(), "verdicts": out}
+    return {"made_by": "benchmarks/bench_verdicts.py", "machine": machine(), "verdicts": out}
 
 
 def machine() -> str:
@@ -150,20 +150,8 @@ def fmt(margin: float) -> str:
     return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
-    parser.add_argument("--out", default="runs/bench_verdicts.jsonl")
-    parser.add_argument("--margins", default=str(MARGINS_FILE),
-                        help="the summary the lessons read ('' to leave it alone)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    seeds = list(range(args.seeds))
-    if args.worker:
-        worker(args.worker, seeds)
-        return
-    start = time.perf_counter()
+def run_workers(args: argparse.Namespace) -> list[dict]:
+    """One worker process per kernel set, side by side; every verdict's row, all seeds."""
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     procs = {k: subprocess.Popen([sys.executable, __file__, "--worker", k, "--seeds",
                                   str(args.seeds)], env={**os.environ, **KERNELS[k]},
@@ -182,18 +170,51 @@ def main() -> None:
         os.remove(f"{args.out}.{k}")
     with open(args.out, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
-    print(f"\n{len(seeds)} seeds x kernels {', '.join(args.kernels)}; datasets: "
-          f"{', '.join(sorted({r['dataset'] for r in rows} - {'-'}))}; "
-          f"{time.perf_counter() - start:.0f} s in all\n")
+    return rows
+
+
+def report(rows: list[dict], margins_file: str) -> None:
+    """The table, the smallest margin, and the summary the lessons read (unless '')."""
+    seeds = len({r["seed"] for r in rows})
+    kernels = sorted({r["kernel"] for r in rows})
+    print(f"\n{seeds} seeds x kernels {', '.join(kernels)}; datasets: "
+          f"{', '.join(sorted({r['dataset'] for r in rows} - {'-'}))}\n")
     print(table(rows))
-    if args.margins:
-        with open(args.margins, "w") as f:
-            json.dump(margins(rows, args.kernels), f, indent=1, ensure_ascii=False)
+    if margins_file:
+        summary = margins(rows, kernels)
+        summary["made_by"] = f"benchmarks/bench_verdicts.py --seeds {seeds} --kernels " \
+                             f"{' '.join(kernels)}"
+        with open(margins_file, "w") as f:
+            json.dump(summary, f, indent=1, ensure_ascii=False)
             f.write("\n")
-        print(f"\nthe spread of every verdict written to {args.margins}")
+        print(f"\nthe spread of every verdict written to {margins_file}")
     worst = min(rows, key=lambda r: r["margin"])
     print(f"\nsmallest margin {fmt(worst['margin'])}: {worst['claim']} "
           f"({worst['kernel']}, seed {worst['seed']}, {worst['dataset']}): {worst['evidence']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    parser.add_argument("--out", default="runs/bench_verdicts.jsonl")
+    parser.add_argument("--margins", default=str(MARGINS_FILE),
+                        help="the summary the lessons read ('' to leave it alone)")
+    parser.add_argument("--summarize", metavar="JSONL",
+                        help="summarize the rows of an earlier run instead of running")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, list(range(args.seeds)))
+        return
+    start = time.perf_counter()
+    if args.summarize:
+        with open(args.summarize) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    else:
+        rows = run_workers(args)
+    report(rows, args.margins)
+    print(f"{time.perf_counter() - start:.0f} s in all")
 
 
 if __name__ == "__main__":
