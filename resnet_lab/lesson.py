@@ -180,6 +180,8 @@ def spread(name: str) -> str:
     and CPU kernel sets ("" for a verdict that is no claim function's)."""
     if not name:
         return ""
+    if not MARGINS_FILE.exists():
+        return f"  spread: not measured yet ({MARGINS_FILE.name}: run benchmarks/bench_verdicts.py)"
     measured = json.loads(MARGINS_FILE.read_text())["verdicts"].get(name)
     if measured is None:
         return f"  spread: {name} is not in {MARGINS_FILE.name} (run benchmarks/bench_verdicts.py)"
