@@ -104,7 +104,19 @@ def main(argv: list[str]) -> int:
     install()
     if argv[0] == "lab" and not any(a.startswith("--ServerApp.root_dir") for a in extra):
         working_copies(LAB)
-    return subprocess.run([str(a) for a in commands[argv[0]]], cwd=ROOT).returncode
+    return run_to_the_end([str(a) for a in commands[argv[0]]])
+
+
+def run_to_the_end(command: list[str]) -> int:
+    """Run `command` until it exits. Ctrl-C reaches it (the terminal sends it to both), and it
+    decides: JupyterLab asks "Shutdown this Jupyter server (y/[n])?", a second Ctrl-C or "y"
+    stops it. Meanwhile this script only waits, with no traceback of its own."""
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 if __name__ == "__main__":

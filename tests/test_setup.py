@@ -97,3 +97,35 @@ def test_tasks_py_lab_serves_copies_of_the_lessons_and_keeps_a_students_work(
     tasks.main(["lab"])
     assert copies[0].read_text() == "a student's work"
     assert copies[1].read_bytes() == committed[1].read_bytes()
+
+
+CHILD = """import signal, sys, time
+asked = []
+def on_interrupt(*_):
+    asked.append(1)
+    print("asked", flush=True)
+    if len(asked) == 2:
+        sys.exit(3)
+signal.signal(signal.SIGINT, on_interrupt)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_ctrl_c_reaches_the_lab_and_tasks_py_waits_for_it_without_a_traceback():
+    """As in a terminal, Ctrl-C goes to the whole process group: the child (JupyterLab in
+    real life) decides when to stop, and tasks.py returns its exit code quietly."""
+    import os
+    import signal
+
+    driver = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tasks; "
+              f"sys.exit(tasks.run_to_the_end([sys.executable, '-c', {CHILD!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout.readline().strip() == "ready"
+    for _ in range(2):
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.stdout.readline().strip() == "asked"
+    assert proc.wait(timeout=20) == 3
+    assert "Traceback" not in proc.stderr.read()
