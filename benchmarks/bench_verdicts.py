@@ -28,8 +28,9 @@ import sys
 import time
 from collections import defaultdict
 
-MARGINS_FILE = os.path.join(os.path.dirname(__file__), "..", "resnet_lab", "experiments",
-                            "verdict_margins.json")
+from resnet_lab import lesson
+
+MARGINS_FILE = lesson.MARGINS_FILE     # the summary the lessons read: one home for its path
 KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -69,17 +70,17 @@ def run_part(out: Path, name: str, budget: int, commands: list[list[str]], env: 
     codes: list = []
     with contextlib.ExitStack() as files:
         running = [subprocess.Popen(c, stdout=files.enter_context(open(log, "w")), cwd=ROOT,
-                                    stderr=subprocess.STDOUT, env=env)
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
                    for c, log in zip(commands, logs, strict=True)]
         for process in running:
             try:
                 codes.append(process.wait(max(1.0, start + budget - time.perf_counter())))
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)   # its kernels and workers too
                 codes.append(f"stopped at its budget of {budget} s")
     seconds, ok = time.perf_counter() - start, all(code == 0 for code in codes)
     tail = [line for log in logs for line in
-            [t for t in log.read_text().splitlines() if t.strip()][-8 // len(logs) - 1:]]
+            [t for t in log.read_text().splitlines() if t.strip()][-(8 // len(logs)) - 1:]]
     return "\n".join([f"{name}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s (budget {budget} s"
                       f"{'' if ok else f'; exit {codes}'})", *(f"    {t[:200]}" for t in tail)])
 

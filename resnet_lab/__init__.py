@@ -4,6 +4,7 @@ from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
 from .configs import IMAGENET, CifarConfig, ImageNetConfig, MLPConfig
 from .cost import complexity, summary
 from .devices import pick_device
+from .evaluation import evaluate, precise_bn
 from .hooks import ActivationStats, GradientNorms, UpdateRatios, gradient_profile
 from .models import (
     DeepMLP,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationStats", "GradientNorms", "UpdateRatios", "first_last_ratio", "gradient_profile",
     "regime",
+    "evaluate", "precise_bn",
     "CifarConfig", "ImageNetConfig", "MLPConfig", "DeepMLP", "IMAGENET", "pick_device", "blocks_of",
     "is_plain",
     "BasicBlock", "Bottleneck", "MLPBlock", "PadShortcut", "ResidualBlock", "ResNet", "build",

@@ -52,7 +52,7 @@ def initial_weights(setup: dict) -> dict[str, torch.Tensor] | None:
     had no seed: then its weights came from the global generator and cannot be rebuilt)."""
     if setup.get("weights_seed") is None or not net_fields(setup):
         return None
-    config = {k: setup[k] for k in ("builder", *net_fields(setup))}
+    config = {k: setup[k] for k in ("builder", *net_fields(setup)) if k in setup}  # else default
     return dict(build(config_from_dict({**config, "seed": setup["weights_seed"]}))
                 .named_parameters())
 
@@ -120,7 +120,7 @@ def one_change(a: dict, b: dict) -> Comparison:
     """Compare two setups (`History.setup` or `measured_setup`) field by field."""
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in DERIVED]
     changed = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
-    same = {k: a[k] for k in keys if k not in changed}
+    same = {k: a.get(k) for k in keys if k not in changed}
     seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
     return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),
                       seed, tuple(dict.fromkeys(net_fields(a) + net_fields(b))))

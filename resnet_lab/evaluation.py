@@ -12,6 +12,9 @@ BatchNorm"): before evaluating, re-estimate every BatchNorm's statistics as a pl
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,12 +28,6 @@ PRECISE_BN_IMAGES = 1024   # training images the statistics are re-estimated on
 PRECISE_BN_BATCH = 128     # in batches of this many (the lessons' training batch)
 
 
-def has_batchnorm(model: nn.Module) -> bool:
-    """True when `model` keeps BatchNorm running statistics (eval mode reads them)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-               for m in model.modules())
-
-
 def bn_images(x_train: torch.Tensor, n: int = PRECISE_BN_IMAGES) -> torch.Tensor:
     """A fixed sample of `n` training images (the same for every call: its own generator)."""
     check_count("n", n)
@@ -38,21 +35,59 @@ def bn_images(x_train: torch.Tensor, n: int = PRECISE_BN_IMAGES) -> torch.Tensor
     return x_train[order[:n].to(x_train.device)]
 
 
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's BatchNorm layers that keep running statistics."""
+    return [m for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """True when `model` keeps BatchNorm running statistics (eval mode reads them)."""
+    return bool(batchnorms(model))
+
+
 @torch.no_grad()
-def precise_bn(model: nn.Module, images: torch.Tensor, batch_size: int = PRECISE_BN_BATCH
+def precise_bn(model: nn.Module, x_train: torch.Tensor, batch_size: int = PRECISE_BN_BATCH
                ) -> int:
-    """Re-estimate every BatchNorm's statistics of `model` over `images` (training images, in
-    training-mode batches of `batch_size`, a plain average over the batches: no momentum).
-    Returns how many images were used: 0 when the model has no BatchNorm (nothing to do).
-    The images go to the model's device; the model's mode is kept."""
+    """Re-estimate every BatchNorm's statistics of `model` over a fixed sample of
+    `PRECISE_BN_IMAGES` of the training images `x_train` (`bn_images`), in training-mode
+    batches of `batch_size`, as a plain average over the batches (no momentum: torch's
+    `update_bn`). Returns how many images were used: 0 when the model has no BatchNorm.
+
+    The passes run on a copy of the model without its hooks, so an instrument attached to the
+    model records nothing, and an interruption leaves the model as it was; only the new
+    statistics are copied back. The images go to the model's device."""
     check_count("batch_size", batch_size)
     if not has_batchnorm(model):
         return 0
-    device = device_of(model)
-    batches = [layout(images[i:i + batch_size].to(device), device)
-               for i in range(0, len(images), batch_size)]
-    update_bn(batches, model)
+    images, device = bn_images(x_train), device_of(model)
+    twin = unhooked_copy(model)
+    with autocast(device):
+        update_bn([layout(images[i:i + batch_size].to(device), device)
+                   for i in range(0, len(images), batch_size)], twin)
+    for mine, estimated in zip(batchnorms(model), batchnorms(twin), strict=True):
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            getattr(mine, name).copy_(getattr(estimated, name))
     return len(images)
+
+
+HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def unhooked_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of `model` without its module hooks (they stay on the model itself): the
+    instruments that own them are neither copied nor called."""
+    modules = list(model.modules())
+    saved = [[getattr(m, h) for h in HOOKS] for m in modules]
+    try:
+        for m in modules:
+            for h in HOOKS:
+                setattr(m, h, OrderedDict())
+        return copy.deepcopy(model)
+    finally:
+        for m, hooks in zip(modules, saved, strict=True):
+            for h, value in zip(HOOKS, hooks, strict=True):
+                setattr(m, h, value)
 
 
 def describe_bn(model: nn.Module, n: int | None) -> str:
@@ -69,10 +104,25 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
              bn_from: torch.Tensor | None = None) -> tuple[float, float]:
     """Mean cross-entropy loss and error rate (1 - accuracy) of `model` on (x, y), in eval
     mode (restored afterwards, even after an exception). With `bn_from` (training images) the
-    BatchNorm statistics are re-estimated on them first (`precise_bn`); without, eval mode
+    BatchNorm statistics are re-estimated on them for this evaluation (`precise_bn`) and put
+    back afterwards, so the running averages go on as training left them; without, eval mode
     uses whatever statistics the model holds. x and y go to the model's device."""
-    if bn_from is not None:
+    if bn_from is None:
+        return measure(model, x, y, batch_size)
+    saved = [b.clone() for m in batchnorms(model) for b in (m.running_mean, m.running_var)]
+    try:
         precise_bn(model, bn_from)
+        return measure(model, x, y, batch_size)
+    finally:
+        for buffer, old in zip((b for m in batchnorms(model)
+                                for b in (m.running_mean, m.running_var)), saved, strict=True):
+            buffer.copy_(old)
+
+
+@torch.no_grad()
+def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
+            ) -> tuple[float, float]:
+    """`evaluate` with the statistics the model holds."""
     device = device_of(model)
     was_training = model.training
     model.eval()

@@ -167,6 +167,9 @@ def claim(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
     @functools.wraps(fn)
     def named(*args, **kwargs) -> Verdict:
         return replace(fn(*args, **kwargs), name=fn.__name__)
+    if fn.__name__ in CLAIMS:
+        raise ValueError(f"a claim function named {fn.__name__!r} exists already: names are "
+                         "the keys of the measured spreads, so each must be unique")
     CLAIMS[fn.__name__] = named
     return named
 

@@ -65,7 +65,7 @@ class Run:
     flushes: int = 0
     batches: Batches | None = None        # the batch stream (a checkpoint keeps its place)
     warming_up: set[str] = field(default_factory=set)   # models still at the warm-up lr
-    bn_images: torch.Tensor | None = None  # training images for precise BatchNorm (evaluation)
+    bn_from: torch.Tensor | None = None   # training images precise BatchNorm samples from
 
     @property
     def elapsed(self) -> float:
@@ -207,8 +207,9 @@ def make_step(name: str, model: nn.Module, recipe: Recipe, device: torch.device,
         return CapturedStep(model, lr=recipe.lr, momentum=recipe.momentum, norms=norms,
                             weight_decay=recipe.weight_decay, graphs=graphs, backend=backend,
                             name=name)
-    if problem and graphs == "require":
-        raise RuntimeError(f"{name}: CUDA graph required, but {problem}")
+    if graphs == "require" and (problem or not backend):
+        raise RuntimeError(f"{name}: CUDA graph required, but "
+                           f"{problem or f'the device is {device.type!r}, not CUDA'}")
     sgd = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     step = Step(model, sgd, name=name, norms=norms)
@@ -286,9 +287,9 @@ def compare(models: dict[str, nn.Module], data: Dataset, *, steps: int | None = 
     test = data.x_test[:eval_samples].to(device), data.y_test[:eval_samples].to(device)
     run = start_run(models, recipe, device, grad_every, batch_size, seed, max_steps,
                     max_seconds, graphs)
-    run.batches, run.bn_images = batches, bn_images(batches.x)
+    run.batches, run.bn_from = batches, batches.x
     for name, h in run.histories.items():
-        h.setup.update(data=data.name, eval_bn=describe_bn(models[name], len(run.bn_images)))
+        h.setup.update(data=data.name, eval_bn=describe_bn(models[name], len(bn_images(batches.x))))
     train_loop(run, test, eval_every, callbacks, stop)
     return run.histories
 
@@ -353,7 +354,7 @@ def evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
         model, h = run.models[name], run.histories[name]
         if run.budget_spent and has_batchnorm(model):
             h.running_bn_test_error = evaluate(model, x_test, y_test)[1]
-        loss, error = evaluate(model, x_test, y_test, bn_from=run.bn_images)
+        loss, error = evaluate(model, x_test, y_test, bn_from=run.bn_from)
         h.test_step.append(run.step)
         h.test_loss.append(loss)
         h.test_error.append(error)

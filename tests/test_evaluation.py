@@ -20,7 +20,7 @@ def test_precise_bn_is_the_plain_average_of_the_batches_statistics():
     net.eval()
     assert precise_bn(net, images, batch_size=64) == 256
     with torch.no_grad():
-        h = net[0](images).view(4, 64, 4)
+        h = net[0](bn_images(images)).view(4, 64, 4)       # the fixed sample, in its order
     assert torch.allclose(net[1].running_mean, h.mean(1).mean(0), atol=1e-5)
     assert torch.allclose(net[1].running_var, h.var(1, unbiased=True).mean(0), atol=1e-4)
     assert not net.training and net[1].momentum == 0.1    # mode and momentum as they were
@@ -75,3 +75,17 @@ def test_evaluate_with_bn_from_reestimates_first():
     precise_bn(twin, tiny.x_train)
     assert evaluate(net, tiny.x_test, tiny.y_test, bn_from=tiny.x_train) == \
         evaluate(twin, tiny.x_test, tiny.y_test) != stale
+
+
+def test_precise_bn_calls_no_hook_and_evaluate_puts_the_running_averages_back():
+    """An instrument attached to the net records nothing of precise BatchNorm's passes, and
+    `evaluate(bn_from=...)` leaves the running averages as training left them."""
+    tiny = data.synthetic(256, 64, size=8, seed=0)
+    net = rl.cifar_resnet(8, width=4, seed=0)
+    with rl.ActivationStats(net, train_only=False) as acts:
+        precise_bn(net, tiny.x_train)
+    assert len(acts.step_numbers()) == 0
+    running = [m.running_var.clone() for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    evaluate(net, tiny.x_test, tiny.y_test, bn_from=tiny.x_train)
+    assert all(torch.equal(a, m.running_var) for a, m in zip(
+        running, (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)), strict=True))

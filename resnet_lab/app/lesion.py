@@ -11,7 +11,7 @@ import torch
 from .. import data as datasets
 from ..diagrams import draw_network
 from ..ensembles import deletable_blocks, without_block
-from ..evaluation import bn_images, evaluate, precise_bn
+from ..evaluation import evaluate, precise_bn
 from .widgets import NetworkStrip, html_text
 
 
@@ -58,7 +58,7 @@ class LesionView:
         self.last_norms = last_norms
         self.test = data.x_test[:self.test_samples], data.y_test[:self.test_samples]
         for model in self.models.values():      # the intact nets measured honestly (precise BN)
-            precise_bn(model, bn_images(data.x_train))
+            precise_bn(model, data.x_train)
         self.results["none"] = {name: self.error(name) for name in self.models}
         for name in self.models:
             self.redraw(name)

@@ -14,7 +14,7 @@ from torch import nn
 from .. import data, train
 from ..checks import check_count
 from ..devices import device_of
-from ..evaluation import bn_images, precise_bn
+from ..evaluation import precise_bn
 from ..lesson import TINY, Settings, Verdict, claim
 from ..models import ResNet, cifar_resnet
 
@@ -24,7 +24,7 @@ TRANSFER = 0.85     # the claim: the trained features leave at most 0.85 x the r
 
 def split_classes(images: data.Dataset, seen: int = SEEN) -> tuple[data.Dataset, data.Dataset]:
     """(the first `seen` classes, the others) of `images`, each labelled from 0 again."""
-    if not isinstance(seen, int) or not 1 <= seen < len(images.classes):
+    if isinstance(seen, bool) or not isinstance(seen, int) or not 1 <= seen < len(images.classes):
         raise ValueError(f"seen={seen!r} is not allowed; use 1 to {len(images.classes) - 1}")
 
     def part(keep: range) -> data.Dataset:
@@ -80,7 +80,7 @@ def probe_errors(nets: dict[str, nn.Module], seen: data.Dataset, unseen: data.Da
     BatchNorm statistics are first re-estimated on the same `seen` training images."""
     errors = {}
     for name, net in nets.items():
-        precise_bn(net, bn_images(seen.x_train))
+        precise_bn(net, seen.x_train)
         errors[name] = linear_probe(pooled_features(net, unseen.x_train), unseen.y_train,
                                     pooled_features(net, unseen.x_test), unseen.y_test)
     return errors

@@ -11,7 +11,7 @@ from torch import nn
 from .. import data, ensembles, landscape, train
 from ..blocks import blocks_of
 from ..callbacks import StopAtLoss
-from ..evaluation import bn_images, evaluate
+from ..evaluation import evaluate, precise_bn
 from ..history import History
 from ..lesson import TINY, Settings, Verdict, claim, degradation_nets
 from ..models import cifar_resnet
@@ -49,9 +49,12 @@ def matched_resnet(s: Settings, images: data.Dataset, target: float, seed: int =
     `target`, the plain-56's final training loss: a ResNet-56 at matched training loss, so
     that two landscapes are compared at equal loss, not after equal steps."""
     net = degradation_nets(s, images, ("ResNet",), (56,), seed)["ResNet-56"]
-    return net, train.fit(net, images, name="ResNet-56", steps=s.steps,
-                          batch_size=s.batch_size, recipe="constant", seed=seed,
-                          callbacks=[StopAtLoss(target)])
+    h = train.fit(net, images, name="ResNet-56", steps=s.steps, batch_size=s.batch_size,
+                  recipe="constant", seed=seed, callbacks=[StopAtLoss(target)])
+    if h.status != "early-stopped":
+        print(f"ResNet-56 did not reach the training loss {target:.3f} in {s.steps} steps: "
+              "the two nets are NOT at matched loss")
+    return net, h
 
 
 @claim
@@ -73,7 +76,8 @@ def deletion_errors(nets: dict[str, nn.Module], images: data.Dataset
     a lesion at test time, as in Veit et al."""
     out = {}
     for name, net in nets.items():
-        intact = evaluate(net, images.x_test, images.y_test, bn_from=bn_images(images.x_train))[1]
+        precise_bn(net, images.x_train)        # kept for the deletions below
+        intact = evaluate(net, images.x_test, images.y_test)[1]
         errors = []
         for block in ensembles.deletable_blocks(net):
             with ensembles.without_block(net, block):

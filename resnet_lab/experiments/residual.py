@@ -10,7 +10,7 @@ from torch import nn
 
 from .. import data
 from ..comparison import Comparison, measured_setup, one_change
-from ..evaluation import bn_images, evaluate, precise_bn
+from ..evaluation import evaluate, precise_bn
 from ..hooks import (
     ActivationStats,
     GradientNorms,
@@ -122,7 +122,7 @@ def layer_response_stds(nets: dict[str, nn.Module], images: data.Dataset
         net = nets[name]
         responses = [n for n, _ in net.named_modules()
                      if n.startswith("layer") and n.endswith(("bn1", "bn2"))]
-        precise_bn(net, bn_images(images.x_train))     # before the hooks: not recorded
+        precise_bn(net, images.x_train)     # before the hooks: not recorded
         with ActivationStats(net, responses, train_only=False) as acts:
             evaluate(net, images.x_test[:500], images.y_test[:500])
         stds[name] = acts.stds()[0]
