@@ -201,17 +201,19 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_verdicts.jsonl")
     parser.add_argument("--margins", default=str(MARGINS_FILE),
                         help="the summary the lessons read ('' to leave it alone)")
-    parser.add_argument("--summarize", metavar="JSONL",
-                        help="summarize the rows of an earlier run instead of running")
+    parser.add_argument("--summarize", metavar="JSONL", nargs="+",
+                        help="summarize the rows of earlier runs instead of running")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, list(range(args.seeds)))
         return
     start = time.perf_counter()
-    if args.summarize:
-        with open(args.summarize) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+    if args.summarize:                     # an --out file, or a worker's (its seeds' rows)
+        rows = []
+        for path in args.summarize:
+            with open(path) as f:
+                rows += [r for r in map(json.loads, filter(str.strip, f)) if "seconds" not in r]
     else:
         rows = run_workers(args)
     report(rows, args.margins)
