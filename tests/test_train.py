@@ -10,6 +10,7 @@ import torch
 
 import resnet_lab as rl
 from resnet_lab import callbacks, cli, data, history, recipes, train
+from resnet_lab.ensembles import without_block
 from tests.util import assert_value_error_naming
 
 
@@ -238,7 +239,7 @@ def test_gates_set_on_one_stage_or_one_block_come_back_as_they_were(tmp_path, st
 
 def test_a_run_that_cannot_come_back_as_it_was_is_refused(tmp_path):
     model = rl.cifar_resnet(8, width=4, seed=0)
-    with rl.without_block(model, "layer2.0"), pytest.raises(ValueError, match="2 blocks"):
+    with without_block(model, "layer1.0"), pytest.raises(ValueError, match="2 blocks"):
         history.save_run(tmp_path / "run.pt", {"net": model}, {})
     config = {"builder": "cifar_resnet", "depth": 8, "width": 4, "skip": 1.0}  # a stale gate
     torch.save({"format": "resnet-lab run 3",
