@@ -100,7 +100,7 @@ def test_lesson_5s_lesion_answer_deletes_stage_3s_last_block_then_a_second(train
     assert lesion.deleted == {"plain-14": {"layer3.1"}, "ResNet-14": {"layer3.1", "layer2.1"}}
     assert set(lesion.results["layer3.1"]) == {"plain-14", "ResNet-14"}
     texts = [i for i in items if isinstance(i, str)]
-    assert texts[0].startswith("ResNet-14 without layer2.1, layer3.1")   # the two at once
+    assert texts[0].startswith("ResNet-14 without layer2.1 + layer3.1")   # the two at once
     assert "layer3.1" in texts[1] and "plain-14" in texts[1]      # the table, both nets
     assert "layer3.1" in said and "layer2.1" in said
 

@@ -83,8 +83,7 @@ def test_tasks_py_lab_serves_copies_of_the_lessons_and_keeps_a_students_work(
     served = []
     monkeypatch.setattr(tasks, "LAB", tmp_path / "lab")
     monkeypatch.setattr(tasks, "install", lambda: None)
-    monkeypatch.setattr(tasks.subprocess, "run", lambda args, cwd: served.append(args) or
-                        subprocess.CompletedProcess(args, 0))
+    monkeypatch.setattr(tasks, "run_to_the_end", lambda args: served.append(args) or 0)
     committed = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert tasks.main(["lab", "--port=9999"]) == 0
     assert f"--ServerApp.root_dir={tmp_path / 'lab'}" in served[0]
