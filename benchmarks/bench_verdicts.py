@@ -146,8 +146,12 @@ def machine() -> str:
 
 
 def fmt(margin: float) -> str:
+    """A margin for the table: 'exact' for a count with no noise, 'unbounded' where the
+    measured value against which the claim is set was zero (the opposite never showed)."""
     if margin == float("inf"):
         return "exact"
+    if margin >= 1 / (1e6 * lesson.TINY):        # a ratio over TINY, which stands in for 0
+        return "unbounded"
     return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
 
 

@@ -109,24 +109,31 @@ def degradation_data(s: Settings) -> data.Dataset:
     return lesson_data(s, s.degradation_order)
 
 
-def degradation_nets(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
-                     "ResNet"), depths: tuple[int, ...] = (20, 56), seed: int = 0
+DEGRADATION_NETS = ("plain-20", "plain-56", "ResNet-20", "ResNet-56")
+
+
+def degradation_nets(s: Settings, images: data.Dataset,
+                     names: tuple[str, ...] = DEGRADATION_NETS, seed: int = 0
                      ) -> dict[str, nn.Module]:
-    """He et al.'s Fig. 1 / Fig. 6 nets at the lesson's sizes, untrained: a plain and/or
-    residual net of each depth, from the same weights seed, named like "plain-56"."""
-    return {f"{kind}-{depth}": cifar_resnet(depth, width=s.width, in_channels=images.shape[0],
-                                            num_classes=len(images.classes), seed=seed,
-                                            skip=0.0 if kind == "plain" else 1.0)
-            for kind in kinds for depth in depths}
+    """He et al.'s Fig. 1 / Fig. 6 nets at the lesson's sizes, untrained, named like "plain-56"
+    (a plain or residual CIFAR net and its depth), from the same weights seed."""
+    nets = {}
+    for name in names:
+        kind, depth = name.split("-")
+        nets[name] = cifar_resnet(int(depth), width=s.width, in_channels=images.shape[0],
+                                  num_classes=len(images.classes), seed=seed,
+                                  skip=0.0 if kind == "plain" else 1.0)
+    return nets
 
 
-def degradation_runs(s: Settings, images: data.Dataset, kinds: tuple[str, ...] = ("plain",
-                     "ResNet"), depths: tuple[int, ...] = (20, 56), seed: int = 0, **options
+def degradation_runs(s: Settings, images: data.Dataset,
+                     names: tuple[str, ...] = DEGRADATION_NETS, seed: int = 0, **options
                      ) -> tuple[dict[str, nn.Module], dict[str, History]]:
     """He et al.'s Fig. 1 / Fig. 6 experiment at the lesson's sizes: the `degradation_nets`,
-    the same initial weights (`seed`) and batches, a constant learning rate of 0.1. Returns
+    the same initial weights (`seed`) and batches, a constant learning rate of 0.1. Each net
+    trains as it would beside the others, so a lesson may train only those it needs. Returns
     the nets and their histories."""
-    nets = degradation_nets(s, images, kinds, depths, seed)
+    nets = degradation_nets(s, images, names, seed)
     runs = compare(nets, images, steps=s.steps, batch_size=s.batch_size,
                    recipe="constant", seed=seed, **options)
     return nets, runs

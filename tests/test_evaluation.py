@@ -58,7 +58,7 @@ def test_a_trained_plain_56_is_tested_on_the_net_not_on_batchnorm_lag():
     averages it was 18 to 45 points above them)."""
     s = lesson.QUICK
     images = lesson.degradation_data(s)
-    _, runs = lesson.degradation_runs(s, images, kinds=("plain",), depths=(56,))
+    _, runs = lesson.degradation_runs(s, images, ("plain-56",))
     h = runs["plain-56"]
     train_error = sum(h.train_error[-50:]) / 50
     assert abs(h.test_error[-1] - train_error) < 0.10, (h.test_error[-1], train_error)

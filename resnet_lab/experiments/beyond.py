@@ -48,7 +48,7 @@ def matched_resnet(s: Settings, images: data.Dataset, target: float, seed: int =
     learning rate), stopped when its training loss (the mean of the last 10 steps) reaches
     `target`, the plain-56's final training loss: a ResNet-56 at matched training loss, so
     that two landscapes are compared at equal loss, not after equal steps."""
-    net = degradation_nets(s, images, ("ResNet",), (56,), seed)["ResNet-56"]
+    net = degradation_nets(s, images, ("ResNet-56",), seed)["ResNet-56"]
     h = train.fit(net, images, name="ResNet-56", steps=s.steps, batch_size=s.batch_size,
                   recipe="constant", seed=seed, callbacks=[StopAtLoss(target)])
     if h.status != "early-stopped":
@@ -97,7 +97,8 @@ def ensemble_survives_deletion(results: dict[str, tuple[float, np.ndarray]],
                                chance: float) -> Verdict:
     damage = {n: deletion_damage(*r, chance) for n, r in results.items()}
     res, plain = damage["ResNet-20"], damage["plain-20"]
-    return Verdict("deleting one block hurts the ResNet far less than the plain net",
+    return Verdict("deleting one block hurts the ResNet far less than the plain net, in the "
+                   "median over blocks",
                    min(plain / (4 * max(res, TINY)), plain / 0.5),
                    f"median damage (0 = none, 1 = chance): ResNet-20 {res:.2f}, plain-20 "
                    f"{plain:.2f} (claim: under a quarter of the plain net's, which loses "
@@ -161,8 +162,9 @@ def preact_runs(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, H
 def preact_trains_better(histories: dict[str, History]) -> Verdict:
     original, preact = (histories[n] for n in ("ResNet-110", "pre-act ResNet-110"))
     end = original.final_train_loss(), preact.final_train_loss()
-    return Verdict(f"at lr {HIGH_LR:g} without warm-up, pre-activation trains the 110-layer net "
-                   "and the original block does not", end[0] / (1.5 * end[1]),
+    return Verdict(f"at lr {HIGH_LR:g} without warm-up, the pre-activation ResNet-110 (its "
+                   "block order and final BN) trains and the original does not",
+                   end[0] / (1.5 * end[1]),
                    f"final train loss: pre-act {end[1]:.3f}, original {end[0]:.3f}, from first "
                    f"losses {preact.train_loss[0]:.2f} and {original.train_loss[0]:.2f} "
                    "(claim: 1.5x lower)")

@@ -128,7 +128,7 @@ def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
     (_, res), (_, nxt) = errors.items()
     spread = max(np.std(res), np.std(nxt))
     worse_by = np.mean(nxt) - np.mean(res)
-    return Verdict("at an equal budget ResNeXt does at least as well as ResNet, within the "
+    return Verdict("at an equal budget ResNeXt is no worse than ResNet beyond twice the "
                    "seeds' spread", 2 * spread / worse_by if worse_by > 0 else 1 / TINY,
                    "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
                              f"over {len(v)} seeds" for n, v in errors.items())
