@@ -69,15 +69,16 @@ def settings(mode: str | None = None) -> Settings:
         check_choice("RESNET_LAB_DATASET", forced, DATASETS)
         chosen = replace(chosen, datasets=(forced,), degradation_datasets=(forced,))
     print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}, "
-          f"{chosen.steps} steps. Data: {first_here(chosen.datasets)}; for the degradation "
-          f"experiment (lessons 1-3), {first_here(chosen.degradation_order)}.")
+          f"{chosen.steps} steps. Data: {first_here(chosen.datasets)}; the degradation "
+          f"experiment (lessons 1-4) uses {first_here(chosen.degradation_order)}.")
     return chosen
 
 
 def first_here(names: tuple[str, ...]) -> str:
-    """A data order in words: "synthetic", or "the first of a, b that is on this machine"."""
-    return names[0] if len(names) == 1 else \
-        f"the first of {', '.join(names)} that is on this machine"
+    """A data order in words: "synthetic", or "fashion_mnist if this machine has it, else
+    synthetic"."""
+    *preferred, last = names
+    return "".join(f"{name} if this machine has it, else " for name in preferred) + last
 
 
 def lesson_data(s: Settings, datasets: tuple[str, ...] | None = None) -> data.Dataset:

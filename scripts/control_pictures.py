@@ -122,6 +122,9 @@ def show(control, state: str | None = None) -> None:
         items = control.snapshot()
     else:
         said, items = ANSWERS[state](control)
+        for number in plt.get_fignums():         # an earlier state's pictures, made on the way
+            if plt.figure(number) not in items:
+                plt.close(number)
         print(f"The answer, as the control shows it after {said}:")
     for item in items:
         if isinstance(item, str):
