@@ -113,3 +113,17 @@ def test_show_heads_the_start_and_each_answer(capsys):
     assert out.index("As it starts") < out.index("C = 1,") < \
         out.index("The answer, as the control shows it after sliding C to 32") < \
         out.index("C = 32,")
+
+
+def test_an_answer_leaves_open_only_the_pictures_it_shows(monkeypatch):
+    """A notebook shows every figure still open when a cell ends: an answer reached through an
+    earlier state (He init through the default-init answer) must not leave that state's
+    picture open, or it appears, stale, under the answer."""
+    plt.close("all")
+    shown = []
+    monkeypatch.setattr(sys.modules["control_pictures"], "display", shown.append)
+    explorer = Explorer()
+    explorer.apply_preset("deep sigmoid MLP (vanishing)")
+    show(explorer, "relu-he")
+    figures = [item for item in shown if not isinstance(item, str)]
+    assert figures and plt.get_fignums() == []
