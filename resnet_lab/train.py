@@ -21,12 +21,13 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .callbacks import Callback
-from .captured import CapturedStep, graph_backend
+from .captured import CapturedStep, ContextLostError, graph_backend
 from .checks import check_choice, check_count, check_positive
 from .configs import ResNetOptions
 from .data import Batches, Dataset
@@ -66,6 +67,7 @@ class Run:
     batches: Batches | None = None        # the batch stream (a checkpoint keeps its place)
     warming_up: set[str] = field(default_factory=set)   # models still at the warm-up lr
     bn_from: torch.Tensor | None = None   # training images precise BatchNorm samples from
+    checkpoint: Path | None = None        # the file a Checkpoint callback saves the run to
 
     @property
     def elapsed(self) -> float:
@@ -309,6 +311,9 @@ def train_loop(run: Run, test: tuple[torch.Tensor, torch.Tensor], eval_every: in
             if run.step % eval_every == 0:
                 evaluate_all(run, *test, callbacks)
         end_run(run, stop, test, callbacks)
+    except ContextLostError as err:           # the GPU is gone: its rows with it
+        run.pending = {name: [] for name in run.pending}
+        raise err.resume_from(run.checkpoint) from err.__cause__
     except KeyboardInterrupt:
         run.flush()
         for name in list(run.active):
