@@ -138,13 +138,22 @@ def test_a_fault_at_the_flush_goes_back_to_the_last_flush_and_voids_its_rows(ima
     assert torch.isfinite(row).all() and s.settle() == 0
 
 
-def test_compare_drops_the_void_rows_and_trains_on_eagerly(images):
+def test_void_rows_leave_the_steps_consecutive_with_their_lr_and_norms(images, monkeypatch):
+    """Flushes at steps 50 and 100 (time never flushes here); the fault at the second voids
+    run steps 51-100, and the model trains on eagerly from its state at step 50. Its History
+    counts its own updates: steps 1-70 (run steps 101-120 are its steps 51-70), each with the
+    lr it trained at, norms only where they were made (every third run step), finite."""
+    monkeypatch.setattr(train, "FLUSH_SECONDS", 1e9)
     with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=2, fault=USABLE)):
         h = train.fit(rl.cifar_resnet(8, width=4, seed=2), images, steps=120, batch_size=32,
-                      eval_every=1000, device="cpu")
-    assert "too many resources" in h.setup["engine"]
-    assert len(h.lr) == len(h.step) == len(h.train_loss) < 120 and h.step[-1] == 120
-    assert h.step == sorted(h.step) and h.status == "finished"
+                      recipe=SCHEDULE, grad_every=3, eval_every=1000, device="cpu")
+    kept = [*range(1, 51), *range(101, 121)]                 # run steps whose rows count
+    assert "too many resources" in h.setup["engine"] and h.status == "finished"
+    assert h.step == list(range(1, 71)) and len(h.train_loss) == 70
+    assert h.lr == [SCHEDULE.lr_at((s - 1) / 120, False) for s in kept]
+    assert h.grad_step == [n for n, s in enumerate(kept, 1) if (s - 1) % 3 == 0]
+    assert np.isfinite(h.grad_norms).all() and h.test_step == [70]
+    assert h.setup["steps"] == 70
 
 
 def test_a_sticky_fault_at_the_flush_raises_context_lost_instead_of_training_on(images):
