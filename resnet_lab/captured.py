@@ -17,6 +17,8 @@ hundreds of small kernels.
   the process's CUDA context dead, so no eager step can follow: it raises `ContextLostError`, which
   says to restart the process and resume from the last checkpoint.
 - A model with hooks or an instrument attached is never captured (a replay runs no Python).
+  One attached later (a forward/backward hook on any submodule, or an instrument) is seen at
+  the next step, which falls back to eager training, saying why once.
 
 `CudaGraphs` holds the few CUDA calls, one capture per process at a time, errors of other
 threads not counted against it ("thread_local"). The tests swap in `graphs_cpu.CpuGraphs`,
@@ -34,7 +36,7 @@ from torch import nn
 
 from .checks import check_choice
 from .devices import device_of
-from .hooks import instruments_on
+from .hooks import HOOK_KINDS, capture_problem, instruments_on
 from .models import blocks_of
 from .step import Step
 
@@ -160,6 +162,7 @@ class CapturedStep(Step):
         self.require = graphs == "require"
         self.backend = backend if backend is not None else CudaGraphs()
         self.blocks = list(blocks_of(model).values())
+        self.hook_dicts = [getattr(m, kind) for m in model.modules() for kind in HOOK_KINDS]
         self.graph, self.key, self.captures = None, None, 0
         self.warm_key, self.warmed = None, 0
         self.static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -188,7 +191,7 @@ class CapturedStep(Step):
                  norms: bool = True) -> torch.Tensor:
         if lr is not None:
             self.set_lr(lr)
-        if self.engine == "cuda graph" and (attached := instruments_on(self.model)):
+        if self.engine == "cuda graph" and (attached := self.hooks_added()):
             self.fall_back(attached)           # a replay would run none of their hooks
         if self.engine != "cuda graph":
             return self.compute(x, y)
@@ -204,6 +207,16 @@ class CapturedStep(Step):
             self.warmed += 1
             return self.guarded(lambda: self.backend.warm_up(lambda: self.compute(x, y)), x, y)
         return self.first_replay(x, y, key)
+
+    def hooks_added(self) -> str:
+        """"" unless an instrument or a module hook (forward, forward-pre, backward, full
+        backward, on any submodule or global) was added since the step was made, else which.
+        Every step: one look-up and the truth of each module's hook dicts, held since then."""
+        module = torch.nn.modules.module
+        if instruments_on(self.model) or any(self.hook_dicts) or any(
+                getattr(module, f"_global{kind}") for kind in HOOK_KINDS):
+            return capture_problem(self.model)
+        return ""
 
     def current_key(self, x: torch.Tensor, y: torch.Tensor) -> tuple:
         """What Python bakes into the graph: a change means a recapture."""

@@ -325,6 +325,48 @@ def test_an_instrument_attached_during_training_ends_the_graph(images):
     assert len(norms.values()) == 2
 
 
+HOOKS = {
+    "forward": lambda m, f: m.layer1[0].register_forward_hook(lambda *a: f()),
+    "forward pre": lambda m, f: m.layer1[0].register_forward_pre_hook(lambda *a: f()),
+    "full backward": lambda m, f: m.fc.register_full_backward_hook(lambda *a: f()),
+    "full backward pre": lambda m, f: m.fc.register_full_backward_pre_hook(lambda *a: f()),
+    "global forward": lambda m, f: torch.nn.modules.module.register_module_forward_hook(
+        lambda *a: f()),
+}
+
+
+@pytest.mark.parametrize("kind", HOOKS)
+def test_a_hook_added_after_the_step_was_made_ends_the_graph(images, kind):
+    """A student's own hook, registered after capture: the next step trains eagerly (a replay
+    would silently skip it), the hook runs at every step, the reason is the engine's."""
+    s = captured_step(graphs_cpu.CpuGraphs())
+    run_steps(s, images, 5)                          # warm-up, capture, a replay
+    calls = []
+    handle = HOOKS[kind](s.model, lambda: calls.append(1))
+    try:
+        run_steps(s, images, 2)
+    finally:
+        handle.remove()
+    where = "every module (global hooks)" if kind.startswith("global") else \
+        "layer1.0" if kind.startswith("forward") else "fc"
+    assert s.engine == f"eager (CUDA graph off: hooks attached (on {where}))"
+    assert len(calls) >= 2 and s.captures == 1
+
+
+def test_a_hook_added_during_fit_is_named_once_in_the_history(images):
+    class AddHook(callbacks.Callback):
+        def on_step(self, run):
+            if run.step == 8:
+                run.models["model"].layer2[0].register_forward_hook(lambda *a: seen.append(1))
+
+    seen = []
+    with graphs_cpu.stand_in():
+        h = train.fit(rl.cifar_resnet(8, width=4, seed=0), images, steps=12, batch_size=32,
+                      eval_every=1000, device="cpu", callbacks=[AddHook()])
+    assert h.setup["engine"] == "eager (CUDA graph off: hooks attached (on layer2.0))"
+    assert len(seen) >= 4 and h.step == list(range(1, 13))
+
+
 def test_norms_off_is_honoured_by_the_captured_step(images):
     graphs = []
     with graphs_cpu.stand_in(lambda: graphs.append(graphs_cpu.CpuGraphs()) or graphs[-1]):
