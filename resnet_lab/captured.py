@@ -14,8 +14,8 @@ hundreds of small kernels.
 - A replay's fault is asynchronous: it surfaces at the flush (`settle`). The step then goes
   back to the state of the last flush and trains eagerly from there; the rows since are void.
   A "sticky" CUDA error (`STICKY`: an illegal memory access, a device-side assert, ...) leaves
-  the process's CUDA context dead, so no eager step can follow: it raises `ContextLostError`, which
-  says to restart the process and resume from the last checkpoint.
+  the process's CUDA context dead, so no eager step can follow: it raises `ContextLostError`,
+  which says to restart the process and resume from the last checkpoint.
 - A model with hooks or an instrument attached is never captured (a replay runs no Python).
   One attached later (a forward/backward hook on any submodule, or an instrument) is seen at
   the next step, which falls back to eager training, saying why once.
@@ -84,8 +84,8 @@ class ContextLostError(RuntimeError):
             where = ("This run keeps no checkpoint (`callbacks=[Checkpoint(path)]` keeps one; "
                      "a grid run keeps its own under its folder's checkpoints/): train again.")
         elif Path(checkpoint).exists():
-            where = (f"Its last checkpoint is {checkpoint}: the same call with "
-                     "`Checkpoint` of that file resumes from it.")
+            where = (f"Its last checkpoint is {checkpoint}: the same run started again in a new "
+                     "process, with this Checkpoint, resumes from there.")
         else:
             where = f"Its checkpoint {checkpoint} was not written yet: train again."
         return ContextLostError(f"{self} {where}")
@@ -211,7 +211,8 @@ class CapturedStep(Step):
     def hooks_added(self) -> str:
         """"" unless an instrument or a module hook (forward, forward-pre, backward, full
         backward, on any submodule or global) was added since the step was made, else which.
-        Every step: one look-up and the truth of each module's hook dicts, held since then."""
+        Cheap enough for every step: the instrument registry, and whether any hook dict of the
+        modules the model had when the step was made is non-empty."""
         module = torch.nn.modules.module
         if instruments_on(self.model) or any(self.hook_dicts) or any(
                 getattr(module, f"_global{kind}") for kind in HOOK_KINDS):
