@@ -13,7 +13,12 @@ hundreds of small kernels.
   training from the state before it, saying why once (`graphs="require"` raises instead).
 - A replay's fault is asynchronous: it surfaces at the flush (`settle`). The step then goes
   back to the state of the last flush and trains eagerly from there; the rows since are void.
+  A "sticky" CUDA error (`STICKY`: an illegal memory access, a device-side assert, ...) leaves
+  the process's CUDA context dead, so no eager step can follow: it raises `ContextLostError`,
+  which says to restart the process and resume from the last checkpoint.
 - A model with hooks or an instrument attached is never captured (a replay runs no Python).
+  One attached later (a forward/backward hook on any submodule, or an instrument) is seen at
+  the next step, which falls back to eager training, saying why once.
 
 `CudaGraphs` holds the few CUDA calls, one capture per process at a time, errors of other
 threads not counted against it ("thread_local"). The tests swap in `graphs_cpu.CpuGraphs`,
@@ -24,18 +29,66 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .checks import check_choice
 from .devices import device_of
-from .hooks import instruments_on
+from .hooks import HOOK_KINDS, capture_problem, instruments_on
 from .models import blocks_of
 from .step import Step
 
 CAPTURE_LOCK = threading.Lock()     # one capture in the process at a time
 STAND_IN: Callable[[], CudaGraphs] | None = None   # graphs_cpu.stand_in() sets it (tests)
+
+
+# The CUDA errors after which the process's CUDA context cannot be used again ("sticky": every
+# later CUDA call fails with the same error; CUDA's documentation of each: "To continue using
+# CUDA, the process must be terminated and relaunched"): cudaError_t code -> its text as
+# cudaGetErrorString gives it (torch >= 2.8 raises torch.AcceleratorError with `error_code`).
+STICKY = {214: "uncorrectable ECC error encountered",
+          226: "Invalid access of peer GPU memory over nvlink or a hardware error",
+          700: "an illegal memory access was encountered",
+          702: "the launch timed out and was terminated",
+          710: "device-side assert triggered",
+          714: "hardware stack error",
+          715: "an illegal instruction was encountered",
+          716: "misaligned address",
+          717: "operation not supported on global/shared address space",
+          718: "invalid program counter",
+          719: "unspecified launch failure"}
+
+
+def is_sticky(err: BaseException) -> bool:
+    """Whether `err` is a CUDA error that leaves the process's CUDA context unusable (its
+    `error_code`, or without one its text; an out-of-memory error, for one, is not)."""
+    code = getattr(err, "error_code", None)
+    return code in STICKY if code is not None else any(t in str(err) for t in STICKY.values())
+
+
+class ContextLostError(RuntimeError):
+    """A sticky CUDA error: this process can make no CUDA call any more, an eager step neither."""
+
+    @classmethod
+    def of(cls, name: str, err: BaseException) -> ContextLostError:
+        return cls(f"{name}: the GPU failed with {type(err).__name__}: {err}. This CUDA error is "
+                   "sticky: the process's CUDA context cannot be used any more (every later "
+                   "CUDA call fails with it), so training cannot go on here, not even eagerly. "
+                   "Restart the kernel (or the process) and resume from the last checkpoint.")
+
+    def resume_from(self, checkpoint: Path | None) -> ContextLostError:
+        """The same error, saying where the run's last checkpoint is (None: it keeps none)."""
+        if checkpoint is None:
+            where = ("This run keeps no checkpoint (`callbacks=[Checkpoint(path)]` keeps one; "
+                     "a grid run keeps its own under its folder's checkpoints/): train again.")
+        elif Path(checkpoint).exists():
+            where = (f"Its last checkpoint is {checkpoint}: the same run started again in a new "
+                     "process, with this Checkpoint, resumes from there.")
+        else:
+            where = f"Its checkpoint {checkpoint} was not written yet: train again."
+        return ContextLostError(f"{self} {where}")
 
 
 class CudaGraphs:
@@ -109,6 +162,7 @@ class CapturedStep(Step):
         self.require = graphs == "require"
         self.backend = backend if backend is not None else CudaGraphs()
         self.blocks = list(blocks_of(model).values())
+        self.hook_dicts = [getattr(m, kind) for m in model.modules() for kind in HOOK_KINDS]
         self.graph, self.key, self.captures = None, None, 0
         self.warm_key, self.warmed = None, 0
         self.static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -137,7 +191,7 @@ class CapturedStep(Step):
                  norms: bool = True) -> torch.Tensor:
         if lr is not None:
             self.set_lr(lr)
-        if self.engine == "cuda graph" and (attached := instruments_on(self.model)):
+        if self.engine == "cuda graph" and (attached := self.hooks_added()):
             self.fall_back(attached)           # a replay would run none of their hooks
         if self.engine != "cuda graph":
             return self.compute(x, y)
@@ -154,6 +208,17 @@ class CapturedStep(Step):
             return self.guarded(lambda: self.backend.warm_up(lambda: self.compute(x, y)), x, y)
         return self.first_replay(x, y, key)
 
+    def hooks_added(self) -> str:
+        """"" unless an instrument or a module hook (forward, forward-pre, backward, full
+        backward, on any submodule or global) was added since the step was made, else which.
+        Cheap enough for every step: the instrument registry, and whether any hook dict of the
+        modules the model had when the step was made is non-empty."""
+        module = torch.nn.modules.module
+        if instruments_on(self.model) or any(self.hook_dicts) or any(
+                getattr(module, f"_global{kind}") for kind in HOOK_KINDS):
+            return capture_problem(self.model)
+        return ""
+
     def current_key(self, x: torch.Tensor, y: torch.Tensor) -> tuple:
         """What Python bakes into the graph: a change means a recapture."""
         return (self.model.training, tuple(b.skip for b in self.blocks), tuple(x.shape),
@@ -167,7 +232,7 @@ class CapturedStep(Step):
             self.graph.replay()
             return self.static[2].clone()      # the next replay overwrites the static row
         except Exception as err:               # noqa: BLE001 - any failure means: go eager
-            self.recover(f"{type(err).__name__}: {err}")
+            self.recover(self.failed(err))
             return torch.full((self.width,), float("nan"), device=self.device)
 
     def guarded(self, fn: Callable[[], torch.Tensor], x: torch.Tensor, y: torch.Tensor
@@ -177,8 +242,9 @@ class CapturedStep(Step):
         try:
             return fn()
         except Exception as err:               # noqa: BLE001 - any failure means: go eager
+            reason = self.failed(err)
             self.restore(before)
-            self.fall_back(f"{type(err).__name__}: {err}")
+            self.fall_back(reason)
             return self.compute(x, y)
 
     def first_replay(self, x: torch.Tensor, y: torch.Tensor, key: tuple) -> torch.Tensor:
@@ -254,9 +320,17 @@ class CapturedStep(Step):
                 self.backend.synchronize()
                 self.good = self.state_now()
             except Exception as err:           # noqa: BLE001 - any failure means: go eager
-                self.recover(f"{type(err).__name__}: {err}")
+                self.recover(self.failed(err))
         self.unsettled, void, self.void = 0, self.void, 0
         return void
+
+    def failed(self, err: Exception) -> str:
+        """Why the graph is off after `err`; a sticky CUDA error raises `ContextLostError` instead
+        (no CUDA call works after it: no state to go back to, no eager step)."""
+        if is_sticky(err):
+            self.engine = f"stopped (CUDA context lost: {type(err).__name__}: {err})"
+            raise ContextLostError.of(self.name, err) from err
+        return f"{type(err).__name__}: {err}"
 
     def recover(self, reason: str) -> None:
         """Back to the state of the last flush, training eagerly; the rows since are void."""

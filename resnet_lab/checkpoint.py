@@ -39,6 +39,7 @@ class Checkpoint(Callback):
         self.resumed_from = 0          # the step the run resumed at (0: it started fresh)
 
     def on_start(self, run: Run) -> None:
+        run.checkpoint = self.path            # named if the run's GPU fails for good
         if self.path.exists():
             restore(run, torch.load(self.path, map_location=run.device, weights_only=True),
                     self.path)

@@ -12,9 +12,12 @@ What a CUDA graph does, and how this one does the same on the CPU:
   capture (a Python lr, a skip gate, a list of hooks) stays what it was then. Each new output
   is copied into the tensor captured in its place (the graph's static memory); in-place ops and
   views act on the same storage, so they need no copy. Replay runs below autograd.
-What it cannot emulate (it is not a GPU): streams (`warm_up` just runs the step) and
-asynchronous faults, which a test injects with `fail_at_sync` (raised by `synchronize`, where a
-real one surfaces).
+What it cannot emulate (it is not a GPU): streams (`warm_up` just runs the step), and faults,
+which a test injects: an asynchronous one with `fail_at_sync` (raised by `synchronize`, where a
+real one surfaces), a synchronous one in capture with `capture_fault`. After a sticky CUDA error
+(`captured.is_sticky`) the mock's context is dead as a GPU's is: every later call through the
+seam (synchronize, warm-up, capture, replay) raises it again. The eager step on the CPU still
+runs, as it would not on a GPU.
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ from . import captured
 
 HOST_READ_METHODS = (torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.cpu,
                      torch.Tensor.numpy)
+
+
+def cuda_error(code: int, text: str) -> torch.AcceleratorError:
+    """A CUDA error as torch raises it: "CUDA error: <text>", its cudaError_t `error_code`."""
+    err = torch.AcceleratorError(f"CUDA error: {text} (simulated)")
+    err.error_code = code
+    return err
+
+
+def illegal_address() -> torch.AcceleratorError:
+    """The typical asynchronous fault of a kernel: sticky (the CUDA context is dead after it)."""
+    return cuda_error(700, "an illegal memory access was encountered")
 
 
 class HostReadInCaptureError(RuntimeError):
@@ -80,11 +95,12 @@ def refill(captured_out, fresh) -> None:
 
 class CpuGraph:
     """One recorded step: `replay()` re-runs it on the captured tensors, `reset()` forgets it.
-    `fail_at_op=k`: the first replay raises after k ops (a replay that broke half-way)."""
+    `fail_at_op=k`: the first replay raises after k ops (a replay that broke half-way).
+    `context`: the CpuGraphs that made it (a replay in a dead context fails)."""
 
-    def __init__(self, fail_at_op: int | None = None):
+    def __init__(self, context: CpuGraphs, fail_at_op: int | None = None):
         self.ops: list = []
-        self.replays, self.fail_at_op = 0, fail_at_op
+        self.context, self.replays, self.fail_at_op = context, 0, fail_at_op
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
@@ -92,6 +108,7 @@ class CpuGraph:
             yield
 
     def replay(self) -> None:
+        self.context.call()
         with torch.no_grad(), torch._C._AutoDispatchBelowADInplaceOrView():
             for i, (func, args, kwargs, out) in enumerate(self.ops):
                 if i == self.fail_at_op and not self.replays:
@@ -107,32 +124,49 @@ class CpuGraphs(captured.CudaGraphs):
     """The `CudaGraphs` seam on the CPU: capture under the one capture lock, as on CUDA.
 
     `log` lists "warm up" and "capture" in the order they happened. Faults a test injects:
-    `fail_at_sync=n`: the n-th `synchronize` raises, as an asynchronous fault of a replay
-    surfaces on a GPU; `fail_at_op=k`: the first graph's first replay breaks after k ops."""
+    `fail_at_sync=n`: the n-th `synchronize` raises `fault` (default: an illegal memory access,
+    sticky), as an asynchronous fault of a replay surfaces on a GPU; `fail_at_op=k`: the first
+    graph's first replay breaks after k ops; `capture_fault`: the first capture raises it (an
+    out-of-memory error, say). A sticky fault kills the context: every later call fails."""
 
-    def __init__(self, fail_at_sync: int | None = None, fail_at_op: int | None = None):
+    def __init__(self, fail_at_sync: int | None = None, fail_at_op: int | None = None,
+                 fault: Exception | None = None, capture_fault: Exception | None = None):
         self.stream = None
         self.log: list[str] = []
         self.graphs: list[CpuGraph] = []
         self.syncs, self.fail_at_sync, self.fail_at_op = 0, fail_at_sync, fail_at_op
+        self.fault, self.capture_fault = fault or illegal_address(), capture_fault
+        self.dead: Exception | None = None      # the sticky error that killed the context
+
+    def call(self, fault: Exception | None = None) -> None:
+        """A call into the (emulated) CUDA context: raises `fault`, or the sticky error that
+        killed the context before."""
+        fault = self.dead or fault
+        if fault is not None:
+            self.dead = fault if captured.is_sticky(fault) else None
+            raise fault
 
     def warm_up(self, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        self.call()
         self.log.append("warm up")
         return fn()
 
     def new_graph(self) -> CpuGraph:
+        self.call()
         self.log.append("capture")
-        self.graphs.append(CpuGraph(None if self.graphs else self.fail_at_op))
+        self.graphs.append(CpuGraph(self, None if self.graphs else self.fail_at_op))
         return self.graphs[-1]
 
-    def recording(self, graph: CpuGraph):
-        return graph.recording()
+    @contextlib.contextmanager
+    def recording(self, graph: CpuGraph) -> Iterator[None]:
+        with graph.recording():
+            yield
+            fault, self.capture_fault = self.capture_fault, None
+            self.call(fault)
 
     def synchronize(self) -> None:
         self.syncs += 1
-        if self.syncs == self.fail_at_sync:
-            raise RuntimeError("CUDA error: an illegal memory access was encountered "
-                               "(simulated)")
+        self.call(self.fault if self.syncs == self.fail_at_sync else None)
 
 
 @contextlib.contextmanager

@@ -107,13 +107,15 @@ def instruments_on(model: nn.Module) -> str:
     return f"instruments attached ({', '.join(names)})" if names else ""
 
 
+HOOK_KINDS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 def capture_problem(model: nn.Module) -> str:
     """"" when a training step of `model` can be captured as a graph, else why not: an
     instrument or any forward/backward hook (a replay would not run it)."""
-    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     hooked = [name or "the model" for name, m in model.named_modules()
-              if any(getattr(m, kind, None) for kind in kinds)]
-    if any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in kinds):
+              if any(getattr(m, kind, None) for kind in HOOK_KINDS)]
+    if any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in HOOK_KINDS):
         hooked.insert(0, "every module (global hooks)")
     return instruments_on(model) or (
         f"hooks attached (on {', '.join(hooked[:3])}{', ...' if len(hooked) > 3 else ''})"

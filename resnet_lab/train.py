@@ -21,12 +21,13 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .callbacks import Callback
-from .captured import CapturedStep, graph_backend
+from .captured import CapturedStep, ContextLostError, graph_backend
 from .checks import check_choice, check_count, check_positive
 from .configs import ResNetOptions
 from .data import Batches, Dataset
@@ -66,6 +67,7 @@ class Run:
     batches: Batches | None = None        # the batch stream (a checkpoint keeps its place)
     warming_up: set[str] = field(default_factory=set)   # models still at the warm-up lr
     bn_from: torch.Tensor | None = None   # training images precise BatchNorm samples from
+    checkpoint: Path | None = None        # the file a Checkpoint callback saves the run to
 
     @property
     def elapsed(self) -> float:
@@ -135,10 +137,12 @@ class Run:
         h, start = self.histories[name], len(self.histories[name].step)
         del self.pending[name][:void], h.lr[start:start + void]
 
-    def record(self, name: str, step: int, row: list[float]) -> bool:
-        """Append one step's row to the model's history; False (and the model finished) when
-        its loss diverged there."""
+    def record(self, name: str, run_step: int, row: list[float]) -> bool:
+        """Append the row made at the run's `run_step` to the model's history as its next step
+        (the model's own count of updates: after void rows, one less each, no gap); False (and
+        the model finished) when its loss diverged there."""
         h = self.histories[name]
+        step = len(h.step) + 1
         why = divergence(h, row[0])
         if why:
             lr = h.lr[len(h.step)]
@@ -154,7 +158,7 @@ class Run:
         h.step.append(step)
         h.train_loss.append(row[0])
         h.train_error.append(row[1])
-        if row[2:] and self.grad_every and (step - 1) % self.grad_every == 0:
+        if row[2:] and self.grad_every and (run_step - 1) % self.grad_every == 0:  # norms made
             h.grad_step.append(step)
             h.grad_norms.append(row[2:])
         return True
@@ -309,6 +313,9 @@ def train_loop(run: Run, test: tuple[torch.Tensor, torch.Tensor], eval_every: in
             if run.step % eval_every == 0:
                 evaluate_all(run, *test, callbacks)
         end_run(run, stop, test, callbacks)
+    except ContextLostError as err:           # the GPU is gone: its rows with it
+        run.pending = {name: [] for name in run.pending}
+        raise err.resume_from(run.checkpoint) from err.__cause__
     except KeyboardInterrupt:
         run.flush()
         for name in list(run.active):
@@ -355,7 +362,7 @@ def evaluate_all(run: Run, x_test: torch.Tensor, y_test: torch.Tensor,
         if run.budget_spent and has_batchnorm(model):
             h.running_bn_test_error = evaluate(model, x_test, y_test)[1]
         loss, error = evaluate(model, x_test, y_test, bn_from=run.bn_from)
-        h.test_step.append(run.step)
+        h.test_step.append(len(h.step))          # its updates so far (run.step, but voids)
         h.test_loss.append(loss)
         h.test_error.append(error)
     run.last_eval = run.step

@@ -2,6 +2,8 @@
 the benchmarks themselves are run by hand, never timed in tests)."""
 
 import ast
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -41,14 +43,62 @@ def test_the_stopwatch_synchronizes_once_before_the_clock_starts_and_once_before
 
 
 def test_the_gpu_check_needs_nothing_outside_the_repository_and_fits_its_budget(tmp_path):
+    """8 minutes in all (a dry run: three times that); every lesson once, under its own
+    timeout, in at most two lanes whose timeouts fit the lessons' budget."""
     for dry in (False, True):
+        x = 3 if dry else 1
         plan = gpu_check.parts(sys.executable, dry, tmp_path)
-        assert [name for name, *_ in plan] == ["gpu tier", "graphs", "bench_gpu", "lessons"]
-        assert sum(budget for _, budget, _ in plan) <= 8 * 60 * (3 if dry else 1)
-        assert plan[0][1] <= 90 * (3 if dry else 1)
-        for _, _, commands in plan:
-            for command in commands:
-                files = [a for a in command[1:] if a.endswith((".py", ".ipynb"))]
+        assert [p.name for p in plan] == ["gpu tier", "graphs", "bench_gpu", "lessons"]
+        assert sum(p.budget for p in plan) <= 8 * 60 * x and plan[0].budget <= 90 * x
+        lessons = plan[-1]
+        assert len(lessons.lanes) <= 2
+        assert sorted(job.label for lane in lessons.lanes for job in lane) == sorted(
+            f"lessons {name}" for name in gpu_check.LESSON_SECONDS)
+        assert all(sum(job.seconds for job in lane) <= lessons.budget for lane in lessons.lanes)
+        for part in plan:
+            for job in (job for lane in part.lanes for job in lane):
+                files = [a for a in job.command[1:] if a.endswith((".py", ".ipynb"))]
                 assert all((gpu_check.ROOT / f).exists() for f in files), files
     assert ".gpu" not in (BENCHMARKS / "gpu_check.py").read_text()
     assert "../" not in (BENCHMARKS / "gpu_check.py").read_text()
+
+
+def job(tmp_path, label, code, seconds):
+    return gpu_check.Job(label, [sys.executable, "-c", code], seconds, tmp_path / f"{label}.txt")
+
+
+def test_the_gpu_check_reports_a_lesson_out_of_time_and_the_others_go_on(tmp_path):
+    """Two lanes: in the first a lesson that never ends (stopped at its own 2 s) and one after
+    it; in the second a lesson that fails. Each gets its own line; the part fails for the
+    failure, not for the time-out, which is named with its time."""
+    part = gpu_check.Part("lessons", 30, [
+        [job(tmp_path, "slow", "import time; time.sleep(60)", 2),
+         job(tmp_path, "after", "print('VERDICT done')", 20)],
+        [job(tmp_path, "broken", "raise SystemExit(3)", 20)]])
+    status, text = gpu_check.run_part(part, dict(os.environ))
+    lines = text.splitlines()
+    assert status == "FAILED" and lines[0].startswith("lessons: FAILED in ")
+    assert any(line.strip().startswith("slow: timed out after 2 s") for line in lines), text
+    assert any(line.strip().startswith("after: ok in") for line in lines), text
+    assert any(line.strip().startswith("broken: FAILED (exit 3)") for line in lines), text
+    part.lanes.pop()
+    assert gpu_check.run_part(part, dict(os.environ))[0] == "timed out"
+
+
+def test_the_gpu_check_skips_a_part_whose_module_is_missing(tmp_path, monkeypatch, capsys):
+    """The GPU machine lacks nbclient and ipykernel: the lessons are skipped, one line per
+    module naming the part and why; the rest runs; the exit status says "not verified" (2)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name in (
+        "nbclient", "ipykernel") else real(name, *args))
+    monkeypatch.setattr(gpu_check, "parts", lambda py, dry, out: [
+        gpu_check.Part(name, 20, [[job(tmp_path, name, "pass", 20)]])
+        for name in ("graphs", "lessons")])
+    assert gpu_check.main([str(tmp_path / "out")]) == 2
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if line.startswith("lessons: skipped")]
+    assert len(skipped) == 2 and "nbclient" in skipped[0] and "ipykernel" in skipped[1]
+    assert "graphs: ok" in out and out.splitlines()[-1] == (
+        "gpu_check: nothing failed; not verified: lessons (skipped)")
+    assert "lessons: skipped: the module nbclient" in (tmp_path / "out" / "summary.txt"
+                                                      ).read_text()

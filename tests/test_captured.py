@@ -122,25 +122,90 @@ def test_a_replay_that_breaks_half_way_falls_back_without_taking_the_step_twice(
     assert torch.equal(*rows) and same(weights(broken.model), weights(healthy.model))
 
 
+USABLE = graphs_cpu.cuda_error(701, "too many resources requested for launch")  # not sticky
+
+
 def test_a_fault_at_the_flush_goes_back_to_the_last_flush_and_voids_its_rows(images):
-    s = captured_step(graphs_cpu.CpuGraphs(fail_at_sync=2))
+    """A fault that leaves the CUDA context usable (injected at the flush's synchronize)."""
+    s = captured_step(graphs_cpu.CpuGraphs(fail_at_sync=2, fault=USABLE))
     run_steps(s, images, 5)
     assert s.settle() == 0
     good = weights(s.model)
     run_steps(s, images, 3, seed=1)                  # replays; their fault surfaces later
     assert s.settle() == 3                           # ... here: the three rows are void
-    assert same(good, weights(s.model)) and "illegal memory access" in s.engine
+    assert same(good, weights(s.model)) and "too many resources" in s.engine
     row = run_steps(s, images, 1)[0]
     assert torch.isfinite(row).all() and s.settle() == 0
 
 
-def test_compare_drops_the_void_rows_and_trains_on_eagerly(images):
-    with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=2)):
+def test_void_rows_leave_the_steps_consecutive_with_their_lr_and_norms(images, monkeypatch):
+    """Flushes at steps 50 and 100 (time never flushes here); the fault at the second voids
+    run steps 51-100, and the model trains on eagerly from its state at step 50. Its History
+    counts its own updates: steps 1-70 (run steps 101-120 are its steps 51-70), each with the
+    lr it trained at, norms only where they were made (every third run step), finite."""
+    monkeypatch.setattr(train, "FLUSH_SECONDS", 1e9)
+    with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=2, fault=USABLE)):
         h = train.fit(rl.cifar_resnet(8, width=4, seed=2), images, steps=120, batch_size=32,
-                      eval_every=1000, device="cpu")
-    assert "illegal memory access" in h.setup["engine"]
-    assert len(h.lr) == len(h.step) == len(h.train_loss) < 120 and h.step[-1] == 120
-    assert h.step == sorted(h.step) and h.status == "finished"
+                      recipe=SCHEDULE, grad_every=3, eval_every=1000, device="cpu")
+    kept = [*range(1, 51), *range(101, 121)]                 # run steps whose rows count
+    assert "too many resources" in h.setup["engine"] and h.status == "finished"
+    assert h.step == list(range(1, 71)) and len(h.train_loss) == 70
+    assert h.lr == [SCHEDULE.lr_at((s - 1) / 120, False) for s in kept]
+    assert h.grad_step == [n for n, s in enumerate(kept, 1) if (s - 1) % 3 == 0]
+    assert np.isfinite(h.grad_norms).all() and h.test_step == [70]
+    assert h.setup["steps"] == 70
+
+
+def test_a_sticky_fault_at_the_flush_raises_context_lost_instead_of_training_on(images):
+    """An illegal memory access surfacing at the flush kills the CUDA context: the flush says
+    so and to restart, rather than training on eagerly (which fails on a GPU with a second,
+    confusing error). The CPU graph's mock emulates the asynchronous fault and the dead
+    context (every later call through the seam fails); its eager step would still run."""
+    s = captured_step(graphs_cpu.CpuGraphs(fail_at_sync=2))
+    run_steps(s, images, 5)
+    assert s.settle() == 0
+    run_steps(s, images, 3, seed=1)
+    with pytest.raises(captured.ContextLostError, match="cannot be used any more") as lost:
+        s.settle()
+    assert "Restart the kernel (or the process)" in str(lost.value)
+    assert "an illegal memory access" in str(lost.value) and s.engine.startswith("stopped")
+    with pytest.raises(torch.AcceleratorError):      # the emulated context stays dead
+        s.backend.synchronize()
+
+
+def test_a_sticky_fault_names_the_runs_last_checkpoint(images, tmp_path, monkeypatch):
+    """Through `fit`: the error names the Checkpoint's file (saved at steps 10 and 20; the
+    fault surfaces at the third synchronize, step 30's flush); the model trains no further."""
+    monkeypatch.setattr(train, "FLUSH_SECONDS", 1e9)   # flushes only at the checkpoints
+    path = tmp_path / "c.pt"
+    with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=3)), \
+            pytest.raises(captured.ContextLostError, match="Restart") as lost:
+        train.fit(rl.cifar_resnet(8, width=4, seed=2), images, steps=60, batch_size=32,
+                  recipe=SCHEDULE, eval_every=1000, device="cpu",
+                  callbacks=[Checkpoint(path, every_steps=10)])
+    assert f"Its last checkpoint is {path}" in str(lost.value)
+    assert torch.load(path, weights_only=True)["step"] == 20
+    assert isinstance(lost.value.__cause__, torch.AcceleratorError)
+
+
+@pytest.mark.parametrize("fault, sticky", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"), False),
+    (graphs_cpu.illegal_address(), True)], ids=["out of memory", "illegal address"])
+def test_a_capture_fault_falls_back_only_when_the_context_survives_it(images, fault, sticky):
+    """A synchronous fault in capture: an out-of-memory error leaves the context usable (the
+    step goes eager from the state before it and trains as the eager step); a sticky one not."""
+    s = captured_step(graphs_cpu.CpuGraphs(capture_fault=fault))
+    if sticky:
+        with pytest.raises(captured.ContextLostError, match="illegal memory access"):
+            run_steps(s, images, 4)
+        return
+    model = rl.cifar_resnet(8, width=4, seed=0)
+    reference = step.Step(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
+                                                 weight_decay=5e-4, fused=True))
+    ours, theirs = run_steps(s, images, 6), run_steps(reference, images, 6)
+    assert s.engine.startswith("eager (CUDA graph off: OutOfMemoryError")
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7)       # eager SGD: not fused
+               for a, b in zip(ours, theirs, strict=True))
 
 
 def test_graphs_require_raises_instead_of_falling_back(images):
@@ -258,6 +323,48 @@ def test_an_instrument_attached_during_training_ends_the_graph(images):
         run_steps(s, images, 2)
     assert s.engine == "eager (CUDA graph off: instruments attached (GradientNorms))"
     assert len(norms.values()) == 2
+
+
+HOOKS = {
+    "forward": lambda m, f: m.layer1[0].register_forward_hook(lambda *a: f()),
+    "forward pre": lambda m, f: m.layer1[0].register_forward_pre_hook(lambda *a: f()),
+    "full backward": lambda m, f: m.fc.register_full_backward_hook(lambda *a: f()),
+    "full backward pre": lambda m, f: m.fc.register_full_backward_pre_hook(lambda *a: f()),
+    "global forward": lambda m, f: torch.nn.modules.module.register_module_forward_hook(
+        lambda *a: f()),
+}
+
+
+@pytest.mark.parametrize("kind", HOOKS)
+def test_a_hook_added_after_the_step_was_made_ends_the_graph(images, kind):
+    """A student's own hook, registered after capture: the next step trains eagerly (a replay
+    would silently skip it), the hook runs at every step, the reason is the engine's."""
+    s = captured_step(graphs_cpu.CpuGraphs())
+    run_steps(s, images, 5)                          # warm-up, capture, a replay
+    calls = []
+    handle = HOOKS[kind](s.model, lambda: calls.append(1))
+    try:
+        run_steps(s, images, 2)
+    finally:
+        handle.remove()
+    where = "every module (global hooks)" if kind.startswith("global") else \
+        "layer1.0" if kind.startswith("forward") else "fc"
+    assert s.engine == f"eager (CUDA graph off: hooks attached (on {where}))"
+    assert len(calls) >= 2 and s.captures == 1
+
+
+def test_a_hook_added_during_fit_is_named_once_in_the_history(images):
+    class AddHook(callbacks.Callback):
+        def on_step(self, run):
+            if run.step == 8:
+                run.models["model"].layer2[0].register_forward_hook(lambda *a: seen.append(1))
+
+    seen = []
+    with graphs_cpu.stand_in():
+        h = train.fit(rl.cifar_resnet(8, width=4, seed=0), images, steps=12, batch_size=32,
+                      eval_every=1000, device="cpu", callbacks=[AddHook()])
+    assert h.setup["engine"] == "eager (CUDA graph off: hooks attached (on layer2.0))"
+    assert len(seen) >= 4 and h.step == list(range(1, 13))
 
 
 def test_norms_off_is_honoured_by_the_captured_step(images):
