@@ -31,9 +31,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".resnet-lab-installed"
 CONSTRAINTS = ROOT / "constraints.txt"
-# the Voilà page template without CDN links and JupyterLab's settings (no news; widget state saved
-# with a notebook, so a saved lesson reopens with its widgets): a wheel
-# installs share/ (pyproject's data-files), an editable install does not, so install() does
+# JupyterLab's settings (no news; widget state saved with a notebook, so a saved lesson reopens
+# with its widgets): a wheel installs share/ (pyproject's data-files), an editable install does
+# not, so install() does
 SHARE = ROOT / "share"
 # the lessons a student opens and changes: copies of notebooks/ (which the tests compare with
 # what git holds), git-ignored, at the same depth so the lessons' ".." is still the clone
@@ -48,7 +48,7 @@ def run(*args: object) -> None:
 def install() -> None:
     """Create .venv and install the package with its test extras at the versions of
     constraints.txt (the newest with RESNET_LAB_LATEST=1), again whenever pyproject.toml,
-    constraints.txt or the page template changed."""
+    constraints.txt or share/ changed."""
     if not PY.exists():
         venv.create(VENV, with_pip=True)
     sources = [ROOT / "pyproject.toml", CONSTRAINTS, *(p for p in SHARE.rglob("*") if p.is_file())]
@@ -89,10 +89,10 @@ def main(argv: list[str]) -> int:
             ["--ip=127.0.0.1", f"--ServerApp.root_dir={LAB}", "--LabApp.news_url=None",
              "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *as_root],
             extra)],
-        # a preheated kernel has run the app before anyone visits: the page comes up at once
+        # a preheated kernel has run the app before anyone visits: the page comes up at once;
+        # voila.json (read from here, the clone's root) keeps the page on the machine
         "app": [BIN / "voila", "notebooks/app.ipynb", *with_defaults(
-            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser", "--template=resnet-lab",
-             "--preheat_kernel=True",
+            ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser", "--preheat_kernel=True",
              "--VoilaConfiguration.default_pool_size=1"], extra)],
         "test": [PY, "-m", "pytest", *extra],
         "gpu-check": [PY, ROOT / "benchmarks" / "gpu_check.py", *extra],

@@ -44,10 +44,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(args: list[str], status_url: str, env: dict):
-    """Run a server in its own process group until `status_url` answers; stop the whole group
-    (kernels included) afterwards."""
-    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **env},
+def server(args: list[str], status_url: str, env: dict, python: str = sys.executable):
+    """Run a server (`python` with `args`) in its own process group until `status_url` answers;
+    stop the whole group (kernels included) afterwards."""
+    process = subprocess.Popen([python, *args], cwd=ROOT, env={**os.environ, **env},
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
@@ -167,9 +167,10 @@ def assert_clean(pages) -> None:
 
 
 def test_the_app_loads_cleanly_five_times_in_a_row(voila, playwright, tmp_path):
-    """With the CPU busy, five fresh loads: no request off the machine (Voilà's default page
-    links Font Awesome from a CDN; the lab's template does not), no page error (anywidget
-    gives a plotly figure 2 s to load its widget code; one figure per tab keeps it in time)."""
+    """With the CPU busy, five fresh loads: no request off the machine (Voilà's page template
+    links Font Awesome on a CDN; voila.json's policy has the browser refuse it), no page error
+    (anywidget gives a plotly figure 2 s to load its widget code; one figure per tab keeps it
+    in time)."""
     pages = []
     for i in range(5):
         context = new_context(playwright, tmp_path / f"chromium{i}")
@@ -179,7 +180,7 @@ def test_the_app_loads_cleanly_five_times_in_a_row(voila, playwright, tmp_path):
 
 
 def test_a_plain_voila_command_serves_a_clean_page_too(playwright, tmp_path):
-    """`voila notebooks/app.ipynb` from the clone's root reads voila.json: the same template."""
+    """`voila notebooks/app.ipynb` from the clone's root reads voila.json: the same page."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     voila = ["-m", "voila", "notebooks/app.ipynb",
