@@ -22,6 +22,7 @@ import shutil
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"]
 DATASETS = ("synthetic", "fashion_mnist", "cifar10")
+BEST_FIRST = ("cifar10", "fashion_mnist", "synthetic")   # He et al.'s set first, the built-in last
 CHANNELS = {"synthetic": 3, "fashion_mnist": 1, "cifar10": 3}   # colour channels of each set
 
 
@@ -315,6 +317,22 @@ def load(name: str, **kwargs) -> Dataset:
     check_choice("dataset", name, DATASETS)
     return {"synthetic": synthetic, "fashion_mnist": fashion_mnist, "cifar10": cifar10}[name](
         **kwargs)
+
+
+def first_loadable(names: Sequence[str], *, download: bool = False, **options
+                   ) -> tuple[Dataset, str]:
+    """The first of `names` that can be had, loaded with `options` (size, n_train, ...): the
+    built-in synthetic set always, a real one when it is on this machine or, with `download`,
+    when it can be downloaded. Returns it and why the ones before it could not be had
+    ("first choice" when it is the first)."""
+    reasons = []
+    for name in names:
+        where = {} if name == "synthetic" else {"download": download}
+        try:
+            return load(name, **options, **where), "; ".join(reasons) or "first choice"
+        except (RuntimeError, FileNotFoundError, OSError) as err:
+            reasons.append(f"{name} not available ({err})")
+    raise RuntimeError("no dataset could be loaded: " + "; ".join(reasons))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .blocks import PadShortcut, ResidualBlock
+from .blocks import PadShortcut, ResidualBlock, blocks_of
 from .cardinality import AggregatedTransform
 from .devices import device_of
-from .models import ResNet, blocks_of
+from .models import ResNet, stage_of
+from .paper import SZEGEDY2015_INCEPTION_3A
 from .strip import COLORSCALE, LOG_RANGE
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
             facecolor="#dbe9f6" if wide else "#f2f2f2", edgecolor="#555"))
         ax.text(i, 1.28, stage.text, ha="center", va="center", fontsize=8, wrap=True)
         if wide:
-            members = [n for n in blocks if n.startswith(stage.name + ".")]
+            members = [n for n in blocks if stage_of(n) == stage.name]
             side = min(0.14, 0.76 / len(members))
             for j, name in enumerate(members):
                 cut = blocks[name].skip == 0
@@ -292,11 +293,6 @@ def draw_resnext_forms(transform: AggregatedTransform) -> plt.Figure:
     return fig
 
 
-INCEPTION_3A = (  # GoogLeNet's inception (3a) on 192 channels (Szegedy et al. 2015, Table 1)
-    ("1×1 192→64",), ("1×1 192→96", "3×3 96→128"), ("1×1 192→16", "5×5 16→32"),
-    ("3×3 max pool", "1×1 192→32"))
-
-
 def draw_inception_vs_resnext(transform: AggregatedTransform) -> plt.Figure:
     """An Inception module (four different branches, concatenated, no shortcut) beside
     ResNeXt's form (a) of `transform` (C identical paths, summed, plus the identity), with a
@@ -304,7 +300,7 @@ def draw_inception_vs_resnext(transform: AggregatedTransform) -> plt.Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.4))
     left.text(1.65, FORM_TOP, "x  (192 channels)", ha="center", va="center", fontsize=8.5,
               fontweight="bold")
-    for x, branch in zip((0, 1.1, 2.2, 3.3), INCEPTION_3A, strict=True):
+    for x, branch in zip((0, 1.1, 2.2, 3.3), SZEGEDY2015_INCEPTION_3A, strict=True):
         _column(left, x, branch, top=3.6, face="#fde0c5")
         _arrow(left, (1.65, FORM_TOP - 0.25), (x, 3.85))
         _arrow(left, (x, 3.6 - len(branch) + 0.75), (1.65, FORM_ADD + 0.3))

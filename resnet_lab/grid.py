@@ -36,10 +36,9 @@ from .callbacks import Callback
 from .checkpoint import Checkpoint
 from .checks import blocks_per_stage, check_choice, check_count, depth_rule
 from .models import cifar_resnet
+from .paper import HE2015_PLAIN_NOT_DRAWN, HE2015_TABLE6
 from .recipes import RECIPES
 from .train import Run, fit
-
-DATA_ORDER = ("cifar10", "fashion_mnist", "synthetic")   # "auto": the first one that is here
 
 
 class GridRun(NamedTuple):
@@ -60,13 +59,14 @@ class GridRun(NamedTuple):
 
 @dataclass(frozen=True)
 class Grid:
-    """What to train. `depths` are the ResNets' (6n+2); `plain_depths` the plain nets' (default:
-    those below 110: He et al.'s Fig. 6 leaves plain-110 out, its error is over 60%). `dataset`
+    """What to train. `depths` are the ResNets' (6n+2; default: those of He et al.'s Table 6);
+    `plain_depths` the plain nets' (default: those below 110, as He et al.'s Fig. 6 leaves
+    plain-110 out: `paper.HE2015_PLAIN_NOT_DRAWN`). `dataset`
     "auto" takes CIFAR-10 when it is in the data folder, else Fashion-MNIST, else the synthetic
     set; `size`/`n_train` shrink the images and the training set; `width` is the first stage's
     channels (the paper: 16). Tests run every `steps // 10` steps on the whole test set."""
 
-    depths: tuple[int, ...] = (20, 32, 44, 56, 110)
+    depths: tuple[int, ...] = tuple(HE2015_TABLE6)
     plain_depths: tuple[int, ...] | None = None
     seeds: int = 2
     steps: int = 4000
@@ -79,10 +79,11 @@ class Grid:
     recipe: str = "he2015"
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, ("auto", *DATA_ORDER))
+        check_choice("dataset", self.dataset, ("auto", *datasets.DATASETS))
         object.__setattr__(self, "depths", tuple(self.depths))
         if self.plain_depths is None:
-            object.__setattr__(self, "plain_depths", tuple(d for d in self.depths if d < 110))
+            object.__setattr__(self, "plain_depths", tuple(d for d in self.depths
+                                                             if d < HE2015_PLAIN_NOT_DRAWN))
         object.__setattr__(self, "plain_depths", tuple(self.plain_depths))
         for arg in ("depths", "plain_depths"):
             for depth in getattr(self, arg):
@@ -122,17 +123,9 @@ def resolve_dataset(grid: Grid) -> Grid:
     downloaded), with a printed line saying which and why."""
     if grid.dataset != "auto":
         return grid
-    reasons = []
-    for name in DATA_ORDER:
-        try:
-            if name != "synthetic":
-                datasets.load(name, download=False, n_train=1, n_test=1)
-        except (RuntimeError, FileNotFoundError, OSError) as err:
-            reasons.append(f"{name} not here ({err})")
-            continue
-        print(f"data: {name} ({'; '.join(reasons) or 'first choice'})")
-        return replace(grid, dataset=name)
-    raise AssertionError("unreachable: the synthetic set is always here")
+    found, why = datasets.first_loadable(datasets.BEST_FIRST, n_train=1, n_test=1)
+    print(f"data: {found.name} ({why})")
+    return replace(grid, dataset=found.name)
 
 
 @functools.lru_cache(maxsize=2)

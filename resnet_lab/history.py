@@ -4,6 +4,7 @@ JSON, the grid's files and saved runs all share), and saving and loading a whole
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -71,6 +72,16 @@ class History:
         names = {f.name for f in fields(cls)}
         d = {"setup": d.get("config", {}), **d}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def running_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and the `window - 1` before it (at the start, of those there
+    are): a curve of noisy batch losses or errors, smoothed, as long as it was."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def setup_of(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> dict:

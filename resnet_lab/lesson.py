@@ -53,8 +53,8 @@ QUICK = Settings("quick", size=16, width=4, steps=300, batch_size=128, datasets=
                  n_train=20_000, degradation_datasets=("fashion_mnist", "synthetic"))
 # full mode: CIFAR-10 as in He et al. §4.2 when it can be had, else the real Fashion-MNIST
 FULL = Settings("full", size=32, width=16, steps=2000, batch_size=128,
-                datasets=("cifar10", "fashion_mnist", "synthetic"), n_train=50_000,
-                degradation_datasets=("cifar10", "fashion_mnist", "synthetic"), download=True)
+                datasets=data.BEST_FIRST, n_train=50_000, degradation_datasets=data.BEST_FIRST,
+                download=True)
 
 
 def settings(mode: str | None = None) -> Settings:
@@ -85,23 +85,11 @@ def lesson_data(s: Settings, datasets: tuple[str, ...] | None = None) -> data.Da
     """The lesson's dataset: the first of `datasets` (default `s.datasets`) that can be had
     (found in the data folder or Debian's package, or downloaded if `s.download`), with a
     printed line saying which one and why."""
-    reasons = []
-    for name in datasets or s.datasets:
-        options = dict(size=s.size, n_train=s.n_train)
-        if name == "synthetic":
-            options["n_test"] = 2000
-        else:
-            options["download"] = s.download
-        try:
-            images = data.load(name, **options)
-        except (RuntimeError, FileNotFoundError, OSError) as err:
-            reasons.append(f"{name} not available ({err})")
-            continue
-        why = "; ".join(reasons) or "first choice"
-        print(f"data: {name}, {len(images.x_train):,} training images of "
-              f"{list(images.shape)} ({why})")
-        return images
-    raise RuntimeError("no dataset could be loaded: " + "; ".join(reasons))
+    images, why = data.first_loadable(datasets or s.datasets, download=s.download, size=s.size,
+                                      n_train=s.n_train)
+    print(f"data: {images.name}, {len(images.x_train):,} training images of "
+          f"{list(images.shape)} ({why})")
+    return images
 
 
 def degradation_data(s: Settings) -> data.Dataset:

@@ -366,7 +366,7 @@ def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None 
         for prefix in wanted:
             hits = [n for n in all_blocks if n == prefix or n.startswith(prefix + ".")]
             if not hits:
-                stages = ", ".join(sorted({n.split(".")[0] for n in all_blocks}))
+                stages = ", ".join(sorted({stage_of(n) for n in all_blocks}))
                 example = next(iter(all_blocks), "-")
                 raise ValueError(f"blocks={prefix!r} names no block; allowed: a stage "
                                  f"({stages}) or a block such as {example!r}")
@@ -376,10 +376,16 @@ def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None 
     return chosen
 
 
+def stage_of(module: str) -> str:
+    """The net's top-level part a module belongs to, by its name: "layer2.3.conv1" -> "layer2"
+    (a stage of a ResNet), "blocks.4" -> "blocks"; "conv1" and "fc" stay themselves."""
+    return module.split(".")[0]
+
+
 def stage_name(module: str) -> str:
     """What a lesson calls the part of a ResNet a module belongs to: "layer2.3.conv1" ->
     "stage 2"; the stem's modules -> "stem", the pooling and fc -> "head"."""
-    child = module.split(".")[0]
+    child = stage_of(module)
     if child in ("conv1", "bn1", "relu", "maxpool", "input"):
         return "stem"
     if child.startswith("layer"):

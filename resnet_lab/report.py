@@ -25,14 +25,8 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from .grid import Grid
-
-# He et al. 2015, Table 6: CIFAR-10 test error (%), 64k iterations, width 16, augmentation
-PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
-PAPER_LABEL = ("He et al. 2015, Table 6: CIFAR-10 test error after 64k iterations (ResNet-110: "
-               "best of 5 runs, mean 6.61 ± 0.16)")
-PAPER_PLAIN = ("He et al. give no table for the plain nets. Their Fig. 6 (left, CIFAR-10) shows "
-               "the deeper plain nets with the higher training *and* test error, plain-56 above "
-               "plain-20, and plain-110's error above 60% (not drawn).")
+from .history import running_mean
+from .paper import HE2015_FIG6_PLAIN, HE2015_TABLE6, HE2015_TABLE6_SOURCE
 
 
 @dataclass
@@ -92,7 +86,7 @@ def table(grid: Grid, cells: dict[tuple[str, int], Cell]) -> tuple[list[str], li
         plain, res = cells.get(("plain", depth)), cells.get(("ResNet", depth))
         rows.append([str(depth), *(mean_std(getattr(c, k)) if c else "–"
                                    for c in (plain, res) for k in ("train", "test")),
-                     f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "–"])
+                     f"{HE2015_TABLE6[depth]:.2f}" if depth in HE2015_TABLE6 else "–"])
     return header, rows
 
 
@@ -118,15 +112,6 @@ def findings(cells: dict[tuple[str, int], Cell]) -> list[str]:
                    f"{'below' if shown else 'NOT both below'} the plain net's "
                    f"({mean(plain, 'train'):.2f}% / {mean(plain, 'test'):.2f}%): "
                    f"{'shown' if shown else 'NOT shown'}.")
-    return out
-
-
-def smooth(values: list[float], window: int) -> list[float]:
-    """Running mean over `window` steps (the batch errors are noisy)."""
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v - (values[i - window] if i >= window else 0.0)
-        out.append(total / min(i + 1, window))
     return out
 
 
@@ -160,7 +145,7 @@ def figure6(grid: Grid, cells: dict[tuple[str, int], Cell], title: str) -> Figur
             runs = cells[(kind, depth)].histories
             colour = viridis(0.85 * i / max(1, len(depths) - 1))
             seed_band(ax, [h["step"] for h in runs],
-                      [smooth([100 * e for e in h["train_error"]], window) for h in runs],
+                      [running_mean([100 * e for e in h["train_error"]], window) for h in runs],
                       colour, 0.9, None)
             test = seed_band(ax, [h["test_step"] for h in runs],
                              [[100 * e for e in h["test_error"]] for h in runs], colour, 2.4,
@@ -219,7 +204,8 @@ def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[
     header, rows = table(grid, cells)
     status = ("All runs finished." if len(results) == total else
               f"{len(results)} of {total} runs finished; the same command again goes on.")
-    notes = [measured_label(grid, results, calls), f"Quoted: {PAPER_LABEL}.", PAPER_PLAIN,
+    notes = [measured_label(grid, results, calls), f"Quoted: {HE2015_TABLE6_SOURCE}.",
+             HE2015_FIG6_PLAIN,
              "Training error: the mean batch error (augmented images) of the last 5% of the "
              "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]

@@ -1,6 +1,6 @@
 """He et al. 2015's Figure 6 and Table 6, reproduced: plain and residual nets over depth.
 
-    resnet-lab reproduce --data fashion_mnist --depths 20 32 44 56 110 --seeds 3 \\
+    resnet-lab reproduce --dataset fashion_mnist --depths 20 32 44 56 110 --seeds 3 \\
         --steps 4000 --out runs/table6
 
 `reproduce(grid, out)` trains every grid run not yet finished in `out` (see `resnet_lab.grid`
@@ -17,8 +17,6 @@ from pathlib import Path
 from .cluster import run_on_ray
 from .grid import Folder, Grid, GridProgress, GridRun, attempt, keep, resolve_dataset, train_one
 from .report import write_report
-
-__all__ = ["Grid", "GridRun", "reproduce", "train_one"]
 
 
 def reproduce(grid: Grid, out: str | Path, *, ray: bool = False, ray_address: str = "auto",
