@@ -14,12 +14,11 @@ import matplotlib.colors
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from torch import nn
 
 from .blocks import PadShortcut, ResidualBlock, blocks_of
 from .cardinality import AggregatedTransform
-from .devices import device_of
+from .cost import zeros_pass
 from .models import ResNet, stage_of
 from .paper import SZEGEDY2015_INCEPTION_3A
 from .strip import COLORSCALE, LOG_RANGE
@@ -123,20 +122,8 @@ class Stage:
 def network_stages(model: ResNet, input_size: Sequence[int]) -> list[Stage]:
     """The stem, each stage and the head of a ResNet, with the shape after each, measured by
     running zeros of `input_size` (batch included) through it in eval mode."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    names = ["conv1", "maxpool", *[f"layer{i}" for i in range(1, model.num_stages + 1)],
-             "avgpool", "fc"]
-    handles = [model.get_submodule(n).register_forward_hook(
-        lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))) for n in names]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(*input_size, device=device_of(model)))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    shapes = zeros_pass(model, input_size, ["conv1", "maxpool", "avgpool", "fc", *[
+        f"layer{i}" for i in range(1, model.num_stages + 1)]])
     conv = model.conv1
     k = conv.kernel_size[0]
     stages = [Stage("input", f"image {input_size[1]}×{input_size[2]}×{input_size[3]}",

@@ -107,13 +107,16 @@ def instruments_on(model: nn.Module) -> str:
     return f"instruments attached ({', '.join(names)})" if names else ""
 
 
+# where a module keeps its hooks (torch's attribute names; the global ones: "_global" + name)
+HOOK_KINDS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 def capture_problem(model: nn.Module) -> str:
     """"" when a training step of `model` can be captured as a graph, else why not: an
     instrument or any forward/backward hook (a replay would not run it)."""
-    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     hooked = [name or "the model" for name, m in model.named_modules()
-              if any(getattr(m, kind, None) for kind in kinds)]
-    if any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in kinds):
+              if any(getattr(m, kind, None) for kind in HOOK_KINDS)]
+    if any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in HOOK_KINDS):
         hooked.insert(0, "every module (global hooks)")
     return instruments_on(model) or (
         f"hooks attached (on {', '.join(hooked[:3])}{', ...' if len(hooked) > 3 else ''})"
@@ -210,12 +213,6 @@ class GradientNorms(Instrument):
         if self.block_ring is None:
             raise ValueError("block outputs were not recorded; pass block_outputs=True")
         return self.block_ring.values()
-
-    def latest(self) -> dict[str, float]:
-        """The last recorded norm of each layer, by name."""
-        if not len(self.ring):
-            return {}
-        return dict(zip(self.names, self.ring.values()[-1].tolist(), strict=True))
 
     def to_dict(self) -> dict:
         """A plain, JSON-ready form: layer names, step numbers and a list of rows."""
@@ -318,12 +315,6 @@ class ActivationStats(Instrument):
 
     def step_numbers(self) -> np.ndarray:
         return self.stats.step_numbers()
-
-    def to_dict(self) -> dict:
-        return {"layers": self.names, "step": self.step_numbers().tolist(),
-                "mean": self.means().tolist(), "std": self.stds().tolist(),
-                "dead": self.dead().tolist(), "hist_range": list(self.hist_range),
-                "histograms": self.histograms().tolist()}
 
 
 class UpdateRatios(Instrument):

@@ -21,6 +21,7 @@ from torch import nn
 from . import data
 from .blocks import Bottleneck, make_shortcut
 from .checks import check_choice
+from .cost import parameter_count
 from .data import DATASETS
 from .history import History
 from .models import cifar_resnet, resnet18
@@ -204,9 +205,9 @@ def _compare(yours: nn.Module, reference: nn.Module, x: torch.Tensor) -> list[st
     """What differs between two modules: the parameter count, the names and shapes of their
     weights, and (after loading the reference's weights into yours) their outputs on x."""
     problems = []
-    count = lambda m: sum(p.numel() for p in m.parameters())
-    if count(yours) != count(reference):
-        problems.append(f"{count(yours):,} parameters, the reference has {count(reference):,}")
+    if parameter_count(yours) != parameter_count(reference):
+        problems.append(f"{parameter_count(yours):,} parameters, the reference has "
+                        f"{parameter_count(reference):,}")
     try:
         loaded = yours.load_state_dict(reference.state_dict(), strict=False)
     except RuntimeError as err:                   # a weight of the wrong shape

@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import data, train
 from ..checks import check_count
-from ..devices import device_of
+from ..devices import in_mode, to_device_of
 from ..evaluation import precise_bn
 from ..lesson import TINY, Settings, Verdict, claim
 from ..models import ResNet, cifar_resnet
@@ -42,13 +42,9 @@ def split_classes(images: data.Dataset, seen: int = SEEN) -> tuple[data.Dataset,
 def pooled_features(net: ResNet, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """The net's penultimate features (after global average pooling), in eval mode, on the
     CPU. Re-estimate its BatchNorm statistics first (`precise_bn`)."""
-    was_training, device = net.training, device_of(net)
-    net.eval()
-    try:
-        return torch.cat([net.avgpool(net.features(x[i:i + batch_size].to(device))).flatten(1)
-                          .float().cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        net.train(was_training)
+    with in_mode(net, training=False):
+        return torch.cat([net.avgpool(net.features(*to_device_of(net, x[i:i + batch_size])))
+                          .flatten(1).float().cpu() for i in range(0, len(x), batch_size)])
 
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
