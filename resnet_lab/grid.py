@@ -182,7 +182,7 @@ def rounded(value, digits: int = 6):
 
 
 @dataclass
-class Folder:
+class GridFolder:
     """The output folder of a grid (see the module's docstring)."""
 
     root: Path
@@ -296,7 +296,7 @@ class GridProgress(Callback):
             self.bar.close()
 
 
-def attempt(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
+def run_with_retries(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
     """`work()` up to `tries` times: (its result, "") or (None, the last error's traceback).
     Ctrl-C is not an error: it goes through."""
     error = ""
@@ -308,8 +308,8 @@ def attempt(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
     return None, error
 
 
-def keep(folder: Folder, progress: GridProgress, cell: GridRun, result: dict | None,
-         error: str) -> None:
+def record_outcome(folder: GridFolder, progress: GridProgress, cell: GridRun,
+                   result: dict | None, error: str) -> None:
     """Write what came back: the result (its checkpoint then goes), or the failure."""
     if result is None:
         folder.write("failed", cell, {"run": cell.file, "kind": cell.kind, "depth": cell.depth,
