@@ -20,7 +20,7 @@ from . import reproduce
 from .callbacks import ProgressBar
 from .checks import INITS, blocks_per_stage, depth_rule
 from .history import save_run
-from .models import cifar_resnet
+from .models import named_net
 from .paper import HE2015_PLAIN_NOT_DRAWN
 from .recipes import RECIPES, with_lr
 from .train import compare
@@ -178,14 +178,12 @@ def train_nets(args: argparse.Namespace) -> dict:
         args.steps = 300
     data = load_data(args)
     if args.command == "train":
-        specs = [("plain" if args.plain else "residual", args.depth)]
+        names = [f"{'plain' if args.plain else 'ResNet'}-{args.depth}"]
     else:
-        specs = [(v, d) for d in args.depths for v in args.variants]
-    models = {f"{'plain' if v == 'plain' else 'ResNet'}-{d}":
-              cifar_resnet(d, num_classes=len(data.classes), in_channels=data.shape[0],
-                           width=args.width, norm=not args.no_norm, init=args.init,
-                           skip=0.0 if v == "plain" else 1.0, seed=args.seed)
-              for v, d in specs}
+        names = [f"{'ResNet' if v == 'residual' else v}-{d}" for d in args.depths
+                 for v in args.variants]
+    models = {name: named_net(name, width=args.width, norm=not args.no_norm, init=args.init,
+                              seed=args.seed, **data.net_options) for name in names}
     recipe = with_lr(args.recipe, args.lr) if args.lr else args.recipe
     histories = compare(models, data, steps=args.steps, epochs=args.epochs,
                         max_seconds=args.max_seconds, batch_size=args.batch_size,

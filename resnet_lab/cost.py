@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .blocks import stage_name
 from .devices import device_of, in_mode
-from .models import stage_name
 
 
 @dataclass

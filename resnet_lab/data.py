@@ -70,6 +70,12 @@ class Dataset:
         """(channels, height, width) of one image."""
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def net_options(self) -> dict[str, int]:
+        """What a net needs to read these images and answer with these classes:
+        `cifar_resnet(20, **images.net_options)`."""
+        return {"in_channels": self.shape[0], "num_classes": len(self.classes)}
+
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}: {len(self.x_train)} train / {len(self.x_test)} test "
                 f"images of {list(self.shape)}, {len(self.classes)} classes)")

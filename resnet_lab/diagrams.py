@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from torch import nn
 
-from .blocks import PadShortcut, ResidualBlock, blocks_of
+from .blocks import PadShortcut, ResidualBlock, blocks_of, stage_of
 from .cardinality import AggregatedTransform
 from .cost import zeros_pass
-from .models import ResNet, stage_of
+from .models import ResNet
 from .paper import SZEGEDY2015_INCEPTION_3A
 from .strip import COLORSCALE, LOG_RANGE
 

@@ -35,7 +35,7 @@ from . import data as datasets
 from .callbacks import Callback
 from .checkpoint import Checkpoint
 from .checks import blocks_per_stage, check_choice, check_count, depth_rule
-from .models import cifar_resnet
+from .models import named_net
 from .paper import HE2015_PLAIN_NOT_DRAWN, HE2015_TABLE6
 from .recipes import RECIPES
 from .train import Run, fit
@@ -145,9 +145,7 @@ def train_one(grid: Grid, cell: GridRun, *, threads: int | None = None,
     `checkpoint_seconds`. `threads` sets torch's CPU threads for the run (restored after).
     A Ctrl-C ends it with KeyboardInterrupt (the checkpoint stays for the next call)."""
     images = grid_data(grid)
-    model = cifar_resnet(cell.depth, width=grid.width, in_channels=images.shape[0],
-                         num_classes=len(images.classes), seed=cell.seed,
-                         skip=0.0 if cell.kind == "plain" else 1.0)
+    model = named_net(cell.name, width=grid.width, seed=cell.seed, **images.net_options)
     saver = [Checkpoint(checkpoint, checkpoint_seconds)] if checkpoint else []
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)

@@ -24,7 +24,7 @@ from .checks import check_choice
 from .cost import parameter_count
 from .data import DATASETS
 from .history import History
-from .models import cifar_resnet, resnet18
+from .models import named_net, resnet18
 from .train import compare
 
 
@@ -107,13 +107,8 @@ def degradation_nets(s: Settings, images: data.Dataset,
                      ) -> dict[str, nn.Module]:
     """He et al.'s Fig. 1 / Fig. 6 nets at the lesson's sizes, untrained, named like "plain-56"
     (a plain or residual CIFAR net and its depth), from the same weights seed."""
-    nets = {}
-    for name in names:
-        kind, depth = name.split("-")
-        nets[name] = cifar_resnet(int(depth), width=s.width, in_channels=images.shape[0],
-                                  num_classes=len(images.classes), seed=seed,
-                                  skip=0.0 if kind == "plain" else 1.0)
-    return nets
+    return {name: named_net(name, width=s.width, seed=seed, **images.net_options)
+            for name in names}
 
 
 def degradation_runs(s: Settings, images: data.Dataset,

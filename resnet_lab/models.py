@@ -15,7 +15,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from .blocks import Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer
+from .blocks import Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer, stage_of
 from .checks import INITS, check_choice, check_skip
 from .configs import (
     ACTIVATIONS,
@@ -192,6 +192,19 @@ def plain_net(depth: int | CifarConfig = 20, **options) -> ResNet:
     if "skip" in options:
         raise ValueError("plain_net has skip=0 by definition; use cifar_resnet(skip=...)")
     return cifar_resnet(depth, **options, skip=0.0)
+
+
+NET_KINDS = {"plain": 0.0, "ResNet": 1.0}   # what the lessons call a CIFAR net: its skip gate
+
+
+def named_net(name: str, **options) -> ResNet:
+    """The CIFAR net the lessons call `name`, "plain-56" or "ResNet-20": `cifar_resnet` of that
+    depth with every skip gate at 0 or 1; `options` are `CifarConfig`'s other fields."""
+    kind, _, depth = name.partition("-")
+    if kind not in NET_KINDS or not depth.isdigit():
+        raise ValueError(f"name={name!r} is not allowed; use 'plain-<depth>' or "
+                         "'ResNet-<depth>', e.g. 'plain-56'")
+    return cifar_resnet(int(depth), skip=NET_KINDS[kind], **options)
 
 
 def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
@@ -374,22 +387,3 @@ def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None 
     for name in chosen:
         all_blocks[name].skip = value
     return chosen
-
-
-def stage_of(module: str) -> str:
-    """The net's top-level part a module belongs to, by its name: "layer2.3.conv1" -> "layer2"
-    (a stage of a ResNet), "blocks.4" -> "blocks"; "conv1" and "fc" stay themselves."""
-    return module.split(".")[0]
-
-
-def stage_name(module: str) -> str:
-    """What a lesson calls the part of a ResNet a module belongs to: "layer2.3.conv1" ->
-    "stage 2"; the stem's modules -> "stem", the pooling and fc -> "head"."""
-    child = stage_of(module)
-    if child in ("conv1", "bn1", "relu", "maxpool", "input"):
-        return "stem"
-    if child.startswith("layer"):
-        return "stage " + child[len("layer"):]
-    if child in ("avgpool", "fc", "final_norm", "head"):
-        return "head"
-    return child

@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 
+from .blocks import stage_of
 from .data import Dataset
 from .history import History, running_mean
-from .models import stage_of
 from .paper import KARPATHY_UPDATE_RATIO
 from .regimes import first_last_ratio, regime
 from .strip import COLORSCALE, LOG_RANGE, Cell

@@ -12,9 +12,8 @@ from functools import lru_cache
 import matplotlib
 from torch import nn
 
-from .blocks import blocks_of
+from .blocks import blocks_of, stage_name, stage_of
 from .hooks import weight_layers
-from .models import stage_name, stage_of
 
 LOG_RANGE = (-4.0, 2.0)      # the colour scale: 1e-4 ... 1e2, in log10 of a gradient norm
 COLORSCALE = "Viridis"       # perceptually even and readable with red-green colour blindness

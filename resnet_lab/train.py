@@ -210,9 +210,7 @@ def make_step(name: str, model: nn.Module, recipe: Recipe, device: torch.device,
     if graphs == "require" and (problem or not backend):
         raise RuntimeError(f"{name}: CUDA graph required, but "
                            f"{problem or f'the device is {device.type!r}, not CUDA'}")
-    sgd = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    step = Step(model, sgd, name=name, norms=norms)
+    step = Step(model, recipe.sgd(model.parameters()), name=name, norms=norms)
     step.engine = f"eager (CUDA graph off: {problem})" if problem else "eager"
     return step
 

@@ -43,8 +43,7 @@ def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
 def block_type_nets(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, nn.Module]:
     """A basic-block ResNet-20 and a bottleneck ResNet-29 with about the same parameters and
     MACs, from one weights seed."""
-    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
-              seed=seed)
+    kw = dict(width=s.width, seed=seed, **images.net_options)
     return {"basic, 20 layers": cifar_resnet(20, **kw),
             "bottleneck, 29 layers": cifar_resnet(29, block="bottleneck", **kw)}
 

@@ -16,7 +16,7 @@ from ..checks import check_count
 from ..devices import in_mode, to_device_of
 from ..evaluation import precise_bn
 from ..lesson import TINY, Settings, Verdict, claim
-from ..models import ResNet, cifar_resnet
+from ..models import ResNet, named_net
 
 SEEN = 5            # the backbone trains on the first five classes; the probe gets the rest
 TRANSFER = 0.85     # the claim: the trained features leave at most 0.85 x the random ones' error
@@ -88,12 +88,12 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
     on the first `SEEN` classes, then frozen and probed on the others, against the ResNet at
     its initial weights: {name: probe test error}."""
     seen, unseen = split_classes(images)
-    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=SEEN, seed=seed)
-    trained = {f"ResNet-{depth}, trained": cifar_resnet(depth, **kw),
-               f"plain-{depth}, trained": cifar_resnet(depth, skip=0.0, **kw)}
+    kw = dict(width=s.width, seed=seed, **seen.net_options)
+    trained = {f"{name}, trained": named_net(name, **kw)
+               for name in (f"ResNet-{depth}", f"plain-{depth}")}
     train.compare(trained, seen, steps=s.steps, batch_size=s.batch_size, recipe="quick",
                   seed=seed, grad_every=0)
-    nets = {f"ResNet-{depth}, random weights": cifar_resnet(depth, **kw), **trained}
+    nets = {f"ResNet-{depth}, random weights": named_net(f"ResNet-{depth}", **kw), **trained}
     return probe_errors(nets, seen, unseen)
 
 

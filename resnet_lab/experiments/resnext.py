@@ -111,7 +111,7 @@ def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (
     batches, once per seed: {name: test error of each seed's run}."""
     errors: dict[str, list[float]] = {name: [] for name in LAB_PAIR}
     for seed in seeds:
-        nets = lab_pair(images.shape[0], len(images.classes), seed)
+        nets = lab_pair(**images.net_options, seed=seed)
         runs = train.compare(nets, images, steps=s.steps // 2, batch_size=s.batch_size,
                              recipe="quick", seed=seed, grad_every=0)
         for name, h in runs.items():
