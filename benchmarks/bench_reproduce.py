@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from resnet_lab.reproduce import Grid, reproduce
+from resnet_lab.grid import Grid
+from resnet_lab.reproduce import reproduce
 
 
 def main() -> None:

@@ -28,10 +28,11 @@ from resnet_lab.checkpoint import Checkpoint
 
 
 class Inspect(callbacks.Callback):
-    """Keeps the run's steps; stops the run at `stop_at`; sets skip gates at `skip_at`."""
+    """Keeps the run's steppers; stops the run at `stop_at`; sets skip gates at `skip_at`."""
 
     def __init__(self, stop_at: int | None = None, skip_at: int | None = None):
-        self.stop_at, self.skip_at, self.stop, self.steps = stop_at, skip_at, threading.Event(), {}
+        self.stop_at, self.skip_at, self.stop = stop_at, skip_at, threading.Event()
+        self.steppers = {}
 
     def on_step(self, run: train.Run) -> None:
         if run.step == self.stop_at:
@@ -41,7 +42,7 @@ class Inspect(callbacks.Callback):
                 rl.set_skip(model, 0.5)
 
     def on_end(self, run: train.Run) -> None:
-        self.steps = dict(run.steps)
+        self.steppers = dict(run.steppers)
 
 
 def fit(depth: int, images: data.Dataset, steps: int, sizes: dict, recipe="constant",
@@ -71,7 +72,7 @@ def resumes_at_a_new_lr(depth: int, images: data.Dataset, sizes: dict, folder: P
     inspect = Inspect()
     h = fit(depth, images, 40, sizes, recipes.with_lr("constant", 0.05),
             callbacks=[Checkpoint(path), inspect])
-    s = next(iter(inspect.steps.values()))
+    s = next(iter(inspect.steppers.values()))
     reads_own = s.optimizer.param_groups[0]["lr"] is getattr(s, "lr", None)
     ok = reads_own and abs(float(s.lr) - 0.05) < 1e-7 and h.lr[-1] == 0.05 and h.step[-1] == 40
     return line(ok, f"ResNet-{depth} resumed at step 20 with lr 0.05: {h.setup['engine']}, "
@@ -82,7 +83,7 @@ def resumes_at_a_new_lr(depth: int, images: data.Dataset, sizes: dict, folder: P
 def recaptures(depth: int, images: data.Dataset, sizes: dict) -> bool:
     inspect = Inspect(skip_at=30)
     h = fit(depth, images, 60, sizes, callbacks=[inspect])
-    s = next(iter(inspect.steps.values()))
+    s = next(iter(inspect.steppers.values()))
     captures = getattr(s, "captures", 0)
     return line(h.setup["engine"] == "cuda graph" and captures == 2,
                 f"ResNet-{depth} with set_skip at step 30: {h.setup['engine']}, {captures} "

@@ -1,6 +1,6 @@
 """resnet-lab: see why deep plain networks fail and why skip connections fix them."""
 
-from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock
+from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock, blocks_of
 from .configs import IMAGENET, CifarConfig, ImageNetConfig, MLPConfig
 from .cost import complexity, summary
 from .devices import pick_device
@@ -9,7 +9,6 @@ from .hooks import ActivationStats, GradientNorms, UpdateRatios, gradient_profil
 from .models import (
     DeepMLP,
     ResNet,
-    blocks_of,
     build,
     cifar_resnet,
     deep_mlp,

@@ -220,3 +220,22 @@ def is_block(module: nn.Module) -> bool:
 def blocks_of(model: nn.Module) -> dict[str, nn.Module]:
     """All blocks with a skip gate, by name, in network order."""
     return {name: m for name, m in model.named_modules() if is_block(m)}
+
+
+def stage_of(module: str) -> str:
+    """The net's top-level part a module belongs to, by its name: "layer2.3.conv1" -> "layer2"
+    (a stage of a ResNet), "blocks.4" -> "blocks"; "conv1" and "fc" stay themselves."""
+    return module.split(".")[0]
+
+
+def stage_name(module: str) -> str:
+    """What a lesson calls the part of a ResNet a module belongs to: "layer2.3.conv1" ->
+    "stage 2"; the stem's modules -> "stem", the pooling and fc -> "head"."""
+    child = stage_of(module)
+    if child in ("conv1", "bn1", "relu", "maxpool", "input"):
+        return "stem"
+    if child.startswith("layer"):
+        return "stage " + child[len("layer"):]
+    if child in ("avgpool", "fc", "final_norm", "head"):
+        return "head"
+    return child

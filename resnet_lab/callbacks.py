@@ -1,6 +1,6 @@
 """Callbacks: code that runs at the training loop's moments (start, each step, each
-evaluation, end) with the live `Run`: a progress bar and early stopping here; live plots,
-checkpoints and Ray progress elsewhere."""
+evaluation, end) with the live `Run`: a progress bar and stopping at a training loss here;
+live plots, checkpoints and Ray progress elsewhere."""
 
 from __future__ import annotations
 
@@ -40,21 +40,6 @@ class ProgressBar(Callback):
     def on_end(self, run: Run) -> None:
         self.show_losses(run)                     # every row is in the histories by now
         self.bar.close()
-
-
-class EarlyStop(Callback):
-    """Stop a model when its test error has not improved for `patience` evaluations."""
-
-    def __init__(self, patience: int = 3):
-        self.patience = patience
-
-    def on_eval(self, run: Run) -> None:
-        for name in list(run.active):
-            errors = run.histories[name].test_error
-            if len(errors) > self.patience and min(errors[-self.patience:]) >= \
-                    min(errors[:-self.patience]):
-                run.finish(name, "early-stopped",
-                           f"{name}: no better test error for {self.patience} evaluations")
 
 
 class StopAtLoss(Callback):

@@ -68,7 +68,7 @@ def state_of(run: Run) -> dict:
         "format": FORMAT, "step": run.step, "last_eval": run.last_eval,
         "elapsed": run.elapsed, "active": list(run.active), "warming_up": sorted(run.warming_up),
         "models": {n: m.state_dict() for n, m in run.models.items()},
-        "optimizers": {n: s.optimizer.state_dict() for n, s in run.steps.items()},
+        "optimizers": {n: s.optimizer.state_dict() for n, s in run.steppers.items()},
         "histories": {n: h.to_dict() for n, h in run.histories.items()},
         "batches": None if batches is None else {
             "generator": batches.generator.get_state(), "order": batches.order.cpu(),
@@ -83,7 +83,7 @@ def restore(run: Run, state: dict, source: Path) -> None:
                          f"{sorted(state.get('models', {}))}, the run trains {sorted(run.models)})")
     for name, model in run.models.items():
         model.load_state_dict(state["models"][name])
-        run.steps[name].load_optimizer_state(state["optimizers"][name])   # the step owns lr
+        run.steppers[name].load_optimizer_state(state["optimizers"][name])   # the step owns lr
         run.histories[name] = History.from_dict(state["histories"][name])
     run.step, run.last_eval = state["step"], state["last_eval"]
     run.active, run.warming_up = list(state["active"]), set(state["warming_up"])

@@ -20,7 +20,8 @@ from . import reproduce
 from .callbacks import ProgressBar
 from .checks import INITS, blocks_per_stage, depth_rule
 from .history import save_run
-from .models import cifar_resnet
+from .models import named_net
+from .paper import HE2015_PLAIN_NOT_DRAWN
 from .recipes import RECIPES, with_lr
 from .train import compare
 
@@ -30,17 +31,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-class Renamed(argparse.Action):
-    """An option with an old spelling (its last name) that still works, with a one-line note
-    naming the new one."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if option_string == self.option_strings[-1]:
-            print(f"resnet-lab: note: {option_string} is now called {self.option_strings[0]}",
-                  file=sys.stderr)
-        setattr(namespace, self.dest, values)
 
 
 def _positive(kind):
@@ -120,20 +110,21 @@ def add_reproduce(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     grid.add_argument("--out", type=Path, required=True,
                       help="output folder; the same command again resumes there")
-    grid.add_argument("--dataset", "--data", action=Renamed, default="auto",
-                      choices=("auto", *datasets.DATASETS),
-                      help="auto (default): CIFAR-10 if in the data folder, else Fashion-MNIST, "
-                      "else synthetic (--data: its old name)")
-    grid.add_argument("--depths", type=_cifar_depth, nargs="+", default=[20, 32, 44, 56, 110],
+    default = grid_module.Grid()
+    grid.add_argument("--dataset", default=default.dataset, choices=("auto", *datasets.DATASETS),
+                      help="auto (default): the first of " + ", ".join(datasets.BEST_FIRST)
+                      + " that is in the data folder")
+    grid.add_argument("--depths", type=_cifar_depth, nargs="+", default=list(default.depths),
                       help="the ResNets' depths, " + depth_rule("basic"))
     grid.add_argument("--plain-depths", type=_cifar_depth, nargs="*",
-                      help="the plain nets' depths (default: those of --depths below 110)")
-    grid.add_argument("--seeds", type=_positive(int), default=2)
-    grid.add_argument("--steps", type=_positive(int), default=4000)
-    grid.add_argument("--width", type=_positive(int), default=16)
+                      help="the plain nets' depths (default: those of --depths below "
+                      f"{HE2015_PLAIN_NOT_DRAWN})")
+    grid.add_argument("--seeds", type=_positive(int), default=default.seeds)
+    grid.add_argument("--steps", type=_positive(int), default=default.steps)
+    grid.add_argument("--width", type=_positive(int), default=default.width)
     grid.add_argument("--size", type=_positive(int), help="resize images to SIZE x SIZE")
     grid.add_argument("--n-train", type=_positive(int), help="use only this many train images")
-    grid.add_argument("--batch-size", type=_positive(int), default=128)
+    grid.add_argument("--batch-size", type=_positive(int), default=default.batch_size)
     grid.add_argument("--no-augment", action="store_true", help="no crop and flip")
     grid.add_argument("--threads", type=_positive(int),
                       help="CPU threads of a run in this process (default: torch's)")
@@ -151,7 +142,7 @@ def add_reproduce(sub) -> None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    grid = reproduce.Grid(depths=tuple(args.depths), plain_depths=None if args.plain_depths is
+    grid = grid_module.Grid(depths=tuple(args.depths), plain_depths=None if args.plain_depths is
                           None else tuple(args.plain_depths), seeds=args.seeds, steps=args.steps,
                           dataset=args.dataset, size=args.size, n_train=args.n_train,
                           width=args.width, batch_size=args.batch_size,
@@ -187,14 +178,12 @@ def train_nets(args: argparse.Namespace) -> dict:
         args.steps = 300
     data = load_data(args)
     if args.command == "train":
-        specs = [("plain" if args.plain else "residual", args.depth)]
+        names = [f"{'plain' if args.plain else 'ResNet'}-{args.depth}"]
     else:
-        specs = [(v, d) for d in args.depths for v in args.variants]
-    models = {f"{'plain' if v == 'plain' else 'ResNet'}-{d}":
-              cifar_resnet(d, num_classes=len(data.classes), in_channels=data.shape[0],
-                           width=args.width, norm=not args.no_norm, init=args.init,
-                           skip=0.0 if v == "plain" else 1.0, seed=args.seed)
-              for v, d in specs}
+        names = [f"{'ResNet' if v == 'residual' else v}-{d}" for d in args.depths
+                 for v in args.variants]
+    models = {name: named_net(name, width=args.width, norm=not args.no_norm, init=args.init,
+                              seed=args.seed, **data.net_options) for name in names}
     recipe = with_lr(args.recipe, args.lr) if args.lr else args.recipe
     histories = compare(models, data, steps=args.steps, epochs=args.epochs,
                         max_seconds=args.max_seconds, batch_size=args.batch_size,

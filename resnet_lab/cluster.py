@@ -13,7 +13,7 @@ import os
 import time
 
 from .callbacks import Callback
-from .grid import Folder, Grid, GridProgress, GridRun, keep, train_one
+from .grid import Grid, GridFolder, GridProgress, GridRun, record_outcome, train_one
 from .train import Run
 
 
@@ -48,8 +48,8 @@ class StepReporter(Callback):
         self.sent = time.monotonic()
 
 
-def run_on_ray(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridProgress, *,
-               address: str, cpus_per_run: float, gpus_per_run: float,
+def run_on_ray(grid: Grid, todo: list[GridRun], folder: GridFolder, progress: GridProgress,
+               *, address: str, cpus_per_run: float, gpus_per_run: float,
                checkpoint_seconds: float) -> None:
     """Each grid run as a Ray task asking for `cpus_per_run` CPUs and `gpus_per_run` GPUs
     (fractional: four small nets can share a GPU), on the Ray cluster at `address` ("auto":
@@ -77,9 +77,10 @@ def run_on_ray(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridPr
             for ref in done:
                 cell = pending.pop(ref)
                 try:
-                    keep(folder, progress, cell, ray.get(ref), "")
+                    record_outcome(folder, progress, cell, ray.get(ref), "")
                 except Exception as err:         # the task raised twice: report it, go on
-                    keep(folder, progress, cell, None, str(getattr(err, "cause", None) or err))
+                    record_outcome(folder, progress, cell, None,
+                                   str(getattr(err, "cause", None) or err))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

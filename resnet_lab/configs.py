@@ -186,8 +186,7 @@ def config_to_dict(config: Config) -> dict:
 
 
 def config_from_dict(saved: dict) -> Config:
-    """The config that `config_to_dict` wrote (runs saved before configs were dataclasses
-    wrote the same dictionary)."""
+    """The config that `config_to_dict` wrote."""
     saved = dict(saved)
     builder = saved.pop("builder", None)
     check_choice("builder", builder, tuple(KINDS))

@@ -3,13 +3,16 @@ parameters and multiply-accumulates, counted by `torch.utils.flop_counter`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from .models import stage_name
+from .blocks import stage_name
+from .devices import device_of, in_mode
 
 
 @dataclass
@@ -48,30 +51,37 @@ class Summary:
     __repr__ = __str__
 
 
-def flop_counts(module: nn.Module, input_size: Sequence[int]) -> dict[str, dict]:
-    """FLOPs per (sub)module and operator for one forward pass on zeros of `input_size`, from
-    `torch.utils.flop_counter`. Runs in eval mode, so BatchNorm statistics are not touched."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def zeros_pass(module: nn.Module, input_size: Sequence[int], watch: Iterable[str] = (),
+               counter: FlopCounterMode | None = None) -> dict[str, tuple[int, ...]]:
+    """One forward pass of zeros of `input_size` (batch included) on the module's device, in
+    eval mode (BatchNorm statistics untouched) and without autograd, counted by `counter`
+    when given. Returns the output shape of each submodule named in `watch`."""
     if len(input_size) < 2 or not all(isinstance(s, int) and s > 0 for s in input_size):
         raise ValueError(f"input_size={tuple(input_size)!r} is not allowed; give the batch and "
                          "feature dimensions as positive integers, e.g. (1, 3, 224, 224)")
-    counter = FlopCounterMode(display=False)
-    device = next(module.parameters()).device
-    was_training = module.training
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = [module.get_submodule(name).register_forward_hook(
+        lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape))) for name in watch]
     try:
-        module.eval()
-        with torch.no_grad(), counter:
-            module(torch.zeros(*input_size, device=device))
+        with in_mode(module, training=False), torch.no_grad(), counter or nullcontext():
+            module(torch.zeros(*input_size, device=device_of(module)))
     finally:
-        module.train(was_training)
-    return counter.get_flop_counts()
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def parameter_count(module: nn.Module) -> int:
+    """How many numbers the module learns: its parameters' elements, all together."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def complexity(module: nn.Module, input_size: Sequence[int]) -> tuple[int, int]:
-    """(parameters, MACs) of any module for one input of `input_size` (batch included)."""
-    macs = sum(flop_counts(module, input_size).get("Global", {}).values()) // 2
-    return sum(p.numel() for p in module.parameters()), macs
+    """(parameters, MACs) of any module for one input of `input_size` (batch included), the
+    MACs counted by `torch.utils.flop_counter` (FLOPs / 2)."""
+    counter = FlopCounterMode(display=False)
+    zeros_pass(module, input_size, counter=counter)
+    return parameter_count(module), sum(counter.get_flop_counts().get("Global", {}).values()) // 2
 
 
 def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
@@ -80,26 +90,20 @@ def summary(model: nn.Module, input_size: Sequence[int]) -> Summary:
     MACs come from `torch.utils.flop_counter` (FLOPs / 2), not from hand-written formulas.
     `input_size` includes the batch dimension, e.g. (1, 3, 224, 224).
     """
-    children = list(model.named_children())
     stages: dict[str, dict] = {}
-    for name, child in children:
+    for name, child in model.named_children():
         row = stages.setdefault(stage_name(name), {"params": 0, "modules": []})
-        row["params"] += sum(p.numel() for p in child.parameters())
+        row["params"] += parameter_count(child)
         row["modules"].append(name)
     # a stage's output is its last module's output (modules are listed in network order)
-    shapes: dict[str, tuple[int, ...]] = {}
-    last = {stage: dict(children)[info["modules"][-1]] for stage, info in stages.items()}
-    handles = [module.register_forward_hook(
-        lambda m, i, o, s=stage: shapes.__setitem__(s, tuple(o.shape)))
-        for stage, module in last.items()]
-    try:
-        counts = flop_counts(model, input_size)   # keys: "ResNet.layer1", "ResNet.layer1.0", ...
-    finally:
-        for h in handles:
-            h.remove()
+    counter = FlopCounterMode(display=False)
+    shapes = zeros_pass(model, input_size, [info["modules"][-1] for info in stages.values()],
+                        counter)
+    counts = counter.get_flop_counts()     # keys: "ResNet.layer1", "ResNet.layer1.0", ...
     root = type(model).__name__
     rows = []
     for stage, info in stages.items():
         flops = sum(sum(counts.get(f"{root}.{name}", {}).values()) for name in info["modules"])
-        rows.append(StageRow(stage, shapes.get(stage, ()), info["params"], flops // 2))
+        rows.append(StageRow(stage, shapes.get(info["modules"][-1], ()), info["params"],
+                             flops // 2))
     return Summary(rows, tuple(input_size))

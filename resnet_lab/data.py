@@ -15,13 +15,10 @@ whole training set on the device and crops/flips there, so no Python loader star
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import pickle
-import shutil
 import tarfile
-import urllib.error
-import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import check_choice, check_count
+from .downloads import download, file_md5
 
 CACHE = Path(os.environ.get("RESNET_LAB_DATA", Path.home() / ".cache" / "resnet_lab"))
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -47,6 +45,7 @@ CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"]
 DATASETS = ("synthetic", "fashion_mnist", "cifar10")
+BEST_FIRST = ("cifar10", "fashion_mnist", "synthetic")   # He et al.'s set first, the built-in last
 CHANNELS = {"synthetic": 3, "fashion_mnist": 1, "cifar10": 3}   # colour channels of each set
 
 
@@ -67,6 +66,12 @@ class Dataset:
     def shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one image."""
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def net_options(self) -> dict[str, int]:
+        """What a net needs to read these images and answer with these classes:
+        `cifar_resnet(20, **images.net_options)`."""
+        return {"in_channels": self.shape[0], "num_classes": len(self.classes)}
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}: {len(self.x_train)} train / {len(self.x_test)} test "
@@ -137,51 +142,6 @@ def synthetic(n_train: int = 20_000, n_test: int = 2_000, *, size: int = 32, cha
     x_test, y_test = draw(n_test)
     classes = [f"pattern {i}" for i in range(num_classes)]
     return _finish("synthetic", x_train, y_train, x_test, y_test, classes, None, None, None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Downloading
-
-
-def download(url: str, path: Path, md5: str | None = None, *, timeout: float = 30.0) -> Path:
-    """Fetch `url` to `path`: resume a partial `.part` file, verify the MD5 checksum, and
-    start over once if the file is corrupt. Raises RuntimeError with a clear message offline."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    for _attempt in range(2):
-        have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                resumed = have and response.status == 206
-                with open(part, "ab" if resumed else "wb") as out:
-                    shutil.copyfileobj(response, out, 1 << 20)
-        except urllib.error.HTTPError as err:
-            if err.code == 416 and have:          # the .part file is already complete
-                pass
-            else:
-                raise RuntimeError(f"could not download {url}: HTTP {err.code} {err.reason}"
-                                   ) from err
-        except (urllib.error.URLError, OSError) as err:
-            raise RuntimeError(
-                f"could not download {url} ({getattr(err, 'reason', err)}). Are you offline? "
-                f"Download it elsewhere and put it at {path}, or pass root= a folder that has "
-                "it (--data-root on the command line).") from err
-        if md5 is None or file_md5(part) == md5:
-            part.replace(path)
-            return path
-        part.unlink()                             # corrupt: start over once
-    raise RuntimeError(f"{url} downloaded twice with the wrong MD5 checksum (expected {md5}); "
-                       f"the file was removed from {path.parent}")
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +275,22 @@ def load(name: str, **kwargs) -> Dataset:
     check_choice("dataset", name, DATASETS)
     return {"synthetic": synthetic, "fashion_mnist": fashion_mnist, "cifar10": cifar10}[name](
         **kwargs)
+
+
+def first_loadable(names: Sequence[str], *, download: bool = False, **options
+                   ) -> tuple[Dataset, str]:
+    """The first of `names` that can be had, loaded with `options` (size, n_train, ...): the
+    built-in synthetic set always, a real one when it is on this machine or, with `download`,
+    when it can be downloaded. Returns it and why the ones before it could not be had
+    ("first choice" when it is the first)."""
+    reasons = []
+    for name in names:
+        where = {} if name == "synthetic" else {"download": download}
+        try:
+            return load(name, **options, **where), "; ".join(reasons) or "first choice"
+        except (RuntimeError, FileNotFoundError, OSError) as err:
+            reasons.append(f"{name} not available ({err})")
+    raise RuntimeError("no dataset could be loaded: " + "; ".join(reasons))
 
 
 # ---------------------------------------------------------------------------------------------

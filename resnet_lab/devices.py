@@ -1,13 +1,18 @@
-"""The device rule, in one place.
+"""Where a model runs and how a function borrows it, in one place.
 
 - `pick_device("auto")` chooses CUDA, then Apple's MPS, then the CPU.
 - A function that takes a model and data moves the data to the model's device itself
   (`to_device_of`): `gradient_profile`, `evaluate`, `landscape.loss_surface`, ... So a lesson
   never needs a hand-written `.to(device)`, whether its nets were trained on a GPU or not.
 - `train.compare` moves the models to its device and leaves them there.
+- A function that reads a model in another mode (eval mode, say) gives it back in the mode it
+  found it in (`in_mode`), even after an exception.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -25,11 +30,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             raise ValueError("device='cuda' is not allowed here: no CUDA GPU is available; "
                              "use 'auto' or 'cpu'")
         return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device(available_devices()[-1])
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -45,11 +46,23 @@ def to_device_of(model: nn.Module, *tensors: torch.Tensor | None) -> tuple:
 
 
 def available_devices() -> list[str]:
-    """The device types this machine can train on: always "cpu", then "cuda" and "mps" where
-    present (the tests run their device-sensitive checks on each)."""
+    """The device types this machine can train on, the one "auto" picks last: "cpu", then
+    Apple's "mps" and "cuda" where present (the tests run their device checks on each)."""
     found = ["cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         found.append("mps")
+    if torch.cuda.is_available():
+        found.append("cuda")
     return found
+
+
+@contextmanager
+def in_mode(model: nn.Module, training: bool = False) -> Iterator[nn.Module]:
+    """`model` in eval mode (or, `training=True`, training mode) inside the `with` block, and
+    back in the mode it was in afterwards, even after an exception."""
+    was_training = model.training
+    model.train(training)
+    try:
+        yield model
+    finally:
+        model.train(was_training)

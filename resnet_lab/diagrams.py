@@ -14,13 +14,13 @@ import matplotlib.colors
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from torch import nn
 
-from .blocks import PadShortcut, ResidualBlock
+from .blocks import PadShortcut, ResidualBlock, blocks_of, stage_of
 from .cardinality import AggregatedTransform
-from .devices import device_of
-from .models import ResNet, blocks_of
+from .cost import zeros_pass
+from .models import ResNet
+from .paper import SZEGEDY2015_INCEPTION_3A
 from .strip import COLORSCALE, LOG_RANGE
 
 # ---------------------------------------------------------------------------------------------
@@ -122,20 +122,8 @@ class Stage:
 def network_stages(model: ResNet, input_size: Sequence[int]) -> list[Stage]:
     """The stem, each stage and the head of a ResNet, with the shape after each, measured by
     running zeros of `input_size` (batch included) through it in eval mode."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    names = ["conv1", "maxpool", *[f"layer{i}" for i in range(1, model.num_stages + 1)],
-             "avgpool", "fc"]
-    handles = [model.get_submodule(n).register_forward_hook(
-        lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))) for n in names]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(*input_size, device=device_of(model)))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    shapes = zeros_pass(model, input_size, ["conv1", "maxpool", "avgpool", "fc", *[
+        f"layer{i}" for i in range(1, model.num_stages + 1)]])
     conv = model.conv1
     k = conv.kernel_size[0]
     stages = [Stage("input", f"image {input_size[1]}×{input_size[2]}×{input_size[3]}",
@@ -172,7 +160,7 @@ def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
             facecolor="#dbe9f6" if wide else "#f2f2f2", edgecolor="#555"))
         ax.text(i, 1.28, stage.text, ha="center", va="center", fontsize=8, wrap=True)
         if wide:
-            members = [n for n in blocks if n.startswith(stage.name + ".")]
+            members = [n for n in blocks if stage_of(n) == stage.name]
             side = min(0.14, 0.76 / len(members))
             for j, name in enumerate(members):
                 cut = blocks[name].skip == 0
@@ -292,11 +280,6 @@ def draw_resnext_forms(transform: AggregatedTransform) -> plt.Figure:
     return fig
 
 
-INCEPTION_3A = (  # GoogLeNet's inception (3a) on 192 channels (Szegedy et al. 2015, Table 1)
-    ("1×1 192→64",), ("1×1 192→96", "3×3 96→128"), ("1×1 192→16", "5×5 16→32"),
-    ("3×3 max pool", "1×1 192→32"))
-
-
 def draw_inception_vs_resnext(transform: AggregatedTransform) -> plt.Figure:
     """An Inception module (four different branches, concatenated, no shortcut) beside
     ResNeXt's form (a) of `transform` (C identical paths, summed, plus the identity), with a
@@ -304,7 +287,7 @@ def draw_inception_vs_resnext(transform: AggregatedTransform) -> plt.Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.4))
     left.text(1.65, FORM_TOP, "x  (192 channels)", ha="center", va="center", fontsize=8.5,
               fontweight="bold")
-    for x, branch in zip((0, 1.1, 2.2, 3.3), INCEPTION_3A, strict=True):
+    for x, branch in zip((0, 1.1, 2.2, 3.3), SZEGEDY2015_INCEPTION_3A, strict=True):
         _column(left, x, branch, top=3.6, face="#fde0c5")
         _arrow(left, (1.65, FORM_TOP - 0.25), (x, 3.85))
         _arrow(left, (x, 3.6 - len(branch) + 0.75), (1.65, FORM_ADD + 0.3))

@@ -21,7 +21,8 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from .checks import check_count
-from .devices import device_of
+from .devices import device_of, in_mode, to_device_of
+from .hooks import HOOK_KINDS
 from .step import autocast, layout
 
 PRECISE_BN_IMAGES = 1024   # training images the statistics are re-estimated on
@@ -71,22 +72,19 @@ def precise_bn(model: nn.Module, x_train: torch.Tensor, batch_size: int = PRECIS
     return len(images)
 
 
-HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-
-
 def unhooked_copy(model: nn.Module) -> nn.Module:
     """A deep copy of `model` without its module hooks (they stay on the model itself): the
     instruments that own them are neither copied nor called."""
     modules = list(model.modules())
-    saved = [[getattr(m, h) for h in HOOKS] for m in modules]
+    saved = [[getattr(m, h) for h in HOOK_KINDS] for m in modules]
     try:
         for m in modules:
-            for h in HOOKS:
+            for h in HOOK_KINDS:
                 setattr(m, h, OrderedDict())
         return copy.deepcopy(model)
     finally:
         for m, hooks in zip(modules, saved, strict=True):
-            for h, value in zip(HOOKS, hooks, strict=True):
+            for h, value in zip(HOOK_KINDS, hooks, strict=True):
                 setattr(m, h, value)
 
 
@@ -124,16 +122,12 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
             ) -> tuple[float, float]:
     """`evaluate` with the statistics the model holds."""
     device = device_of(model)
-    was_training = model.training
-    model.eval()
     loss = errors = 0.0
-    try:
+    with in_mode(model, training=False):
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            xb, yb = to_device_of(model, x[i:i + batch_size], y[i:i + batch_size])
             with autocast(device):
                 out = model(layout(xb, device))
             loss += F.cross_entropy(out.float(), yb, reduction="sum").item()
             errors += (out.argmax(1) != yb).sum().item()
-    finally:
-        model.train(was_training)
     return loss / len(x), errors / len(x)

@@ -35,11 +35,10 @@ from . import data as datasets
 from .callbacks import Callback
 from .checkpoint import Checkpoint
 from .checks import blocks_per_stage, check_choice, check_count, depth_rule
-from .models import cifar_resnet
+from .models import named_net
+from .paper import HE2015_PLAIN_NOT_DRAWN, HE2015_TABLE6
 from .recipes import RECIPES
 from .train import Run, fit
-
-DATA_ORDER = ("cifar10", "fashion_mnist", "synthetic")   # "auto": the first one that is here
 
 
 class GridRun(NamedTuple):
@@ -60,13 +59,14 @@ class GridRun(NamedTuple):
 
 @dataclass(frozen=True)
 class Grid:
-    """What to train. `depths` are the ResNets' (6n+2); `plain_depths` the plain nets' (default:
-    those below 110: He et al.'s Fig. 6 leaves plain-110 out, its error is over 60%). `dataset`
+    """What to train. `depths` are the ResNets' (6n+2; default: those of He et al.'s Table 6);
+    `plain_depths` the plain nets' (default: those below 110, as He et al.'s Fig. 6 leaves
+    plain-110 out: `paper.HE2015_PLAIN_NOT_DRAWN`). `dataset`
     "auto" takes CIFAR-10 when it is in the data folder, else Fashion-MNIST, else the synthetic
     set; `size`/`n_train` shrink the images and the training set; `width` is the first stage's
     channels (the paper: 16). Tests run every `steps // 10` steps on the whole test set."""
 
-    depths: tuple[int, ...] = (20, 32, 44, 56, 110)
+    depths: tuple[int, ...] = tuple(HE2015_TABLE6)
     plain_depths: tuple[int, ...] | None = None
     seeds: int = 2
     steps: int = 4000
@@ -79,10 +79,11 @@ class Grid:
     recipe: str = "he2015"
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, ("auto", *DATA_ORDER))
+        check_choice("dataset", self.dataset, ("auto", *datasets.DATASETS))
         object.__setattr__(self, "depths", tuple(self.depths))
         if self.plain_depths is None:
-            object.__setattr__(self, "plain_depths", tuple(d for d in self.depths if d < 110))
+            object.__setattr__(self, "plain_depths", tuple(d for d in self.depths
+                                                             if d < HE2015_PLAIN_NOT_DRAWN))
         object.__setattr__(self, "plain_depths", tuple(self.plain_depths))
         for arg in ("depths", "plain_depths"):
             for depth in getattr(self, arg):
@@ -122,17 +123,9 @@ def resolve_dataset(grid: Grid) -> Grid:
     downloaded), with a printed line saying which and why."""
     if grid.dataset != "auto":
         return grid
-    reasons = []
-    for name in DATA_ORDER:
-        try:
-            if name != "synthetic":
-                datasets.load(name, download=False, n_train=1, n_test=1)
-        except (RuntimeError, FileNotFoundError, OSError) as err:
-            reasons.append(f"{name} not here ({err})")
-            continue
-        print(f"data: {name} ({'; '.join(reasons) or 'first choice'})")
-        return replace(grid, dataset=name)
-    raise AssertionError("unreachable: the synthetic set is always here")
+    found, why = datasets.first_loadable(datasets.BEST_FIRST, n_train=1, n_test=1)
+    print(f"data: {found.name} ({why})")
+    return replace(grid, dataset=found.name)
 
 
 @functools.lru_cache(maxsize=2)
@@ -152,9 +145,7 @@ def train_one(grid: Grid, cell: GridRun, *, threads: int | None = None,
     `checkpoint_seconds`. `threads` sets torch's CPU threads for the run (restored after).
     A Ctrl-C ends it with KeyboardInterrupt (the checkpoint stays for the next call)."""
     images = grid_data(grid)
-    model = cifar_resnet(cell.depth, width=grid.width, in_channels=images.shape[0],
-                         num_classes=len(images.classes), seed=cell.seed,
-                         skip=0.0 if cell.kind == "plain" else 1.0)
+    model = named_net(cell.name, width=grid.width, seed=cell.seed, **images.net_options)
     saver = [Checkpoint(checkpoint, checkpoint_seconds)] if checkpoint else []
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
@@ -189,7 +180,7 @@ def rounded(value, digits: int = 6):
 
 
 @dataclass
-class Folder:
+class GridFolder:
     """The output folder of a grid (see the module's docstring)."""
 
     root: Path
@@ -303,7 +294,7 @@ class GridProgress(Callback):
             self.bar.close()
 
 
-def attempt(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
+def run_with_retries(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
     """`work()` up to `tries` times: (its result, "") or (None, the last error's traceback).
     Ctrl-C is not an error: it goes through."""
     error = ""
@@ -315,8 +306,8 @@ def attempt(work: Callable[[], dict], tries: int) -> tuple[dict | None, str]:
     return None, error
 
 
-def keep(folder: Folder, progress: GridProgress, cell: GridRun, result: dict | None,
-         error: str) -> None:
+def record_outcome(folder: GridFolder, progress: GridProgress, cell: GridRun,
+                   result: dict | None, error: str) -> None:
     """Write what came back: the result (its checkpoint then goes), or the failure."""
     if result is None:
         folder.write("failed", cell, {"run": cell.file, "kind": cell.kind, "depth": cell.depth,

@@ -4,7 +4,8 @@ JSON, the grid's files and saved runs all share), and saving and loading a whole
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -66,11 +67,18 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
-        """A History from `to_dict`'s form (one saved before `setup` was named so keeps its
-        "config")."""
-        names = {f.name for f in fields(cls)}
-        d = {"setup": d.get("config", {}), **d}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """A History from `to_dict`'s form."""
+        return cls(**d)
+
+
+def running_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and the `window - 1` before it (at the start, of those there
+    are): a curve of noisy batch losses or errors, smoothed, as long as it was."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def setup_of(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> dict:
@@ -83,10 +91,7 @@ def setup_of(model: nn.Module, recipe: Recipe, batch_size: int, seed: int) -> di
             "recipe": asdict(recipe), "batch_size": batch_size, "seed": seed}
 
 
-RUN_FORMAT = "resnet-lab run 4"   # 2: histories record the whole recipe; 3: as their "setup";
-# 4: a config's skip holds every block's gate as it was (before, set_skip could leave it stale)
-GATES_UNRECORDED = ("resnet-lab run 1", "resnet-lab run 2", "resnet-lab run 3")
-RUN_FORMATS_READ = (*GATES_UNRECORDED, RUN_FORMAT)
+RUN_FORMAT = "resnet-lab run 4"   # what save_run writes and load_run reads
 
 
 def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str, History]
@@ -107,13 +112,14 @@ def save_run(path: str | Path, models: dict[str, nn.Module], histories: dict[str
 
 def load_run(path: str | Path, device: str | torch.device = "cpu"
              ) -> tuple[dict[str, nn.Module], dict[str, History]]:
-    """Load a run saved with `save_run` (this version's or an earlier one's): rebuilt models
-    (with their weights and skip gates) on `device`, and histories. A model that cannot be
-    rebuilt as it was saved is refused with a ValueError."""
+    """Load a run saved with `save_run`: rebuilt models (with their weights and skip gates) on
+    `device`, and histories. A model that cannot be rebuilt as it was saved is refused with a
+    ValueError."""
     saved = torch.load(path, map_location=device, weights_only=True)
-    if not isinstance(saved, dict) or saved.get("format") not in RUN_FORMATS_READ:
-        raise ValueError(f"{path} is not a resnet-lab run file (expected one of "
-                         f"{', '.join(RUN_FORMATS_READ)})")
+    if not isinstance(saved, dict) or saved.get("format") != RUN_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else None
+        raise ValueError(f"{path} is not a resnet-lab run file of this version (expected "
+                         f"format {RUN_FORMAT!r}, found {found!r})")
     histories = {n: History.from_dict(d) for n, d in saved["histories"].items()}
     models = {}
     for name, entry in saved["models"].items():
@@ -127,11 +133,5 @@ def load_run(path: str | Path, device: str | torch.device = "cpu"
             raise ValueError(f"model {name!r} in {path} cannot be restored as it was saved: "
                              f"its weights do not fit the net its config builds ({error})"
                              ) from None
-        setup = histories[name].setup if name in histories else {}
-        if saved["format"] in GATES_UNRECORDED and setup.get("plain", is_plain(model)) != \
-                is_plain(model):
-            raise ValueError(f"model {name!r} in {path} cannot be restored as it was saved: "
-                             f"it trained {'plain' if setup['plain'] else 'residual'}, but "
-                             f"its file ({saved['format']}) did not record its skip gates")
         models[name] = model.to(device)
     return models, histories

@@ -107,6 +107,7 @@ def instruments_on(model: nn.Module) -> str:
     return f"instruments attached ({', '.join(names)})" if names else ""
 
 
+# where a module keeps its hooks (torch's attribute names; the global ones: "_global" + name)
 HOOK_KINDS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
@@ -149,7 +150,25 @@ class Instrument:
         self.remove()
 
 
-class GradientNorms(Instrument):
+class LayerRecorder(Instrument):
+    """An instrument that records one number per watched conv/linear layer (`names`, their
+    `weights`) at each recorded step, the last `capacity` steps kept."""
+
+    def __init__(self, model: nn.Module, shortcuts: bool, capacity: int):
+        self.names, self.weights = watched_weights(model, shortcuts)
+        super().__init__(model)
+        self.ring = Ring(len(self.names), capacity)
+
+    def values(self) -> np.ndarray:
+        """The recorded numbers, an array (recorded steps, layers), oldest first."""
+        return self.ring.values()
+
+    def step_numbers(self) -> np.ndarray:
+        """The step each row was recorded at (what counts as a step: the class says)."""
+        return self.ring.step_numbers()
+
+
+class GradientNorms(LayerRecorder):
     """Per-layer weight-gradient norms after every (or every `every`-th) backward pass.
 
     `block_outputs=True` also records the norm of the gradient arriving at each residual
@@ -160,11 +179,9 @@ class GradientNorms(Instrument):
     def __init__(self, model: nn.Module, *, every: int = 1, block_outputs: bool = False,
                  shortcuts: bool = False, capacity: int = 10_000):
         check_count("every", every)
-        super().__init__(model)
-        self.names, self.weights = watched_weights(model, shortcuts)
+        super().__init__(model, shortcuts, capacity)
         self.every = every
-        self.backward_passes = 0                       # seen so far
-        self.ring = Ring(len(self.names), capacity)
+        self.backward_passes = 0         # seen so far: a row's step is the pass it came from
         self.blocks = blocks_of(model) if block_outputs else {}
         self.block_names = list(self.blocks)
         self.block_ring = Ring(len(self.block_names), capacity) if self.blocks else None
@@ -199,25 +216,11 @@ class GradientNorms(Instrument):
             sq.clear()
         self.backward_passes += 1
 
-    def values(self) -> np.ndarray:
-        """Recorded norms, an array (recorded steps, layers), oldest first."""
-        return self.ring.values()
-
-    def step_numbers(self) -> np.ndarray:
-        """The backward-pass number (0, 1, ...) of each recorded row."""
-        return self.ring.step_numbers()
-
     def block_values(self) -> np.ndarray:
         """Recorded block-output gradient norms, an array (recorded steps, blocks)."""
         if self.block_ring is None:
             raise ValueError("block outputs were not recorded; pass block_outputs=True")
         return self.block_ring.values()
-
-    def latest(self) -> dict[str, float]:
-        """The last recorded norm of each layer, by name."""
-        if not len(self.ring):
-            return {}
-        return dict(zip(self.names, self.ring.values()[-1].tolist(), strict=True))
 
     def to_dict(self) -> dict:
         """A plain, JSON-ready form: layer names, step numbers and a list of rows."""
@@ -321,27 +324,20 @@ class ActivationStats(Instrument):
     def step_numbers(self) -> np.ndarray:
         return self.stats.step_numbers()
 
-    def to_dict(self) -> dict:
-        return {"layers": self.names, "step": self.step_numbers().tolist(),
-                "mean": self.means().tolist(), "std": self.stds().tolist(),
-                "dead": self.dead().tolist(), "hist_range": list(self.hist_range),
-                "histograms": self.histograms().tolist()}
 
-
-class UpdateRatios(Instrument):
+class UpdateRatios(LayerRecorder):
     """How far each step moves each layer's weights, relative to their size:
     ||W_after - W_before|| / ||W_before|| per conv/linear layer and training step.
 
-    Karpathy's rule of thumb (makemore, part 3): around 1e-3 per step is healthy; far below,
-    the layer is not learning; far above, it is thrashing. Works with any training loop and
-    optimizer: each training-mode forward pass compares the weights with those of the previous
-    one, so what it records is the update the optimizer made in between.
+    Karpathy's rule of thumb (`paper.KARPATHY_UPDATE_RATIO`): around 1e-3 per step is healthy;
+    far below, the layer is not learning; far above, it is thrashing. Works with any training
+    loop and optimizer: each training-mode forward pass compares the weights with those of the
+    previous one, so what it records is the update the optimizer made in between (a row's step:
+    the training forward pass it was measured at).
     """
 
     def __init__(self, model: nn.Module, *, shortcuts: bool = False, capacity: int = 10_000):
-        super().__init__(model)
-        self.names, self.weights = watched_weights(model, shortcuts)
-        self.ring = Ring(len(self.names), capacity)
+        super().__init__(model, shortcuts, capacity)
         self.forwards = 0
         self._before: list[torch.Tensor] | None = None
         self.handles.append(model.register_forward_pre_hook(self._on_forward))
@@ -358,14 +354,6 @@ class UpdateRatios(Instrument):
             self.ring.append(self.forwards, ratio.float().cpu().numpy())   # one sync a step
         self._before = [w.clone() for w in now]
         self.forwards += 1
-
-    def values(self) -> np.ndarray:
-        """Recorded ratios, an array (steps, layers), oldest first."""
-        return self.ring.values()
-
-    def step_numbers(self) -> np.ndarray:
-        """The training forward pass each row was measured at (the update just before it)."""
-        return self.ring.step_numbers()
 
 
 def gradient_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,

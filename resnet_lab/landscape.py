@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .devices import to_device_of
+from .devices import in_mode, to_device_of
 
 
 def filter_normalized_direction(model: nn.Module, seed: int = 0) -> list[torch.Tensor]:
@@ -46,22 +46,21 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     params = [p for p in model.parameters()]
     theta = [p.detach().clone() for p in params]
     buffers = [b.detach().clone() for b in model.buffers()]
-    was_training = model.training
-    model.train()        # BatchNorm uses the batch's statistics, as Li et al. did
     grid = np.array(alphas, dtype=float)
     shape = (len(grid),) * len(directions)
     losses = np.zeros(shape)
+    # in training mode: BatchNorm uses the batch's statistics, as Li et al. did
     try:
-        for index in np.ndindex(*shape):
-            for p, t, *ds in zip(params, theta, *directions, strict=True):
-                p.copy_(t)
-                for k, d in enumerate(ds):
-                    p.add_(d, alpha=float(grid[index[k]]))
-            losses[index] = F.cross_entropy(model(x), y).item()
+        with in_mode(model, training=True):
+            for index in np.ndindex(*shape):
+                for p, t, *ds in zip(params, theta, *directions, strict=True):
+                    p.copy_(t)
+                    for k, d in enumerate(ds):
+                        p.add_(d, alpha=float(grid[index[k]]))
+                losses[index] = F.cross_entropy(model(x), y).item()
     finally:
         for p, t in zip(params, theta, strict=True):
             p.copy_(t)
         for b, old in zip(model.buffers(), buffers, strict=True):
             b.copy_(old)
-        model.train(was_training)
     return losses

@@ -21,9 +21,10 @@ from torch import nn
 from . import data
 from .blocks import Bottleneck, make_shortcut
 from .checks import check_choice
+from .cost import parameter_count
 from .data import DATASETS
 from .history import History
-from .models import cifar_resnet, resnet18
+from .models import named_net, resnet18
 from .train import compare
 
 
@@ -53,8 +54,8 @@ QUICK = Settings("quick", size=16, width=4, steps=300, batch_size=128, datasets=
                  n_train=20_000, degradation_datasets=("fashion_mnist", "synthetic"))
 # full mode: CIFAR-10 as in He et al. §4.2 when it can be had, else the real Fashion-MNIST
 FULL = Settings("full", size=32, width=16, steps=2000, batch_size=128,
-                datasets=("cifar10", "fashion_mnist", "synthetic"), n_train=50_000,
-                degradation_datasets=("cifar10", "fashion_mnist", "synthetic"), download=True)
+                datasets=data.BEST_FIRST, n_train=50_000, degradation_datasets=data.BEST_FIRST,
+                download=True)
 
 
 def settings(mode: str | None = None) -> Settings:
@@ -85,23 +86,11 @@ def lesson_data(s: Settings, datasets: tuple[str, ...] | None = None) -> data.Da
     """The lesson's dataset: the first of `datasets` (default `s.datasets`) that can be had
     (found in the data folder or Debian's package, or downloaded if `s.download`), with a
     printed line saying which one and why."""
-    reasons = []
-    for name in datasets or s.datasets:
-        options = dict(size=s.size, n_train=s.n_train)
-        if name == "synthetic":
-            options["n_test"] = 2000
-        else:
-            options["download"] = s.download
-        try:
-            images = data.load(name, **options)
-        except (RuntimeError, FileNotFoundError, OSError) as err:
-            reasons.append(f"{name} not available ({err})")
-            continue
-        why = "; ".join(reasons) or "first choice"
-        print(f"data: {name}, {len(images.x_train):,} training images of "
-              f"{list(images.shape)} ({why})")
-        return images
-    raise RuntimeError("no dataset could be loaded: " + "; ".join(reasons))
+    images, why = data.first_loadable(datasets or s.datasets, download=s.download, size=s.size,
+                                      n_train=s.n_train)
+    print(f"data: {images.name}, {len(images.x_train):,} training images of "
+          f"{list(images.shape)} ({why})")
+    return images
 
 
 def degradation_data(s: Settings) -> data.Dataset:
@@ -118,13 +107,8 @@ def degradation_nets(s: Settings, images: data.Dataset,
                      ) -> dict[str, nn.Module]:
     """He et al.'s Fig. 1 / Fig. 6 nets at the lesson's sizes, untrained, named like "plain-56"
     (a plain or residual CIFAR net and its depth), from the same weights seed."""
-    nets = {}
-    for name in names:
-        kind, depth = name.split("-")
-        nets[name] = cifar_resnet(int(depth), width=s.width, in_channels=images.shape[0],
-                                  num_classes=len(images.classes), seed=seed,
-                                  skip=0.0 if kind == "plain" else 1.0)
-    return nets
+    return {name: named_net(name, width=s.width, seed=seed, **images.net_options)
+            for name in names}
 
 
 def degradation_runs(s: Settings, images: data.Dataset,
@@ -216,9 +200,9 @@ def _compare(yours: nn.Module, reference: nn.Module, x: torch.Tensor) -> list[st
     """What differs between two modules: the parameter count, the names and shapes of their
     weights, and (after loading the reference's weights into yours) their outputs on x."""
     problems = []
-    count = lambda m: sum(p.numel() for p in m.parameters())
-    if count(yours) != count(reference):
-        problems.append(f"{count(yours):,} parameters, the reference has {count(reference):,}")
+    if parameter_count(yours) != parameter_count(reference):
+        problems.append(f"{parameter_count(yours):,} parameters, the reference has "
+                        f"{parameter_count(reference):,}")
     try:
         loaded = yours.load_state_dict(reference.state_dict(), strict=False)
     except RuntimeError as err:                   # a weight of the wrong shape

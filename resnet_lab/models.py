@@ -15,7 +15,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from .blocks import Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer
+from .blocks import Bottleneck, MLPBlock, ResidualBlock, blocks_of, norm_layer, stage_of
 from .checks import INITS, check_choice, check_skip
 from .configs import (
     ACTIVATIONS,
@@ -194,6 +194,19 @@ def plain_net(depth: int | CifarConfig = 20, **options) -> ResNet:
     return cifar_resnet(depth, **options, skip=0.0)
 
 
+NET_KINDS = {"plain": 0.0, "ResNet": 1.0}   # what the lessons call a CIFAR net: its skip gate
+
+
+def named_net(name: str, **options) -> ResNet:
+    """The CIFAR net the lessons call `name`, "plain-56" or "ResNet-20": `cifar_resnet` of that
+    depth with every skip gate at 0 or 1; `options` are `CifarConfig`'s other fields."""
+    kind, _, depth = name.partition("-")
+    if kind not in NET_KINDS or not depth.isdigit():
+        raise ValueError(f"name={name!r} is not allowed; use 'plain-<depth>' or "
+                         "'ResNet-<depth>', e.g. 'plain-56'")
+    return cifar_resnet(int(depth), skip=NET_KINDS[kind], **options)
+
+
 def imagenet_resnet(name: str | ImageNetConfig, **options) -> ResNet:
     """Build one of the ImageNet models by name (see `IMAGENET`) or from an `ImageNetConfig`."""
     return seeded_resnet(make_config(ImageNetConfig, (name,), options))
@@ -366,7 +379,7 @@ def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None 
         for prefix in wanted:
             hits = [n for n in all_blocks if n == prefix or n.startswith(prefix + ".")]
             if not hits:
-                stages = ", ".join(sorted({n.split(".")[0] for n in all_blocks}))
+                stages = ", ".join(sorted({stage_of(n) for n in all_blocks}))
                 example = next(iter(all_blocks), "-")
                 raise ValueError(f"blocks={prefix!r} names no block; allowed: a stage "
                                  f"({stages}) or a block such as {example!r}")
@@ -374,16 +387,3 @@ def set_skip(model: nn.Module, value: float, blocks: Iterable[str] | str | None 
     for name in chosen:
         all_blocks[name].skip = value
     return chosen
-
-
-def stage_name(module: str) -> str:
-    """What a lesson calls the part of a ResNet a module belongs to: "layer2.3.conv1" ->
-    "stage 2"; the stem's modules -> "stem", the pooling and fc -> "head"."""
-    child = module.split(".")[0]
-    if child in ("conv1", "bn1", "relu", "maxpool", "input"):
-        return "stem"
-    if child.startswith("layer"):
-        return "stage " + child[len("layer"):]
-    if child in ("avgpool", "fc", "final_norm", "head"):
-        return "head"
-    return child

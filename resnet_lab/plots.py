@@ -15,8 +15,10 @@ import plotly.graph_objects as go
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 
+from .blocks import stage_of
 from .data import Dataset
-from .history import History
+from .history import History, running_mean
+from .paper import KARPATHY_UPDATE_RATIO
 from .regimes import first_last_ratio, regime
 from .strip import COLORSCALE, LOG_RANGE, Cell
 
@@ -39,12 +41,7 @@ def line_style(plain: bool) -> str:
 
 def trained_plain(history: History) -> bool:
     """Whether a run's model had every skip gate at 0, from the config `compare` recorded."""
-    return bool(history.setup.get("plain", history.setup.get("skip") == 0))
-
-
-def stage_of(layer: str) -> str:
-    """'layer2.1.conv1' -> 'layer2'; the stem and head keep their own names."""
-    return layer.split(".")[0]
+    return bool(history.setup.get("plain"))
 
 
 def stage_bounds(layers: Sequence[str]) -> list[tuple[int, str]]:
@@ -68,12 +65,8 @@ def plot_curves(histories: Mapping[str, History], *, log_loss: bool = True,
     plain = [trained_plain(h) for h in histories.values()]
     for (name, h), c in zip(histories.items(), kind_colours(plain), strict=True):
         style = line_style(trained_plain(h))
-        steps, loss = np.array(h.step), np.array(h.train_loss)
-        k = max(1, len(loss) // 40)                           # light smoothing: running mean
-        if k > 1:
-            loss = np.convolve(loss, np.ones(k) / k, mode="valid")
-            steps = steps[k - 1:]
-        ax_loss.plot(steps, loss, style, color=c, label=name, lw=1.6)
+        loss = running_mean(h.train_loss, max(1, len(h.step) // 40))   # light smoothing
+        ax_loss.plot(h.step, loss, style, color=c, label=name, lw=1.6)
         ax_err.plot(h.test_step, 100 * np.array(h.test_error), style + "o", color=c, label=name,
                     ms=3)
     ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
@@ -172,8 +165,9 @@ def plot_update_ratios(ratios: np.ndarray, names: Sequence[str], *, title: str =
     for j, name in enumerate(names):
         logs = np.where(ratios[:, j] > 0, np.log10(np.maximum(ratios[:, j], 1e-300)), ZERO_AT)
         ax.plot(logs, color=shades[j], lw=1, label=name)
-    ax.axhline(-3, color="k", ls="--", lw=1)
-    ax.text(0, -3, " 1e-3: Karpathy's rule of thumb", va="bottom", fontsize=8)
+    ax.axhline(guide := np.log10(KARPATHY_UPDATE_RATIO), color="k", ls="--", lw=1)
+    ax.text(0, guide, f" {KARPATHY_UPDATE_RATIO:g}: Karpathy's rule of thumb", va="bottom",
+            fontsize=8)
     if (ratios == 0).any():
         ax.axhline(ZERO_AT, color="0.5", ls=":", lw=1)
         ax.text(0, ZERO_AT, " exactly 0 (no update at all)", va="bottom", fontsize=8)

@@ -4,8 +4,10 @@ schedule over the run (He et al. 2015 §4.2 and two short-run variants)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import torch
 from torch import nn
 
 from .checks import check_choice, check_positive
@@ -30,6 +32,12 @@ class Recipe:
     schedule: str = "step"
     milestones: tuple[float, ...] = (0.5, 0.75)
     warmup_error: float = 0.0
+
+    def sgd(self, params: Iterable[torch.Tensor], **options) -> torch.optim.SGD:
+        """torch's SGD over `params` with this recipe's learning rate, momentum and weight
+        decay; `options` are SGD's others (e.g. `fused=True`) or replace the recipe's."""
+        return torch.optim.SGD(params, **{"lr": self.lr, "momentum": self.momentum,
+                                          "weight_decay": self.weight_decay, **options})
 
     def lr_at(self, progress: float, warming_up: bool = False) -> float:
         """The learning rate at training progress p in [0, 1] (lr/10 while warming up)."""

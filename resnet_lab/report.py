@@ -25,19 +25,14 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from .grid import Grid
-
-# He et al. 2015, Table 6: CIFAR-10 test error (%), 64k iterations, width 16, augmentation
-PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
-PAPER_LABEL = ("He et al. 2015, Table 6: CIFAR-10 test error after 64k iterations (ResNet-110: "
-               "best of 5 runs, mean 6.61 ± 0.16)")
-PAPER_PLAIN = ("He et al. give no table for the plain nets. Their Fig. 6 (left, CIFAR-10) shows "
-               "the deeper plain nets with the higher training *and* test error, plain-56 above "
-               "plain-20, and plain-110's error above 60% (not drawn).")
+from .history import running_mean
+from .paper import HE2015_FIG6_PLAIN, HE2015_TABLE6, HE2015_TABLE6_SOURCE
 
 
 @dataclass
-class Cell:
-    """The runs of one (kind, depth): final errors in %, one per seed."""
+class NetRuns:
+    """The finished runs of one net of the grid, a (kind, depth) such as plain-56: their
+    final errors in %, one per seed, and their histories."""
 
     kind: str
     depth: int
@@ -61,16 +56,16 @@ def load(folder: Path) -> tuple[Grid, list[dict], list[dict], list[dict]]:
         else []
 
 
-def cells_of(results: list[dict]) -> dict[tuple[str, int], Cell]:
+def runs_by_net(results: list[dict]) -> dict[tuple[str, int], NetRuns]:
     """Results grouped by (kind, depth), seeds in order."""
-    cells: dict[tuple[str, int], Cell] = {}
+    nets: dict[tuple[str, int], NetRuns] = {}
     for r in sorted(results, key=lambda r: (r["kind"], r["depth"], r["seed"])):
-        cell = cells.setdefault((r["kind"], r["depth"]), Cell(r["kind"], r["depth"]))
+        net = nets.setdefault((r["kind"], r["depth"]), NetRuns(r["kind"], r["depth"]))
         h = r["history"]
-        cell.histories.append(h)
-        cell.train.append(final_train_error(h))
-        cell.test.append(100 * h["test_error"][-1] if h["test_error"] else math.nan)
-    return cells
+        net.histories.append(h)
+        net.train.append(final_train_error(h))
+        net.test.append(100 * h["test_error"][-1] if h["test_error"] else math.nan)
+    return nets
 
 
 def mean_std(values: list[float]) -> str:
@@ -82,51 +77,42 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def table(grid: Grid, cells: dict[tuple[str, int], Cell]) -> tuple[list[str], list[list[str]]]:
+def table(grid: Grid, nets: dict[tuple[str, int], NetRuns]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: per depth, the plain and the residual net's final errors (%, measured)
     and He et al.'s Table 6 (quoted)."""
     header = ["depth", "plain: train error %", "plain: test error %", "ResNet: train error %",
               "ResNet: test error %", "He et al. ResNet test error % (CIFAR-10, quoted)"]
     rows = []
     for depth in sorted({*grid.depths, *grid.plain_depths}):
-        plain, res = cells.get(("plain", depth)), cells.get(("ResNet", depth))
+        plain, res = nets.get(("plain", depth)), nets.get(("ResNet", depth))
         rows.append([str(depth), *(mean_std(getattr(c, k)) if c else "–"
                                    for c in (plain, res) for k in ("train", "test")),
-                     f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "–"])
+                     f"{HE2015_TABLE6[depth]:.2f}" if depth in HE2015_TABLE6 else "–"])
     return header, rows
 
 
-def findings(cells: dict[tuple[str, int], Cell]) -> list[str]:
+def findings(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     """What the measurement shows, against He et al.'s two claims (said either way)."""
     mean = lambda c, k: statistics.mean(getattr(c, k))
     out = []
-    plains = sorted(d for k, d in cells if k == "plain")
+    plains = sorted(d for k, d in nets if k == "plain")
     if len(plains) >= 2:
-        low, high = cells[("plain", plains[0])], cells[("plain", plains[-1])]
+        low, high = nets[("plain", plains[0])], nets[("plain", plains[-1])]
         shown = mean(high, "train") > mean(low, "train")
         out.append(f"Degradation: plain-{high.depth}'s training error "
                    f"({mean(high, 'train'):.2f}%) is {'above' if shown else 'NOT above'} "
                    f"plain-{low.depth}'s ({mean(low, 'train'):.2f}%): "
                    f"{'shown' if shown else 'NOT shown'}.")
-    both = sorted(d for k, d in cells if k == "plain" and ("ResNet", d) in cells)
+    both = sorted(d for k, d in nets if k == "plain" and ("ResNet", d) in nets)
     if both:
         d = both[-1]
-        plain, res = cells[("plain", d)], cells[("ResNet", d)]
+        plain, res = nets[("plain", d)], nets[("ResNet", d)]
         shown = all(mean(res, k) < mean(plain, k) for k in ("train", "test"))
         out.append(f"Residual learning: at {d} layers the ResNet's training and test error "
                    f"({mean(res, 'train'):.2f}% / {mean(res, 'test'):.2f}%) are "
                    f"{'below' if shown else 'NOT both below'} the plain net's "
                    f"({mean(plain, 'train'):.2f}% / {mean(plain, 'test'):.2f}%): "
                    f"{'shown' if shown else 'NOT shown'}.")
-    return out
-
-
-def smooth(values: list[float], window: int) -> list[float]:
-    """Running mean over `window` steps (the batch errors are noisy)."""
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v - (values[i - window] if i >= window else 0.0)
-        out.append(total / min(i + 1, window))
     return out
 
 
@@ -145,7 +131,7 @@ def seed_band(ax, xs: list[list[int]], ys: list[list[float]], colour, width: flo
     return mean
 
 
-def figure6(grid: Grid, cells: dict[tuple[str, int], Cell], title: str) -> Figure:
+def figure6(grid: Grid, nets: dict[tuple[str, int], NetRuns], title: str) -> Figure:
     """He et al.'s Fig. 6 from our runs: plain left, ResNets right; thin = training error,
     bold = test error; the mean over seeds, the band from the lowest to the highest seed."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")     # no pyplot: any backend stays
@@ -155,12 +141,12 @@ def figure6(grid: Grid, cells: dict[tuple[str, int], Cell], title: str) -> Figur
     top, window = 5.0, max(1, grid.steps // 50)
     for ax, kind in zip(axes, ("plain", "ResNet"), strict=True):
         for i, depth in enumerate(depths):
-            if (kind, depth) not in cells:
+            if (kind, depth) not in nets:
                 continue
-            runs = cells[(kind, depth)].histories
+            runs = nets[(kind, depth)].histories
             colour = viridis(0.85 * i / max(1, len(depths) - 1))
             seed_band(ax, [h["step"] for h in runs],
-                      [smooth([100 * e for e in h["train_error"]], window) for h in runs],
+                      [running_mean([100 * e for e in h["train_error"]], window) for h in runs],
                       colour, 0.9, None)
             test = seed_band(ax, [h["test_step"] for h in runs],
                              [[100 * e for e in h["test_error"]] for h in runs], colour, 2.4,
@@ -214,16 +200,17 @@ class Contents:
 def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[dict]
              ) -> Contents:
     """The report's text, from what `load` read."""
-    cells = cells_of(results)
+    nets = runs_by_net(results)
     total = len(grid.runs())
-    header, rows = table(grid, cells)
+    header, rows = table(grid, nets)
     status = ("All runs finished." if len(results) == total else
               f"{len(results)} of {total} runs finished; the same command again goes on.")
-    notes = [measured_label(grid, results, calls), f"Quoted: {PAPER_LABEL}.", PAPER_PLAIN,
+    notes = [measured_label(grid, results, calls), f"Quoted: {HE2015_TABLE6_SOURCE}.",
+             HE2015_FIG6_PLAIN,
              "Training error: the mean batch error (augmented images) of the last 5% of the "
              "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
-    said = findings(cells) or ["Not enough finished runs to say."]
+    said = findings(nets) or ["Not enough finished runs to say."]
     return Contents(status, header, rows, notes, said, failed)
 
 
@@ -263,7 +250,7 @@ def write_report(folder: str | Path) -> Path:
     grid, results, failures, calls = load(folder)
     title = (f"{results[0]['dataset'] if results else grid.dataset}, {grid.steps:,} steps, "
              f"{len(results)} of {len(grid.runs())} runs")
-    figure6(grid, cells_of(results), title).savefig(folder / "figure6.png", dpi=110)
+    figure6(grid, runs_by_net(results), title).savefig(folder / "figure6.png", dpi=110)
     c = contents(grid, results, failures, calls)
     (folder / "report.md").write_text(to_markdown(c))
     (folder / "report.html").write_text(to_html(c))

@@ -1,6 +1,6 @@
 """He et al. 2015's Figure 6 and Table 6, reproduced: plain and residual nets over depth.
 
-    resnet-lab reproduce --data fashion_mnist --depths 20 32 44 56 110 --seeds 3 \\
+    resnet-lab reproduce --dataset fashion_mnist --depths 20 32 44 56 110 --seeds 3 \\
         --steps 4000 --out runs/table6
 
 `reproduce(grid, out)` trains every grid run not yet finished in `out` (see `resnet_lab.grid`
@@ -15,10 +15,17 @@ import time
 from pathlib import Path
 
 from .cluster import run_on_ray
-from .grid import Folder, Grid, GridProgress, GridRun, attempt, keep, resolve_dataset, train_one
+from .grid import (
+    Grid,
+    GridFolder,
+    GridProgress,
+    GridRun,
+    record_outcome,
+    resolve_dataset,
+    run_with_retries,
+    train_one,
+)
 from .report import write_report
-
-__all__ = ["Grid", "GridRun", "reproduce", "train_one"]
 
 
 def reproduce(grid: Grid, out: str | Path, *, ray: bool = False, ray_address: str = "auto",
@@ -28,7 +35,7 @@ def reproduce(grid: Grid, out: str | Path, *, ray: bool = False, ray_address: st
     the report's path. `ray=True` runs each grid run as a Ray task (`cluster.run_on_ray`); else
     they run here, one after another, with `threads` CPU threads (default: torch's)."""
     grid = resolve_dataset(grid)
-    folder = Folder(Path(out))
+    folder = GridFolder(Path(out))
     folder.claim(grid)
     todo = [cell for cell in grid.runs() if not folder.finished(cell)]
     progress = GridProgress(len(grid.runs()), len(grid.runs()) - len(todo), grid.steps, quiet)
@@ -49,13 +56,13 @@ def reproduce(grid: Grid, out: str | Path, *, ray: bool = False, ray_address: st
     return report
 
 
-def run_here(grid: Grid, todo: list[GridRun], folder: Folder, progress: GridProgress, *,
-             threads: int | None, checkpoint_seconds: float) -> None:
+def run_here(grid: Grid, todo: list[GridRun], folder: GridFolder, progress: GridProgress,
+             *, threads: int | None, checkpoint_seconds: float) -> None:
     """Each grid run in this process, one after another; one that raises is tried once more
     (from its checkpoint), then recorded as failed, and the grid goes on."""
     for cell in todo:
         progress.started(cell)
-        outcome = attempt(lambda c=cell: train_one(
+        outcome = run_with_retries(lambda c=cell: train_one(
             grid, c, threads=threads, checkpoint=folder.path("checkpoints", c),
             checkpoint_seconds=checkpoint_seconds, callbacks=[progress]), tries=2)
-        keep(folder, progress, cell, *outcome)
+        record_outcome(folder, progress, cell, *outcome)

@@ -12,8 +12,8 @@ from functools import lru_cache
 import matplotlib
 from torch import nn
 
+from .blocks import blocks_of, stage_name, stage_of
 from .hooks import weight_layers
-from .models import blocks_of, stage_name
 
 LOG_RANGE = (-4.0, 2.0)      # the colour scale: 1e-4 ... 1e2, in log10 of a gradient norm
 COLORSCALE = "Viridis"       # perceptually even and readable with red-green colour blindness
@@ -51,7 +51,7 @@ def strip_cells(model: nn.Module) -> list[Cell]:
         else:
             (head if any(owned.values()) else stem).append(layer)
     cells = [Cell("stem", "stem", "stem", tuple(stem))] if stem else []
-    cells += [Cell(b, "block", b.rpartition(".")[0], tuple(owned[b])) for b in blocks]
+    cells += [Cell(b, "block", stage_of(b), tuple(owned[b])) for b in blocks]
     if head:
         cells.append(Cell("head", "head", "head", tuple(head)))
     return cells

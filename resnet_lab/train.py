@@ -50,7 +50,7 @@ class Run:
     FLUSH_SECONDS, before each evaluation and at the end)."""
 
     models: dict[str, nn.Module]
-    steps: dict[str, Step]
+    steppers: dict[str, Step]          # each model's Step: what trains it, one step a call
     histories: dict[str, History]
     recipe: Recipe
     device: torch.device
@@ -114,7 +114,7 @@ class Run:
         rows are dropped."""
         names = [n for n, rows in self.pending.items() if rows]
         for name in names:               # a graph's fault surfaces here: its rows are void
-            self.drop(name, self.steps[name].settle())
+            self.drop(name, self.steppers[name].settle())
         names = [n for n in names if self.pending[n]]
         self.last_flush = time.perf_counter()
         if not names:
@@ -124,7 +124,7 @@ class Run:
         self.flushes += 1
         at = 0
         for name in names:
-            rows, width = self.pending[name], self.steps[name].width
+            rows, width = self.pending[name], self.steppers[name].width
             self.pending[name] = []
             for step, row in ((s, flat[at + i * width:at + (i + 1) * width])
                               for i, (s, _) in enumerate(rows)):
@@ -214,9 +214,7 @@ def make_step(name: str, model: nn.Module, recipe: Recipe, device: torch.device,
     if graphs == "require" and (problem or not backend):
         raise RuntimeError(f"{name}: CUDA graph required, but "
                            f"{problem or f'the device is {device.type!r}, not CUDA'}")
-    sgd = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    step = Step(model, sgd, name=name, norms=norms)
+    step = Step(model, recipe.sgd(model.parameters()), name=name, norms=norms)
     step.engine = f"eager (CUDA graph off: {problem})" if problem else "eager"
     return step
 
@@ -229,12 +227,12 @@ def start_run(models: dict[str, nn.Module], recipe: Recipe, device: torch.device
         model.to(device).train()
         if device.type == "cuda":
             model.to(memory_format=torch.channels_last)
-    steps = {name: make_step(name, m, recipe, device, graphs, norms=grad_every > 0)
-             for name, m in models.items()}
+    steppers = {name: make_step(name, m, recipe, device, graphs, norms=grad_every > 0)
+                for name, m in models.items()}
     histories = {name: History(name, setup_of(m, recipe, batch_size, seed), device=str(device),
-                               layers=steps[name].layers)
+                               layers=steppers[name].layers)
                  for name, m in models.items()}
-    return Run(models, steps, histories, recipe, device, max_steps, max_seconds,
+    return Run(models, steppers, histories, recipe, device, max_steps, max_seconds,
                grad_every=grad_every, active=list(models),
                pending={name: [] for name in models},
                warming_up={name for name, m in models.items() if warms_up(m, recipe)})
@@ -247,7 +245,7 @@ def train_all(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
     for name in run.active:
         lr = run.lr_of(name)
         run.histories[name].lr.append(lr)
-        run.pending[name].append((run.step + 1, run.steps[name](x, y, lr, norms=norms)))
+        run.pending[name].append((run.step + 1, run.steppers[name](x, y, lr, norms=norms)))
     run.step += 1
     if max(map(len, run.pending.values())) >= FLUSH_STEPS \
             or time.perf_counter() - run.last_flush >= FLUSH_SECONDS:
@@ -312,7 +310,7 @@ def train_loop(run: Run, test: tuple[torch.Tensor, torch.Tensor], eval_every: in
                 cb.on_step(run)
             if run.step % eval_every == 0:
                 evaluate_all(run, *test, callbacks)
-        end_run(run, stop, test, callbacks)
+        finish_all(run, stop, test, callbacks)
     except ContextLostError as err:           # the GPU is gone: its rows with it
         run.pending = {name: [] for name in run.pending}
         raise err.resume_from(run.checkpoint) from err.__cause__
@@ -321,24 +319,24 @@ def train_loop(run: Run, test: tuple[torch.Tensor, torch.Tensor], eval_every: in
         for name in list(run.active):
             run.finish(name, "interrupted", f"interrupted at step {run.step}")
     finally:
-        wrap_up(run, callbacks)
+        close_run(run, callbacks)
 
 
-def wrap_up(run: Run, callbacks: Iterable[Callback]) -> None:
-    """Whatever happened: every row in the histories, each one's time, engine and the steps
-    it trained, on_end."""
+def close_run(run: Run, callbacks: Iterable[Callback]) -> None:
+    """Whatever ended the run (finished, Stop, Ctrl-C, an error): every row into the histories,
+    each one's time, engine and the steps it trained; then the callbacks' on_end."""
     run.flush()
     for name, h in run.histories.items():
         h.seconds = run.elapsed
-        h.setup.update(engine=run.steps[name].engine, steps=len(h.step))
+        h.setup.update(engine=run.steppers[name].engine, steps=len(h.step))
     for cb in callbacks:
         cb.on_end(run)
 
 
-def end_run(run: Run, stop: threading.Event | None, test: tuple[torch.Tensor, torch.Tensor],
-            callbacks: Iterable[Callback]) -> None:
-    """Stop pressed: the models still training end "stopped"; else a last evaluation (unless
-    this step had one) and they end "finished"."""
+def finish_all(run: Run, stop: threading.Event | None,
+               test: tuple[torch.Tensor, torch.Tensor], callbacks: Iterable[Callback]) -> None:
+    """The loop is over: the models still training end "stopped" when Stop was pressed; else
+    after a last evaluation (unless this step had one) they end "finished"."""
     run.flush()
     if stop is not None and stop.is_set():
         status, message = "stopped", f"Stop pressed: training ended at step {run.step}"

@@ -333,21 +333,24 @@ def test_lesson_3_control_gives_parameters_macs_and_a_drawing():
 
 
 def test_lesson_4_control_keeps_the_budget_while_cardinality_grows():
-    from resnet_lab.app import XIE_TABLE_2, CardinalityExplorer
+    from resnet_lab.app import CardinalityExplorer
+    from resnet_lab.paper import XIE2017_TABLE2
+
+    widths = dict(XIE2017_TABLE2)
 
     control = CardinalityExplorer(size=14, batch=2)
     params, pictures = {}, set()
-    for c in XIE_TABLE_2:
+    for c in widths:
         control.cardinality.value = c
         params[c] = int(control.readout.value.split("class='params'>")[1].split("<")[0]
                         .replace(",", ""))
-        assert f"C = {c}, d = {XIE_TABLE_2[c]}" in control.readout.value and " ms</b>" in \
+        assert f"C = {c}, d = {widths[c]}" in control.readout.value and " ms</b>" in \
             control.readout.value
         pictures.add(control.picture.value)
         grid = diagrams.connectivity(control.block.conv2)     # the picture's weight grid
-        assert grid.shape == (c * XIE_TABLE_2[c],) * 2 and grid.sum() == grid.size / c
+        assert grid.shape == (c * widths[c],) * 2 and grid.sum() == grid.size / c
     assert max(params.values()) / min(params.values()) < 1.05      # the same budget
-    assert len(pictures) == len(XIE_TABLE_2)                        # a new picture for each C
+    assert len(pictures) == len(widths)                        # a new picture for each C
 
 
 def test_the_training_lab_starts_on_the_lessons_data_and_announces_the_lesion_view():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_lab import cli, data
+from resnet_lab import cli, data, downloads
 from tests.util import assert_value_error_naming
 
 FASHION_DIR = data.FASHION_SYSTEM_DIR
@@ -59,7 +59,7 @@ def make_fashion_folder(folder: Path, n=20) -> dict[str, str]:
               "t10k-labels-idx1-ubyte.gz": np.arange(n // 2) % 10}
     for name, array in arrays.items():
         write_idx(folder / name, array)
-    return {name: data.file_md5(folder / name) for name in arrays}
+    return {name: downloads.file_md5(folder / name) for name in arrays}
 
 
 def test_read_idx_roundtrip_and_truncation(tmp_path):
@@ -99,7 +99,7 @@ def test_cli_data_root_that_is_no_folder_names_the_option(tmp_path, capsys):
 
 def test_offline_message_names_the_command_line_option_too(tmp_path):
     with pytest.raises(RuntimeError, match="--data-root"):
-        data.download("http://127.0.0.1:9/none.gz", tmp_path / "none.gz", timeout=2)
+        downloads.download("http://127.0.0.1:9/none.gz", tmp_path / "none.gz", timeout=2)
 
 
 @pytest.mark.skipif(not (FASHION_DIR / "t10k-labels-idx1-ubyte.gz").exists()
@@ -184,7 +184,7 @@ def test_download_resumes_a_partial_file(server, tmp_path):
     whole = (served / "c.tar.gz").read_bytes()
     target = tmp_path / "c.tar.gz"
     (tmp_path / "c.tar.gz.part").write_bytes(whole[:100])
-    data.download(url + "c.tar.gz", target, md5)
+    downloads.download(url + "c.tar.gz", target, md5)
     assert target.read_bytes() == whole and RangeHandler.requests[-1][1] == "bytes=100-"
     assert not (tmp_path / "c.tar.gz.part").exists()
 
@@ -193,7 +193,7 @@ def test_download_with_a_bad_checksum_retries_once_then_fails(server, tmp_path):
     served, url = server
     make_cifar_archive(served / "c.tar.gz")
     with pytest.raises(RuntimeError, match="wrong MD5"):
-        data.download(url + "c.tar.gz", tmp_path / "c.tar.gz", "0" * 32)
+        downloads.download(url + "c.tar.gz", tmp_path / "c.tar.gz", "0" * 32)
     assert len(RangeHandler.requests) == 2
     assert not list(tmp_path.glob("c.tar.gz*"))
 
@@ -202,13 +202,13 @@ def test_corrupt_partial_file_is_replaced(server, tmp_path):
     served, url = server
     md5 = make_cifar_archive(served / "c.tar.gz")
     (tmp_path / "c.tar.gz.part").write_bytes(b"garbage" * 10)   # resumes onto junk ...
-    data.download(url + "c.tar.gz", tmp_path / "c.tar.gz", md5)   # ... detects, starts over
-    assert data.file_md5(tmp_path / "c.tar.gz") == md5
+    downloads.download(url + "c.tar.gz", tmp_path / "c.tar.gz", md5)   # ... detects, starts over
+    assert downloads.file_md5(tmp_path / "c.tar.gz") == md5
 
 
 def test_offline_download_gives_a_clear_message(tmp_path):
     with pytest.raises(RuntimeError, match="Are you offline"):
-        data.download("http://127.0.0.1:9/cifar.tar.gz", tmp_path / "c.tar.gz", timeout=2)
+        downloads.download("http://127.0.0.1:9/cifar.tar.gz", tmp_path / "c.tar.gz", timeout=2)
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
         data.cifar10(tmp_path, download=False)
 

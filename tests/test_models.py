@@ -10,6 +10,7 @@ from torch import nn
 import resnet_lab as rl
 from resnet_lab import history
 from resnet_lab.blocks import PadShortcut
+from resnet_lab.models import named_net
 from tests.reference import torchvision_resnet as tv
 from tests.util import assert_value_error_naming
 
@@ -158,6 +159,13 @@ def test_zero_init_residual_makes_every_block_start_as_identity_plus_relu():
         assert torch.equal(block(x), x)
 
 
+def test_a_lessons_name_builds_its_net_from_the_same_draws():
+    plain, res = (named_net(name, width=4, seed=0) for name in ("plain-8", "ResNet-8"))
+    assert rl.is_plain(plain) and not rl.is_plain(res) and plain.config.depth == 8
+    assert all(torch.equal(p, r) for p, r in zip(plain.parameters(), res.parameters(),
+                                                  strict=True))
+
+
 def test_norm_off_has_no_batchnorm():
     model = rl.cifar_resnet(20, norm=False)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
@@ -272,6 +280,8 @@ def test_preact_nets_follow_the_identity_mappings_layout_and_use_every_parameter
     (lambda: rl.set_skip(rl.cifar_resnet(20), -0.1), ["skip=-0.1"]),
     (lambda: rl.summary(rl.cifar_resnet(20), (3, 0)), ["input_size"]),
     (lambda: rl.complexity(rl.cifar_resnet(20), (3,)), ["input_size"]),
+    (lambda: named_net("resnet-20"), ["name='resnet-20'", "'plain-<depth>'"]),
+    (lambda: named_net("plain-x"), ["name='plain-x'", "'ResNet-<depth>'"]),
 ])
 def test_bad_input_names_the_argument(call, words):
     assert_value_error_naming(call, words)

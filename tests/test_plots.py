@@ -40,9 +40,6 @@ def test_curves_have_one_line_per_run_and_plain_is_dashed():
     named_wrongly = {"ResNet?": history("a", plain=True), "plain?": history("b")}
     styles = [line.get_linestyle() for line in plots.plot_curves(named_wrongly).axes[0].lines]
     assert styles == ["--", "-"]
-    # histories saved before "plain" was recorded fall back to the config's skip
-    assert plots.trained_plain(History("old", setup={"skip": 0.0}))
-    assert not plots.trained_plain(History("old", setup={"skip": 1.0}))
     assert list(err_ax.lines[0].get_ydata()) == pytest.approx([30, 10])
 
     # smoothing (a running mean of len/40 steps) keeps the ends honest: no dip from padding

@@ -14,7 +14,7 @@ import pytest
 
 from resnet_lab import cluster, report, reproduce
 from resnet_lab.grid import Grid
-from resnet_lab.report import PAPER_TABLE6
+from resnet_lab.paper import HE2015_TABLE6
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def test_the_committed_figure6_report_shows_its_numbers_in_a_clone(capsys):
 
 
 def test_the_report_quotes_table_6_with_its_depths():
-    assert PAPER_TABLE6 == {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+    assert HE2015_TABLE6 == {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
     grid = Grid(depths=(20, 110), seeds=1, steps=10, dataset="synthetic")
     assert [c.name for c in grid.runs()] == ["ResNet-110", "ResNet-20", "plain-20"]
 
@@ -193,13 +193,10 @@ def test_without_ray_the_ray_path_says_how_to_get_it(monkeypatch):
         cluster.connect("auto")
 
 
-def test_every_subcommand_takes_dataset_and_reproduce_still_takes_data_with_a_note(capsys):
+def test_every_subcommand_takes_dataset(capsys):
     from resnet_lab import cli
 
     parser = cli.build_parser()
     for command in (["train"], ["compare"], ["reproduce", "--out", "x"]):
         assert parser.parse_args([*command, "--dataset", "synthetic"]).dataset == "synthetic"
     assert capsys.readouterr().err == ""
-    old = parser.parse_args(["reproduce", "--out", "x", "--data", "fashion_mnist"])
-    assert old.dataset == "fashion_mnist"
-    assert capsys.readouterr().err == "resnet-lab: note: --data is now called --dataset\n"

@@ -24,11 +24,11 @@ import ipywidgets as W
 
 from .explorer import PRESETS, Explorer, cached_model
 from .lesion import LesionView
-from .lesson_controls import XIE_TABLE_2, ArchitectureExplorer, CardinalityExplorer
+from .lesson_controls import ArchitectureExplorer, CardinalityExplorer
 from .training_lab import LivePlots, TrainingLab
 from .widgets import NetworkStrip
 
-__all__ = ["PRESETS", "XIE_TABLE_2", "ArchitectureExplorer", "CardinalityExplorer", "Explorer",
+__all__ = ["PRESETS", "ArchitectureExplorer", "CardinalityExplorer", "Explorer",
            "LesionView", "LivePlots", "NetworkStrip", "TrainingLab", "app", "cached_model"]
 
 

@@ -16,10 +16,11 @@ import plotly.graph_objects as go
 import torch
 
 from .. import data as datasets
+from ..blocks import blocks_of, stage_name
 from ..diagrams import draw_network
 from ..experiments.vanishing import mlp_batch
 from ..hooks import gradient_profile
-from ..models import ResNet, blocks_of, cifar_resnet, deep_mlp, set_skip, stage_name
+from ..models import ResNet, cifar_resnet, deep_mlp, set_skip
 from ..plots import (
     explorer_figure,
     plot_profile,

@@ -6,11 +6,12 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from ..blocks import Bottleneck
+from ..blocks import Bottleneck, blocks_of
 from ..cost import complexity
 from ..diagrams import draw_connectivity, draw_network
 from ..experiments import median_ms
-from ..models import blocks_of, build_seeded, cifar_resnet, initialize
+from ..models import build_seeded, cifar_resnet, initialize
+from ..paper import XIE2017_TABLE2
 from .widgets import DEPTHS, SEED, html_text, labelled, png, quietly, snap_depth
 
 
@@ -56,9 +57,6 @@ class ArchitectureExplorer:
         return [html_text(self.readout.value), self.drawing()]
 
 
-XIE_TABLE_2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}   # cardinality C -> width d at ResNet-50's cost
-
-
 class CardinalityExplorer:
     """Lesson 4: cardinality C and width d at a fixed budget (Xie et al. Table 2) -> the
     stage-1 block's parameters, MACs and measured forward time. It starts at C = 1, ResNet-50's
@@ -69,7 +67,7 @@ class CardinalityExplorer:
         self.cardinality = labelled("C × d", "Paths (cardinality) × channels per path; the "
                                     "complexity stays that of ResNet-50's block",
                                     W.SelectionSlider(options=[(f"{c} × {d}d", c) for c, d in
-                                                               XIE_TABLE_2.items()], value=1,
+                                                               XIE2017_TABLE2], value=1,
                                                       continuous_update=False))
         self.readout = W.HTML()
         self.picture = W.Image(format="png")
@@ -79,7 +77,7 @@ class CardinalityExplorer:
 
     def update(self) -> None:
         c = self.cardinality.value
-        d = XIE_TABLE_2[c]
+        d = dict(XIE2017_TABLE2)[c]
         self.block = build_seeded(lambda: Bottleneck(256, 64, groups=c, base_width=d),
                                   lambda m, g: initialize(m, generator=g), SEED).eval()
         params, macs = complexity(self.block, (1, 256, self.size, self.size))

@@ -21,7 +21,7 @@ from ..checks import check_choice
 from ..devices import pick_device
 from ..diagrams import draw_network
 from ..lesson import FULL, QUICK
-from ..models import ResNet, cifar_resnet
+from ..models import ResNet, named_net
 from ..plots import (
     lab_figure,
     name_runs,
@@ -135,7 +135,7 @@ class TrainingLab:
 
     def show_ready(self) -> None:
         """Before the first Train: what Train will do, and what a click does afterwards."""
-        nets = " vs ".join(self.skip_values()) or "nothing (choose plain, residual or both)"
+        nets = " vs ".join(self.chosen()) or "nothing (choose plain, residual or both)"
         data = self.dataset.label
         if self.dataset.value == "synthetic" and not datasets.fashion_mnist_here():
             data += " (Fashion-MNIST, the lessons' data, is not on this machine)"
@@ -153,53 +153,48 @@ class TrainingLab:
         settings = (f"dataset {self.dataset.value}, depth {self.depth.value}, "
                     f"{self.steps.value} steps, learning rate {self.lr.value:g}")
         size = (1, datasets.CHANNELS[self.dataset.value], self.size, self.size)
-        nets = self.nets(self.skip_values(), in_channels=size[1], num_classes=10)
+        nets = self.nets(self.chosen(), in_channels=size[1], num_classes=10)
         return [f"Training lab: {settings}. {html_text(self.status.value)}",
                 *(draw_network(net, size, title=f"{name}, as Train builds it"
                                                 + ("" if net.config.skip else
                                                    ": every skip cut (dashed)"))
                   for name, net in nets.items())]
 
-    def nets(self, skips: dict[str, float], in_channels: int, num_classes: int
-             ) -> dict[str, ResNet]:
+    def nets(self, names: list[str], in_channels: int, num_classes: int) -> dict[str, ResNet]:
         """The nets the controls ask for, by name: one seed, so the same initial weights."""
-        return {name: cifar_resnet(self.depth.value, width=self.width, skip=skip,
-                                   norm=self.norm.value, in_channels=in_channels,
-                                   num_classes=num_classes, seed=SEED)
-                for name, skip in skips.items()}
+        return {name: named_net(name, width=self.width, norm=self.norm.value, seed=SEED,
+                                in_channels=in_channels, num_classes=num_classes)
+                for name in names}
 
-    def skip_values(self) -> dict[str, float]:
-        """The nets to train, by name, with their skip gate: 0 (plain) or 1 (ResNet)."""
-        chosen = {}
-        if self.plain.value:
-            chosen[f"plain-{self.depth.value}"] = 0.0
-        if self.residual.value:
-            chosen[f"ResNet-{self.depth.value}"] = 1.0
-        return chosen
+    def chosen(self) -> list[str]:
+        """The names of the nets to train: "plain-56", "ResNet-56", both or none."""
+        kinds = [kind for kind, box in (("plain", self.plain), ("ResNet", self.residual))
+                 if box.value]
+        return [f"{kind}-{self.depth.value}" for kind in kinds]
 
     def start(self) -> None:
         if self.thread is not None and self.thread.is_alive():
             return
-        skips = self.skip_values()
-        if not skips:
+        names = self.chosen()
+        if not names:
             self.status.value = "<span style='color:#c00'>Choose plain, residual or both.</span>"
             return
         self.stop.clear()
         self.train_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "loading data and building the networks ..."
-        self.thread = threading.Thread(target=self._train, args=(skips,), daemon=True)
+        self.thread = threading.Thread(target=self._train, args=(names,), daemon=True)
         self.thread.start()
 
-    def _build(self, skips: dict[str, float]) -> datasets.Dataset:
+    def _build(self, names: list[str]) -> datasets.Dataset:
         """Load the data, build the nets (same seed: the same initial weights) and name the
         traces after them."""
         kwargs = {"size": self.size}
         if self.dataset.value == "synthetic":
             kwargs["n_train"] = 20_000
         data = datasets.load(self.dataset.value, **kwargs)
-        self.models = self.nets(skips, data.shape[0], len(data.classes))
+        self.models = self.nets(names, **data.net_options)
         self.lesion.prepare(self.models)
-        name_runs(self.figure, list(skips))
+        name_runs(self.figure, names)
         return data
 
     def show_progress(self, run: Run) -> None:
@@ -217,9 +212,9 @@ class TrainingLab:
                              f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
                              f"device {run.device}")
 
-    def _train(self, skips: dict[str, float]) -> None:
+    def _train(self, names: list[str]) -> None:
         try:
-            data = self._build(skips)
+            data = self._build(names)
             recipe = with_lr("constant", self.lr.value)
             self.histories = compare(self.models, data, steps=self.steps.value, recipe=recipe,
                                      callbacks=[self.live_plots], stop=self.stop)

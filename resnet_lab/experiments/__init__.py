@@ -62,7 +62,6 @@ from .residual import (
 )
 from .resnext import (
     LAB_PAIR,
-    XIE_TABLE_3,
     budget_variants,
     cardinality_holds_its_own,
     cardinality_runs,
@@ -102,7 +101,7 @@ __all__ = [
     "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
     "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
     "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
-    "skips_carry_the_gradient", "LAB_PAIR", "XIE_TABLE_3", "budget_variants",
+    "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
     "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
     "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",

@@ -13,6 +13,7 @@ from ..cost import Summary, complexity
 from ..history import History
 from ..lesson import TINY, Settings, Verdict, claim
 from ..models import cifar_resnet
+from ..paper import TORCHVISION_RESNET50_GMACS, TORCHVISION_RESNET50_PARAMS
 
 
 @claim
@@ -29,10 +30,12 @@ def bottleneck_saves(shape: tuple[int, ...] = (1, 256, 56, 56)) -> Verdict:
 @claim
 def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
     """An exact check (margin inf or 0): torchvision's ResNet-50 has 25,557,032 parameters
-    and 4.1 GMACs at 224x224, in stages of [3, 4, 6, 3] bottlenecks."""
-    exact = (table.params == 25_557_032 and round(table.macs / 1e9, 1) == 4.1
+    and 4.1 GMACs at 224x224 (`paper`), in stages of [3, 4, 6, 3] bottlenecks."""
+    params, gmacs = TORCHVISION_RESNET50_PARAMS, TORCHVISION_RESNET50_GMACS
+    exact = (table.params == params and round(table.macs / 1e9, 1) == round(gmacs, 1)
              and blocks == [3, 4, 6, 3])
-    return Verdict("ResNet-50 matches torchvision: 25.6M parameters, 4.1 GMACs",
+    return Verdict(f"ResNet-50 matches torchvision: {params / 1e6:.1f}M parameters, "
+                   f"{gmacs:.1f} GMACs",
                    math.inf if exact else 0.0,
                    f"{table.params:,} parameters, {table.macs / 1e9:.2f} GMACs, blocks {blocks}")
 
@@ -40,8 +43,7 @@ def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
 def block_type_nets(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, nn.Module]:
     """A basic-block ResNet-20 and a bottleneck ResNet-29 with about the same parameters and
     MACs, from one weights seed."""
-    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
-              seed=seed)
+    kw = dict(width=s.width, seed=seed, **images.net_options)
     return {"basic, 20 layers": cifar_resnet(20, **kw),
             "bottleneck, 29 layers": cifar_resnet(29, block="bottleneck", **kw)}
 

@@ -13,10 +13,10 @@ from torch import nn
 
 from .. import data, train
 from ..checks import check_count
-from ..devices import device_of
+from ..devices import in_mode, to_device_of
 from ..evaluation import precise_bn
 from ..lesson import TINY, Settings, Verdict, claim
-from ..models import ResNet, cifar_resnet
+from ..models import ResNet, named_net
 
 SEEN = 5            # the backbone trains on the first five classes; the probe gets the rest
 TRANSFER = 0.85     # the claim: the trained features leave at most 0.85 x the random ones' error
@@ -42,13 +42,9 @@ def split_classes(images: data.Dataset, seen: int = SEEN) -> tuple[data.Dataset,
 def pooled_features(net: ResNet, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """The net's penultimate features (after global average pooling), in eval mode, on the
     CPU. Re-estimate its BatchNorm statistics first (`precise_bn`)."""
-    was_training, device = net.training, device_of(net)
-    net.eval()
-    try:
-        return torch.cat([net.avgpool(net.features(x[i:i + batch_size].to(device))).flatten(1)
-                          .float().cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        net.train(was_training)
+    with in_mode(net, training=False):
+        return torch.cat([net.avgpool(net.features(*to_device_of(net, x[i:i + batch_size])))
+                          .flatten(1).float().cpu() for i in range(0, len(x), batch_size)])
 
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
@@ -92,12 +88,12 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
     on the first `SEEN` classes, then frozen and probed on the others, against the ResNet at
     its initial weights: {name: probe test error}."""
     seen, unseen = split_classes(images)
-    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=SEEN, seed=seed)
-    trained = {f"ResNet-{depth}, trained": cifar_resnet(depth, **kw),
-               f"plain-{depth}, trained": cifar_resnet(depth, skip=0.0, **kw)}
+    kw = dict(width=s.width, seed=seed, **seen.net_options)
+    trained = {f"{name}, trained": named_net(name, **kw)
+               for name in (f"ResNet-{depth}", f"plain-{depth}")}
     train.compare(trained, seen, steps=s.steps, batch_size=s.batch_size, recipe="quick",
                   seed=seed, grad_every=0)
-    nets = {f"ResNet-{depth}, random weights": cifar_resnet(depth, **kw), **trained}
+    nets = {f"ResNet-{depth}, random weights": named_net(f"ResNet-{depth}", **kw), **trained}
     return probe_errors(nets, seen, unseen)
 
 

@@ -114,8 +114,7 @@ def preact_nets(s: Settings, images: data.Dataset, seed: int = 0, zero_head: boo
     are the same draws). `zero_head`: both fc layers start at 0, so every logit is 0 and both
     nets start at the same loss, ln(classes), whatever their features; without it the
     original starts higher, its head reading a sum that no BatchNorm has normalized."""
-    kw = dict(width=s.width, in_channels=images.shape[0], num_classes=len(images.classes),
-              seed=seed)
+    kw = dict(width=s.width, seed=seed, **images.net_options)
     nets = {"ResNet-110": cifar_resnet(110, **kw),
             "pre-act ResNet-110": cifar_resnet(110, preact=True, **kw)}
     if zero_head:

@@ -16,6 +16,7 @@ from ..configs import ImageNetConfig
 from ..cost import complexity
 from ..lesson import TINY, Settings, Verdict, claim
 from ..models import ResNet, build_seeded, cifar_resnet, initialize
+from ..paper import XIE2017_TABLE2
 
 
 def three_forms(seed: int = 0) -> tuple[AggregatedTransform, torch.Tensor,
@@ -63,14 +64,11 @@ def grouped_is_faster(timings: dict[str, float]) -> Verdict:
                    f"{speedup:.1f}x faster (claim: 1.5x)")
 
 
-XIE_TABLE_3 = {(1, 64): 23.9, (2, 40): 23.0, (4, 24): 22.6, (8, 14): 22.3, (32, 4): 22.2}
-
-
 def budget_variants() -> dict[tuple[int, int], tuple[int, int]]:
     """(C, d) -> (parameters, MACs at 224x224) of Xie et al.'s Table 2 variants of ResNet-50,
     built on the meta device (no memory, no init: only the shapes count)."""
     sizes = {}
-    for c, d in XIE_TABLE_3:
+    for c, d in XIE2017_TABLE2:
         with torch.device("meta"):
             model = ResNet(ImageNetConfig("resnet50", groups=c, width_per_group=d))
         sizes[c, d] = complexity(model, (1, 3, 224, 224))
@@ -113,7 +111,7 @@ def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (
     batches, once per seed: {name: test error of each seed's run}."""
     errors: dict[str, list[float]] = {name: [] for name in LAB_PAIR}
     for seed in seeds:
-        nets = lab_pair(images.shape[0], len(images.classes), seed)
+        nets = lab_pair(**images.net_options, seed=seed)
         runs = train.compare(nets, images, steps=s.steps // 2, batch_size=s.batch_size,
                              recipe="quick", seed=seed, grad_every=0)
         for name, h in runs.items():

@@ -120,7 +120,7 @@ def regime_table(images: data.Dataset, seed: int = 0) -> dict[tuple, dict[str, f
     setups = {"no BN, default init": dict(norm=False, init="default"),
               "BatchNorm, default init": dict(init="default"), "BatchNorm, He init": {}}
     return {(setup, depth, skip): gradient_profile(
-                cifar_resnet(depth, skip=skip, in_channels=images.shape[0], seed=seed, **kw),
+                cifar_resnet(depth, skip=skip, seed=seed, **images.net_options, **kw),
                 *batch)
             for setup, kw in setups.items() for depth in (20, 56, 110) for skip in (0.0, 1.0)}
 
