@@ -22,7 +22,6 @@ from .architectures import (
 )
 from .backbone import (
     SEEN,
-    TRANSFER,
     backbone_probes,
     features_transfer,
     linear_probe,
@@ -92,7 +91,7 @@ from .vanishing import (
 
 __all__ = [
     "between",
-    "SEEN", "TRANSFER", "backbone_probes", "features_transfer", "linear_probe",
+    "SEEN", "backbone_probes", "features_transfer", "linear_probe",
     "pooled_features", "probe_errors", "split_classes",
     "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
     "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
