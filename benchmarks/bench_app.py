@@ -36,8 +36,8 @@ import torch
 from bench_train import minimal_loop  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
-from resnet_lab import data
 from resnet_lab.app import Explorer, TrainingLab
+from resnet_lab.training import data
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

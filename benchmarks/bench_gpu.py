@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from timing import StepClock, Stopwatch  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
-from resnet_lab import captured, data, graphs_cpu, step, train
+from resnet_lab.training import captured, data, graphs_cpu, step, train
 
 SKIP = 10        # steps left out of each timing: warm-up, capture and self-check
 

@@ -15,7 +15,7 @@ import torch
 from timing import Stopwatch  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
-from resnet_lab import captured, graphs_cpu, step
+from resnet_lab.training import captured, graphs_cpu, step
 
 CHECKS = 1000      # checks per timed region: one alone is below the clock's resolution
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from timing import Stopwatch  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
-from resnet_lab.hooks import GradientNorms, gradient_profile
+from resnet_lab.instruments.hooks import GradientNorms, gradient_profile
 
 
 def train_step(model, opt, x, y, device) -> float:

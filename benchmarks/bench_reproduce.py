@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from resnet_lab.grid import Grid
-from resnet_lab.reproduce import reproduce
+from resnet_lab.grid.reproduce import reproduce
+from resnet_lab.grid.runs import Grid
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from timing import StepClock, Stopwatch  # benchmarks/, the folder of this script
 
 import resnet_lab as rl
-from resnet_lab import data, train
+from resnet_lab.training import data, train
 
 
 def minimal_loop(model, images, steps, batch_size, device) -> float:

@@ -3,11 +3,12 @@
     python benchmarks/bench_verdicts.py [--seeds 5] [--kernels default avx2] [--out FILE]
 
 Runs every quick-mode verdict experiment of the lessons (the functions of
-`resnet_lab.experiments` that the lessons call) for each seed, on each dataset the lesson can
-use in quick mode (Fashion-MNIST when it is on this machine, and the built-in synthetic set),
-under each CPU kernel set: "default" (what torch picks here: AVX-512 or AMX where the CPU has
-them) and "avx2" (a laptop's: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2). Each kernel
-set runs in a process of its own with one thread, side by side.
+`resnet_lab.lessons.experiments` that the lessons call) for each seed, on each dataset the
+lesson can use in quick mode (Fashion-MNIST when it is on this machine, and the built-in
+synthetic set), under each CPU kernel set: "default" (what torch picks here: AVX-512 or AMX
+where the CPU has them) and "avx2" (a laptop's: ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2). Each kernel set runs in a process of its own with one thread, side
+by side.
 
 `--summarize FILE` summarizes the rows of an earlier run (its --out) instead of running.
 Prints, per verdict, how many runs showed it and the min and median margin (the measured value
@@ -28,18 +29,20 @@ import sys
 import time
 from collections import defaultdict
 
-from resnet_lab import lesson
+from resnet_lab import lessons
 
-MARGINS_FILE = lesson.MARGINS_FILE     # the summary the lessons read: one home for its path
+MARGINS_FILE = lessons.MARGINS_FILE     # the summary the lessons read: one home for its path
 KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
 
 def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
     """(dataset, lesson, Verdict) of every verdict experiment for one seed."""
-    from resnet_lab import cost, lesson, models
-    from resnet_lab import experiments as ex
+    from resnet_lab import lessons
+    from resnet_lab.instruments import cost
+    from resnet_lab.lessons import experiments as ex
+    from resnet_lab.nets import models
 
-    s = lesson.QUICK
+    s = lessons.QUICK
     out = [("-", "1", ex.sigmoid_vanishes(ex.mlp_profiles(seed))),
            ("synthetic 8x8", "1", ex.early_layers_freeze(ex.train_sigmoid_mlp(s.steps,
                                                                                seed).moved)),
@@ -51,10 +54,10 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
             ("-", "4", ex.grouped_is_faster(ex.time_forms(block, x)))]
     for name in s.degradation_order:
         try:
-            images = lesson.lesson_data(s, (name,))
+            images = lessons.lesson_data(s, (name,))
         except RuntimeError:
             continue                                    # not on this machine
-        nets, runs = lesson.degradation_runs(s, images, seed=seed)
+        nets, runs = lessons.degradation_runs(s, images, seed=seed)
         table = ex.regime_table(images, seed)
         out += [(name, "1", ex.deeper_plain_trains_worse(runs)),
                 (name, "1", ex.plain_vanishes_without_bn(table)),
@@ -150,7 +153,7 @@ def fmt(margin: float) -> str:
     measured value against which the claim is set was zero (the opposite never showed)."""
     if margin == float("inf"):
         return "exact"
-    if margin >= 1 / (1e6 * lesson.TINY):        # a ratio over TINY, which stands in for 0
+    if margin >= 1 / (1e6 * lessons.TINY):        # a ratio over TINY, which stands in for 0
         return "unbounded"
     return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 import resnet_lab as rl
-from resnet_lab import callbacks, data, graphs_cpu, recipes, train
-from resnet_lab.checkpoint import Checkpoint
+from resnet_lab.training import callbacks, data, graphs_cpu, recipes, train
+from resnet_lab.training.checkpoint import Checkpoint
+from resnet_lab.training.run import Run
 
 
 class Inspect(callbacks.Callback):
@@ -34,14 +35,14 @@ class Inspect(callbacks.Callback):
         self.stop_at, self.skip_at, self.stop = stop_at, skip_at, threading.Event()
         self.steppers = {}
 
-    def on_step(self, run: train.Run) -> None:
+    def on_step(self, run: Run) -> None:
         if run.step == self.stop_at:
             self.stop.set()
         if run.step == self.skip_at:
             for model in run.models.values():
                 rl.set_skip(model, 0.5)
 
-    def on_end(self, run: train.Run) -> None:
+    def on_end(self, run: Run) -> None:
         self.steppers = dict(run.steppers)
 
 

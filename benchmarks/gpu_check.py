@@ -46,7 +46,7 @@ NEEDS = {"gpu tier": {"pytest": "it runs the tier's tests"},
                      "nbclient": "benchmarks/run_lesson.py executes the notebooks with it",
                      "jupyter_client": "nbclient starts the lessons' kernel with it",
                      "ipykernel": "it is the kernel the lessons run in",
-                     "plotly": "the lessons import it (resnet_lab.plots, the app)",
+                     "plotly": "the lessons import it (resnet_lab.pictures.plots, the app)",
                      "ipywidgets": "the lessons import it (the app's controls)",
                      "anywidget": "the lessons import it (the app's strip)"}}
 TINY_LESSON = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],

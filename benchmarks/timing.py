@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from resnet_lab import callbacks
+from resnet_lab.training import callbacks
 
 
 def synchronize(device: str | torch.device) -> None:

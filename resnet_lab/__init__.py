@@ -1,12 +1,18 @@
-"""resnet-lab: see why deep plain networks fail and why skip connections fix them."""
+"""resnet-lab: see why deep plain networks fail and why skip connections fix them.
 
-from .blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock, blocks_of
-from .configs import IMAGENET, CifarConfig, ImageNetConfig, MLPConfig
-from .cost import complexity, summary
-from .devices import pick_device
-from .evaluation import evaluate, precise_bn
-from .hooks import ActivationStats, GradientNorms, UpdateRatios, gradient_profile
-from .models import (
+The package is six layers, each a subpackage that imports only those before it (ARCHITECTURE.md
+draws them): `nets` -> `instruments` -> `training` -> `grid` -> `pictures` -> `lessons`, then the
+widget `app` and the command line (`cli`). `import resnet_lab as rl` gives the names a lesson
+uses most: the blocks and builders, the instruments and `evaluate`.
+"""
+
+from .instruments.cost import complexity, summary
+from .instruments.hooks import ActivationStats, GradientNorms, UpdateRatios, gradient_profile
+from .instruments.regimes import first_last_ratio, regime
+from .nets.blocks import BasicBlock, Bottleneck, MLPBlock, PadShortcut, ResidualBlock, blocks_of
+from .nets.configs import IMAGENET, CifarConfig, ImageNetConfig, MLPConfig
+from .nets.devices import pick_device
+from .nets.models import (
     DeepMLP,
     ResNet,
     build,
@@ -24,7 +30,7 @@ from .models import (
     set_skip,
     wide_resnet50_2,
 )
-from .regimes import first_last_ratio, regime
+from .training.evaluation import evaluate, precise_bn
 
 __version__ = "0.1.0"
 

@@ -14,16 +14,16 @@ import json
 import sys
 from pathlib import Path
 
-from . import data as datasets
-from . import grid as grid_module
-from . import reproduce
-from .callbacks import ProgressBar
-from .checks import INITS, blocks_per_stage, depth_rule
-from .history import save_run
-from .models import named_net
-from .paper import HE2015_PLAIN_NOT_DRAWN
-from .recipes import RECIPES, with_lr
-from .train import compare
+from .grid import reproduce
+from .grid import runs as grid_runs
+from .nets.checks import INITS, blocks_per_stage, depth_rule
+from .nets.models import named_net
+from .nets.paper import HE2015_PLAIN_NOT_DRAWN
+from .training import data as datasets
+from .training.callbacks import ProgressBar
+from .training.history import save_run
+from .training.recipes import RECIPES, with_lr
+from .training.train import compare
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,14 +103,14 @@ def build_parser() -> Parser:
 
 
 def add_reproduce(sub) -> None:
-    """`resnet-lab reproduce`: He et al.'s Fig. 6 / Table 6 grid (resnet_lab.reproduce)."""
+    """`resnet-lab reproduce`: He et al.'s Fig. 6 / Table 6 grid (resnet_lab.grid.reproduce)."""
     grid = sub.add_parser(
         "reproduce", help="He et al.'s Fig. 6 / Table 6: plain vs residual nets over depth, "
-        "resumable, on Ray with --ray", description=grid_module.__doc__.split("\n\n")[1],
+        "resumable, on Ray with --ray", description=grid_runs.__doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     grid.add_argument("--out", type=Path, required=True,
                       help="output folder; the same command again resumes there")
-    default = grid_module.Grid()
+    default = grid_runs.Grid()
     grid.add_argument("--dataset", default=default.dataset, choices=("auto", *datasets.DATASETS),
                       help="auto (default): the first of " + ", ".join(datasets.BEST_FIRST)
                       + " that is in the data folder")
@@ -142,7 +142,7 @@ def add_reproduce(sub) -> None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    grid = grid_module.Grid(depths=tuple(args.depths), plain_depths=None if args.plain_depths is
+    grid = grid_runs.Grid(depths=tuple(args.depths), plain_depths=None if args.plain_depths is
                           None else tuple(args.plain_depths), seeds=args.seeds, steps=args.steps,
                           dataset=args.dataset, size=args.size, n_train=args.n_train,
                           width=args.width, batch_size=args.batch_size,
@@ -197,7 +197,7 @@ def train_nets(args: argparse.Namespace) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({n: h.to_dict() for n, h in histories.items()}))
     if args.plot:
-        from .plots import plot_curves
+        from .pictures.plots import plot_curves
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         steps = max(len(h.step) for h in histories.values())
         title = f"{data.name}, {recipe if isinstance(recipe, str) else recipe.name} recipe, " \

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from resnet_lab.ensembles import deletable_blocks
-from resnet_lab.models import is_plain
+from resnet_lab.nets.ensembles import deletable_blocks
+from resnet_lab.nets.models import is_plain
 
 
 def delete(lesion, net: str, block: str) -> None:

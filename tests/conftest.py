@@ -8,7 +8,7 @@ import tempfile
 import pytest
 import torch
 
-from resnet_lab.devices import available_devices
+from resnet_lab.nets.devices import available_devices
 
 _TMP = tempfile.mkdtemp(prefix="resnet-lab-tests-")
 for var in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):

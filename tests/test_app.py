@@ -6,9 +6,12 @@ import time
 import pytest
 import torch
 
-from resnet_lab import blocks_of, cifar_resnet, data, diagrams, ensembles
+from resnet_lab import blocks_of, cifar_resnet
 from resnet_lab.app import PRESETS, Explorer, TrainingLab, cached_model
-from resnet_lab.plots import STRIP_WIDTH, traces_of
+from resnet_lab.nets import ensembles
+from resnet_lab.pictures import diagrams
+from resnet_lab.pictures.plots import STRIP_WIDTH, traces_of
+from resnet_lab.training import data
 
 
 @pytest.fixture
@@ -334,7 +337,7 @@ def test_lesson_3_control_gives_parameters_macs_and_a_drawing():
 
 def test_lesson_4_control_keeps_the_budget_while_cardinality_grows():
     from resnet_lab.app import CardinalityExplorer
-    from resnet_lab.paper import XIE2017_TABLE2
+    from resnet_lab.nets.paper import XIE2017_TABLE2
 
     widths = dict(XIE2017_TABLE2)
 

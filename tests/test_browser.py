@@ -451,7 +451,7 @@ def test_lesson_5s_lesion_view_deletes_a_block_and_its_table_grows(jupyterlab, b
     """Lesson 5 trains its nets (the cells before the lesion view, queued in order), then a
     click on a ResNet-20 block deletes it: the readout and the table change."""
     page = open_lesson(jupyterlab, "05_beyond_the_textbook.ipynb")
-    for snippet in ('find_spec("resnet_lab")', "S = lesson.settings(MODE)",
+    for snippet in ('find_spec("resnet_lab")', "S = lessons.settings(MODE)",
                     "pair20 = {n: nets[n]"):
         run_cell(page, snippet)
     area = run_cell(page, "lesion = LesionView()")
@@ -473,8 +473,8 @@ def test_lesson_5s_lesion_view_deletes_a_block_and_its_table_grows(jupyterlab, b
 
 
 # the cells a control needs first: the lab trains on lesson 2's data
-NEEDS = {"02_residual_learning.ipynb": ('find_spec("resnet_lab")', "S = lesson.settings(MODE)",
-                                        "images = lesson.degradation_data(S)")}
+NEEDS = {"02_residual_learning.ipynb": ('find_spec("resnet_lab")', "S = lessons.settings(MODE)",
+                                        "images = lessons.degradation_data(S)")}
 
 
 @pytest.mark.parametrize("name", LESSON_CONTROLS)

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import callbacks, captured, data, graphs_cpu, recipes, step, train
-from resnet_lab.checkpoint import Checkpoint
-from resnet_lab.hooks import GradientNorms
+from resnet_lab.instruments.hooks import GradientNorms
+from resnet_lab.training import callbacks, captured, data, graphs_cpu, recipes, step, train
+from resnet_lab.training import run as run_module
+from resnet_lab.training.checkpoint import Checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_void_rows_leave_the_steps_consecutive_with_their_lr_and_norms(images, m
     run steps 51-100, and the model trains on eagerly from its state at step 50. Its History
     counts its own updates: steps 1-70 (run steps 101-120 are its steps 51-70), each with the
     lr it trained at, norms only where they were made (every third run step), finite."""
-    monkeypatch.setattr(train, "FLUSH_SECONDS", 1e9)
+    monkeypatch.setattr(run_module, "FLUSH_SECONDS", 1e9)
     with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=2, fault=USABLE)):
         h = train.fit(rl.cifar_resnet(8, width=4, seed=2), images, steps=120, batch_size=32,
                       recipe=SCHEDULE, grad_every=3, eval_every=1000, device="cpu")
@@ -176,7 +177,7 @@ def test_a_sticky_fault_at_the_flush_raises_context_lost_instead_of_training_on(
 def test_a_sticky_fault_names_the_runs_last_checkpoint(images, tmp_path, monkeypatch):
     """Through `fit`: the error names the Checkpoint's file (saved at steps 10 and 20; the
     fault surfaces at the third synchronize, step 30's flush); the model trains no further."""
-    monkeypatch.setattr(train, "FLUSH_SECONDS", 1e9)   # flushes only at the checkpoints
+    monkeypatch.setattr(run_module, "FLUSH_SECONDS", 1e9)   # flushes only at the checkpoints
     path = tmp_path / "c.pt"
     with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=3)), \
             pytest.raises(captured.ContextLostError, match="Restart") as lost:

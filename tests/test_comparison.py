@@ -8,13 +8,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from resnet_lab import comparison, data, lesson, train
-from resnet_lab import experiments as ex
-from resnet_lab.callbacks import StopAtLoss
-from resnet_lab.comparison import measured_setup, one_change
-from resnet_lab.models import cifar_resnet
+from resnet_lab import lessons
+from resnet_lab.lessons import experiments as ex
+from resnet_lab.nets.models import cifar_resnet
+from resnet_lab.training import comparison, data, train
+from resnet_lab.training.callbacks import StopAtLoss
+from resnet_lab.training.comparison import measured_setup, one_change
 
-S = replace(lesson.QUICK, size=8, width=2, steps=4, batch_size=16)
+S = replace(lessons.QUICK, size=8, width=2, steps=4, batch_size=16)
 IMAGES = data.synthetic(64, 32, size=8, channels=1)
 
 
@@ -23,7 +24,7 @@ def pair(nets: dict, a: str, b: str) -> comparison.Comparison:
 
 
 def degradation(a: str, b: str) -> comparison.Comparison:
-    return pair(lesson.degradation_nets(S, IMAGES), a, b)
+    return pair(lessons.degradation_nets(S, IMAGES), a, b)
 
 
 # verdict -> (its pair's comparison, the fields its claim names, the same initial tensors?)

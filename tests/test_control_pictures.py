@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from resnet_lab import data
 from resnet_lab.app import ArchitectureExplorer, CardinalityExplorer, Explorer, TrainingLab
 from resnet_lab.app.lesion import LesionView
+from resnet_lab.training import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from control_pictures import ANSWERS, show  # noqa: E402

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_lab import cli, data, downloads
+from resnet_lab import cli
+from resnet_lab.training import data, downloads
 from tests.util import assert_value_error_naming
 
 FASHION_DIR = data.FASHION_SYSTEM_DIR

@@ -7,8 +7,8 @@ import pytest
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab import diagrams, strip
-from resnet_lab.cardinality import AggregatedTransform
+from resnet_lab.nets.cardinality import AggregatedTransform
+from resnet_lab.pictures import diagrams, strip
 
 matplotlib.use("Agg")
 

@@ -6,8 +6,15 @@ import torch
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab import data, lesson
-from resnet_lab.evaluation import bn_images, describe_bn, evaluate, has_batchnorm, precise_bn
+from resnet_lab import lessons
+from resnet_lab.training import data, train
+from resnet_lab.training.evaluation import (
+    bn_images,
+    describe_bn,
+    evaluate,
+    has_batchnorm,
+    precise_bn,
+)
 
 
 def test_precise_bn_is_the_plain_average_of_the_batches_statistics():
@@ -44,7 +51,7 @@ def test_bn_images_are_a_fixed_sample_and_bad_counts_are_named():
 
 def test_compare_records_how_its_test_errors_were_read():
     tiny = data.synthetic(512, 128, size=8, seed=0)
-    runs = rl.train.compare({"ResNet-8": rl.cifar_resnet(8, width=4, seed=0)}, tiny, steps=4,
+    runs = train.compare({"ResNet-8": rl.cifar_resnet(8, width=4, seed=0)}, tiny, steps=4,
                             batch_size=32, eval_every=2)
     h = runs["ResNet-8"]
     assert h.setup["eval_bn"].startswith("precise BatchNorm: re-estimated on 512 training")
@@ -56,9 +63,9 @@ def test_a_trained_plain_56_is_tested_on_the_net_not_on_batchnorm_lag():
     running averages lag behind its weights. Its test error must be read from the net itself:
     within 10 points of its training error over the last 50 batches (with the running
     averages it was 18 to 45 points above them)."""
-    s = lesson.QUICK
-    images = lesson.degradation_data(s)
-    _, runs = lesson.degradation_runs(s, images, ("plain-56",))
+    s = lessons.QUICK
+    images = lessons.degradation_data(s)
+    _, runs = lessons.degradation_runs(s, images, ("plain-56",))
     h = runs["plain-56"]
     train_error = sum(h.train_error[-50:]) / 50
     assert abs(h.test_error[-1] - train_error) < 0.10, (h.test_error[-1], train_error)

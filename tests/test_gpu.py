@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import callbacks, captured, data, graphs_cpu, recipes, train
-from resnet_lab.checkpoint import Checkpoint
+from resnet_lab.training import callbacks, captured, data, graphs_cpu, recipes, train
+from resnet_lab.training.checkpoint import Checkpoint
 
 pytestmark = pytest.mark.gpu
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab.hooks import (
+from resnet_lab.instruments.hooks import (
     ActivationStats,
     GradientNorms,
     UpdateRatios,

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import bars, data, lesson
-from resnet_lab.experiments import backbone, resnext
+from resnet_lab import lessons
+from resnet_lab.lessons.experiments import backbone, resnext
+from resnet_lab.pictures import bars
+from resnet_lab.training import data
 
 matplotlib.use("Agg")
 
-TINY = lesson.Settings("quick", size=8, width=2, steps=4, batch_size=16,
+TINY = lessons.Settings("quick", size=8, width=2, steps=4, batch_size=16,
                        datasets=("synthetic",), n_train=80)
 
 

@@ -8,8 +8,12 @@ import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import data, ensembles, landscape, lesson, train
-from resnet_lab.cardinality import AggregatedTransform
+from resnet_lab import lessons
+from resnet_lab.instruments import landscape
+from resnet_lab.lessons import verdicts
+from resnet_lab.nets import ensembles
+from resnet_lab.nets.cardinality import AggregatedTransform
+from resnet_lab.training import data, train
 from tests.test_data import make_cifar_archive, make_fashion_folder
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -100,15 +104,15 @@ def test_deleting_a_block_is_temporary_and_identity():
 def test_modes_and_verdicts(capsys, monkeypatch):
     monkeypatch.delenv("RESNET_LAB_MODE", raising=False)
     expected = "full" if torch.cuda.is_available() else "quick"
-    assert lesson.settings().mode == expected
+    assert lessons.settings().mode == expected
     monkeypatch.setenv("RESNET_LAB_MODE", "full")
-    assert lesson.settings().mode == "full"
-    assert lesson.settings("quick").size == 16
+    assert lessons.settings().mode == "full"
+    assert lessons.settings("quick").size == 16
     with pytest.raises(ValueError, match="mode='slow'"):
-        lesson.settings("slow")
+        lessons.settings("slow")
     capsys.readouterr()
-    lesson.verdict(lesson.Verdict("x", 1.5, "a > b"))
-    lesson.verdict(lesson.Verdict("y", 1.0, "c > d"))        # exactly at the threshold: not shown
+    lessons.verdict(lessons.Verdict("x", 1.5, "a > b"))
+    lessons.verdict(lessons.Verdict("y", 1.0, "c > d"))        # exactly at the threshold: not shown
     assert capsys.readouterr().out.splitlines() == ["VERDICT x: a > b -> shown",
                                                     "VERDICT y: c > d -> NOT shown"]
 
@@ -126,8 +130,8 @@ def offline(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-FULL_SMALL = lesson.Settings("full", size=32, width=4, steps=1, batch_size=8,
-                             datasets=lesson.FULL.datasets, n_train=16)
+FULL_SMALL = lessons.Settings("full", size=32, width=4, steps=1, batch_size=8,
+                             datasets=lessons.FULL.datasets, n_train=16)
 
 
 def test_full_mode_prefers_cifar10_when_it_is_there(offline, capsys):
@@ -135,21 +139,21 @@ def test_full_mode_prefers_cifar10_when_it_is_there(offline, capsys):
     make_cifar_archive(offline / "c.tar.gz")
     with tarfile.open(offline / "c.tar.gz") as tar:
         tar.extractall(offline, filter="data")
-    images = lesson.lesson_data(FULL_SMALL)
+    images = lessons.lesson_data(FULL_SMALL)
     assert images.name == "cifar10" and images.x_train.shape == (16, 3, 32, 32)
     assert "data: cifar10" in capsys.readouterr().out
 
 
 def test_full_mode_falls_back_to_fashion_mnist_and_says_why(offline, capsys):
     make_fashion_folder(offline / "fashion-mnist")
-    images = lesson.lesson_data(FULL_SMALL)
+    images = lessons.lesson_data(FULL_SMALL)
     assert images.name == "fashion_mnist" and images.x_train.shape == (16, 1, 32, 32)
     out = capsys.readouterr().out
     assert "data: fashion_mnist" in out and "cifar10 not available" in out
 
 
 def test_full_mode_uses_the_built_in_set_last(offline, capsys):
-    images = lesson.lesson_data(FULL_SMALL)
+    images = lessons.lesson_data(FULL_SMALL)
     assert images.name == "synthetic" and images.x_train.shape == (16, 3, 32, 32)
     out = capsys.readouterr().out
     assert "cifar10 not available" in out and "fashion_mnist not available" in out
@@ -157,10 +161,10 @@ def test_full_mode_uses_the_built_in_set_last(offline, capsys):
 
 def test_the_dataset_can_be_forced(monkeypatch, offline, capsys):
     monkeypatch.setenv("RESNET_LAB_DATASET", "synthetic")
-    assert lesson.settings("full").datasets == ("synthetic",)
+    assert lessons.settings("full").datasets == ("synthetic",)
     monkeypatch.setenv("RESNET_LAB_DATASET", "mnist")
     with pytest.raises(ValueError, match="RESNET_LAB_DATASET='mnist'"):
-        lesson.settings("quick")
+        lessons.settings("quick")
 
 
 def test_fashion_mnist_is_padded_not_stretched_to_32(tmp_path):
@@ -194,7 +198,7 @@ BOTTLENECK = "Solution (click): MyBottleneck"
 
 
 def test_the_hidden_resnet18_solution_passes_its_check(capsys):
-    assert lesson.check_resnet18(defined(hidden_solution(RESNET18))["MyResNet18"])
+    assert lessons.check_resnet18(defined(hidden_solution(RESNET18))["MyResNet18"])
     assert "✓ same parameters, same names, same outputs" in capsys.readouterr().out
 
 
@@ -207,20 +211,20 @@ def test_the_hidden_resnet18_solution_passes_its_check(capsys):
 def test_a_wrong_resnet18_fails_its_check_and_says_why(capsys, old, new, words):
     code = hidden_solution(RESNET18)
     assert old in code
-    assert not lesson.check_resnet18(defined(code.replace(old, new))["MyResNet18"])
+    assert not lessons.check_resnet18(defined(code.replace(old, new))["MyResNet18"])
     assert words in capsys.readouterr().out
 
 
 def test_the_bottleneck_check_passes_the_solution_and_fails_a_wrong_one(capsys):
     code = hidden_solution(BOTTLENECK)
-    assert lesson.check_bottleneck(defined(code)["MyBottleneck"])
+    assert lessons.check_bottleneck(defined(code)["MyBottleneck"])
     relu_before_add = code.replace("out = self.bn3(self.conv3(out))",
                                    "out = self.relu(self.bn3(self.conv3(out)))")
-    assert not lesson.check_bottleneck(defined(relu_before_add)["MyBottleneck"])
+    assert not lessons.check_bottleneck(defined(relu_before_add)["MyBottleneck"])
     stride_on_1x1 = code.replace("nn.Conv2d(inplanes, planes, 1, bias=False)",
                                  "nn.Conv2d(inplanes, planes, 1, stride, bias=False)").replace(
         "nn.Conv2d(planes, planes, 3, stride, 1", "nn.Conv2d(planes, planes, 3, 1, 1")
-    assert not lesson.check_bottleneck(defined(stride_on_1x1)["MyBottleneck"])
+    assert not lessons.check_bottleneck(defined(stride_on_1x1)["MyBottleneck"])
 
 
 def test_an_unwritten_exercise_says_so_instead_of_failing(capsys):
@@ -228,17 +232,17 @@ def test_an_unwritten_exercise_says_so_instead_of_failing(capsys):
         def __init__(self, *args):
             raise NotImplementedError("write it")
 
-    assert not lesson.check_resnet18(Stub) and not lesson.check_bottleneck(Stub)
+    assert not lessons.check_resnet18(Stub) and not lessons.check_bottleneck(Stub)
     assert "not written yet (write it)" in capsys.readouterr().out
 
 
 def test_the_margins_file_names_exactly_the_claims_the_lessons_make():
     """bench_verdicts' committed summary, which the lessons print under each verdict, covers
     every claim function, and names none that the code no longer has."""
-    import resnet_lab.experiments  # noqa: F401  (registers every claim function)
+    import resnet_lab.lessons.experiments  # noqa: F401  (registers every claim function)
 
-    measured = json.loads(lesson.MARGINS_FILE.read_text())["verdicts"]
-    assert set(measured) == set(lesson.CLAIMS)
+    measured = json.loads(lessons.MARGINS_FILE.read_text())["verdicts"]
+    assert set(measured) == set(lessons.CLAIMS)
     assert all(m["runs"] >= 1 and "/" in m["shown"] for m in measured.values())
 
 
@@ -247,15 +251,15 @@ def test_a_claims_verdict_prints_its_measured_spread_below_it(capsys, monkeypatc
     margins.write_text(json.dumps({"verdicts": {"toy": {
         "runs": 20, "over": "5 seed(s) x 2 data sets", "shown": "20/20", "min": "1.3",
         "median": "2"}}}))
-    monkeypatch.setattr(lesson, "MARGINS_FILE", margins)
+    monkeypatch.setattr(verdicts, "MARGINS_FILE", margins)
 
-    @lesson.claim
-    def toy(x: float) -> lesson.Verdict:
-        return lesson.Verdict("toy claim", x, f"measured {x}")
+    @lessons.claim
+    def toy(x: float) -> lessons.Verdict:
+        return lessons.Verdict("toy claim", x, f"measured {x}")
 
     v = toy(1.5)
-    assert v.name == "toy" and lesson.CLAIMS.pop("toy")
-    lesson.verdict(v)
+    assert v.name == "toy" and lessons.CLAIMS.pop("toy")
+    lessons.verdict(v)
     assert capsys.readouterr().out.splitlines() == [
         "VERDICT toy claim: measured 1.5 -> shown",
         "  spread over 20 runs of bench_verdicts (5 seed(s) x 2 data sets): shown in 20/20, "

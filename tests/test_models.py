@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 import resnet_lab as rl
-from resnet_lab import history
-from resnet_lab.blocks import PadShortcut
-from resnet_lab.models import named_net
+from resnet_lab.nets.blocks import PadShortcut
+from resnet_lab.nets.configs import config_to_dict
+from resnet_lab.nets.models import named_net
+from resnet_lab.training import history
 from tests.reference import torchvision_resnet as tv
 from tests.util import assert_value_error_naming
 
@@ -206,7 +207,7 @@ def test_deep_mlp_shapes_and_skip():
 def test_a_model_carries_its_config_and_build_makes_the_same_net(make, kind):
     model = make()
     assert isinstance(model.config, kind)
-    for config in (model.config, rl.configs.config_to_dict(model.config)):
+    for config in (model.config, config_to_dict(model.config)):
         again = rl.build(config)
         assert again.config == model.config
         assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
@@ -232,7 +233,7 @@ def test_a_seed_fixes_the_weights_and_leaves_the_global_random_state_alone():
 
 
 def test_depth_rules_live_in_checks():
-    from resnet_lab import checks
+    from resnet_lab.nets import checks
 
     assert checks.depths("basic")[:4] == (8, 14, 20, 26) and checks.depths("basic")[-1] == 110
     assert checks.depths("bottleneck")[:3] == (11, 20, 29)

@@ -56,7 +56,7 @@ def test_every_verdict_says_shown(path):
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_every_lesson_has_mode_exercise_with_solution_and_summary(path):
     source = text(path)
-    assert "MODE = None" in source and "lesson.settings(MODE)" in source
+    assert "MODE = None" in source and "lessons.settings(MODE)" in source
     assert "## Exercise" in source and "<details><summary>Solution" in source
     assert "## Summary" in source
     assert 'find_spec("resnet_lab")' in source          # installs itself on Colab/Binder

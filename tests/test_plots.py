@@ -5,9 +5,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from resnet_lab import plots
-from resnet_lab.history import History
-from resnet_lab.strip import Cell
+from resnet_lab.pictures import plots
+from resnet_lab.pictures.strip import Cell
+from resnet_lab.training.history import History
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the file-only backend)
@@ -117,7 +117,7 @@ def test_the_update_ratio_plot_names_its_layers_and_marks_an_exact_zero():
 
 
 def test_the_sample_grid_shows_one_labelled_image_per_class():
-    from resnet_lab import data
+    from resnet_lab.training import data
     images = data.synthetic(200, 20, size=8, seed=0)
     fig = plots.plot_samples(images, per_class=2)
     shown = [ax for ax in fig.axes if ax.images]

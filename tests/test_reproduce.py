@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from resnet_lab import cluster, report, reproduce
-from resnet_lab.grid import Grid
-from resnet_lab.paper import HE2015_TABLE6
+from resnet_lab.grid import cluster, report, reproduce
+from resnet_lab.grid.runs import Grid
+from resnet_lab.nets.paper import HE2015_TABLE6
 
 ROOT = Path(__file__).resolve().parent.parent
 

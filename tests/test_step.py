@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import resnet_lab as rl
-from resnet_lab import callbacks, data, recipes, step, train
-from resnet_lab.hooks import GradientNorms
+from resnet_lab.instruments.hooks import GradientNorms
+from resnet_lab.training import callbacks, data, recipes, step, train
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import resnet_lab as rl
-from resnet_lab import callbacks, cli, data, history, recipes, train
-from resnet_lab.configs import config_to_dict
-from resnet_lab.ensembles import without_block
+from resnet_lab import cli
+from resnet_lab.nets.configs import config_to_dict
+from resnet_lab.nets.ensembles import without_block
+from resnet_lab.training import callbacks, data, history, recipes, train
 from tests.util import assert_value_error_naming
 
 
@@ -149,6 +150,25 @@ def test_one_diverging_model_does_not_stop_the_others(tiny):
         histories = train.compare(models, tiny, steps=10, batch_size=32)
     assert histories["hot"].status == "diverged" and histories["hot"].step == []
     assert histories["calm"].status == "finished" and len(histories["calm"].step) == 10
+
+
+def test_a_callback_can_replace_a_models_step(tiny):
+    """As fastai's TrainCB does: a callback swaps ResNet-8's SGD step for an Adam one at the
+    start, and the loop trains it with that step (at the lr the schedule gives) from then on;
+    the other model keeps its own."""
+    from resnet_lab.training.step import Step
+
+    class AdamFor(callbacks.Callback):
+        def on_start(self, run):
+            model = run.models["ResNet-8"]
+            self.adam = torch.optim.Adam(model.parameters())
+            run.steppers["ResNet-8"] = Step(model, self.adam)
+
+    swap = AdamFor()
+    runs = train.compare(small_models(), tiny, steps=3, batch_size=32, callbacks=[swap])
+    assert [s["step"] for s in swap.adam.state.values()][:1] == [3]        # Adam made 3 steps
+    assert runs["ResNet-8"].step == runs["plain-8"].step == [1, 2, 3]
+    assert swap.adam.param_groups[0]["lr"] == runs["ResNet-8"].lr[-1]
 
 
 def test_time_budget_and_epochs(tiny):

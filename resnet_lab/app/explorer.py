@@ -15,20 +15,15 @@ import ipywidgets as W
 import plotly.graph_objects as go
 import torch
 
-from .. import data as datasets
-from ..blocks import blocks_of, stage_name
-from ..diagrams import draw_network
-from ..experiments.vanishing import mlp_batch
-from ..hooks import gradient_profile
-from ..models import ResNet, cifar_resnet, deep_mlp, set_skip
-from ..plots import (
-    explorer_figure,
-    plot_profile,
-    update_profile,
-    update_strip_figure,
-)
-from ..regimes import first_last_ratio, regime
-from ..strip import cell_norms, norm_colour
+from ..instruments.hooks import gradient_profile
+from ..instruments.regimes import first_last_ratio, regime
+from ..lessons.experiments.vanishing import mlp_batch
+from ..nets.blocks import blocks_of, stage_name
+from ..nets.models import ResNet, cifar_resnet, deep_mlp, set_skip
+from ..pictures.diagrams import draw_network
+from ..pictures.plots import explorer_figure, plot_profile, update_profile, update_strip_figure
+from ..pictures.strip import cell_norms, norm_colour
+from ..training import data as datasets
 from .widgets import (
     BOTTLENECK_DEPTHS,
     DEPTHS,

@@ -8,10 +8,10 @@ from contextlib import ExitStack
 import ipywidgets as W
 import torch
 
-from .. import data as datasets
-from ..diagrams import draw_network
-from ..ensembles import deletable_blocks, without_block
-from ..evaluation import evaluate, precise_bn
+from ..nets.ensembles import deletable_blocks, without_block
+from ..pictures.diagrams import draw_network
+from ..training import data as datasets
+from ..training.evaluation import evaluate, precise_bn
 from .widgets import NetworkStrip, html_text
 
 

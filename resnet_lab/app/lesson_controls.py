@@ -6,12 +6,12 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from ..blocks import Bottleneck, blocks_of
-from ..cost import complexity
-from ..diagrams import draw_connectivity, draw_network
-from ..experiments import median_ms
-from ..models import build_seeded, cifar_resnet, initialize
-from ..paper import XIE2017_TABLE2
+from ..instruments.cost import complexity
+from ..lessons.experiments import median_ms
+from ..nets.blocks import Bottleneck, blocks_of
+from ..nets.models import build_seeded, cifar_resnet, initialize
+from ..nets.paper import XIE2017_TABLE2
+from ..pictures.diagrams import draw_connectivity, draw_network
 from .widgets import DEPTHS, SEED, html_text, labelled, png, quietly, snap_depth
 
 

@@ -15,14 +15,12 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from .. import data as datasets
-from ..callbacks import Callback
-from ..checks import check_choice
-from ..devices import pick_device
-from ..diagrams import draw_network
-from ..lesson import FULL, QUICK
-from ..models import ResNet, named_net
-from ..plots import (
+from ..lessons.settings import FULL, QUICK
+from ..nets.checks import check_choice
+from ..nets.devices import pick_device
+from ..nets.models import ResNet, named_net
+from ..pictures.diagrams import draw_network
+from ..pictures.plots import (
     lab_figure,
     name_runs,
     plot_curves,
@@ -31,8 +29,11 @@ from ..plots import (
     update_curves,
     update_heatmap,
 )
-from ..recipes import with_lr
-from ..train import Run, compare
+from ..training import data as datasets
+from ..training.callbacks import Callback
+from ..training.recipes import with_lr
+from ..training.run import Run
+from ..training.train import compare
 from .lesion import LesionView
 from .widgets import DEPTHS, SEED, html_text, labelled
 

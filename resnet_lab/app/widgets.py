@@ -13,9 +13,9 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
-from ..checks import depths
-from ..plots import STRIP_LEFT, STRIP_WIDTH
-from ..strip import Cell, cell_norms, norm_colour, strip_cells, text_colour
+from ..nets.checks import depths
+from ..pictures.plots import STRIP_LEFT, STRIP_WIDTH
+from ..pictures.strip import Cell, cell_norms, norm_colour, strip_cells, text_colour
 
 DEPTHS = depths("basic")                   # 6n+2: 8, 14, ..., 110 (basic blocks, the MLP)
 BOTTLENECK_DEPTHS = depths("bottleneck")   # 9n+2: 11, 20, ..., 110

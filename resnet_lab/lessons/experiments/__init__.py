@@ -1,0 +1,110 @@
+"""The lessons' key experiments, one function per claim, and the verdict of each: one module per
+lesson (vanishing, residual, architectures, resnext, beyond) and one for the notes' closing
+point (backbone), all of it importable from here.
+
+An experiment function runs what a lesson shows (seeded: `seed` fixes the weights and the
+batches) and returns what the lesson plots; the claim function beside it turns that into a
+`lesson.Verdict` whose margin states the paper's claim, measured. The lessons call these,
+and `benchmarks/bench_verdicts.py` calls the very same functions over seeds, datasets and CPU
+kernels, so a verdict that shows in a lesson shows everywhere, with a margin. Each verdict
+that compares two runs or nets has its "changed / the same" line: `between(runs[a], runs[b])`
+for trained ones, a `*_pair` function for measured ones (`identity_pair`, `gradient_pair`).
+"""
+
+from ...training.comparison import between
+from .architectures import (
+    SIMILAR,
+    block_type_nets,
+    block_type_runs,
+    block_types_match,
+    bottleneck_saves,
+    resnet50_matches,
+)
+from .backbone import (
+    SEEN,
+    backbone_probes,
+    features_transfer,
+    linear_probe,
+    pooled_features,
+    probe_errors,
+    split_classes,
+)
+from .beyond import (
+    HIGH_LR,
+    basin_rises,
+    deletion_damage,
+    deletion_errors,
+    ensemble_survives_deletion,
+    landscape_slices,
+    matched_resnet,
+    preact_nets,
+    preact_runs,
+    preact_start,
+    preact_trains_better,
+    wider_basin,
+)
+from .residual import (
+    IDENTITY_BRANCH,
+    IDENTITY_PAIR,
+    IDENTITY_STACKS,
+    block_gradients,
+    fit_identity,
+    gradient_nets,
+    gradient_pair,
+    identity_fits,
+    identity_is_easier,
+    identity_pair,
+    identity_stacks,
+    layer_response_stds,
+    responses_are_smaller,
+    skips_carry_the_gradient,
+)
+from .resnext import (
+    LAB_PAIR,
+    budget_variants,
+    cardinality_holds_its_own,
+    cardinality_runs,
+    forms_agree,
+    grouped_is_faster,
+    lab_budget,
+    lab_pair,
+    median_ms,
+    same_budget,
+    three_forms,
+    time_forms,
+)
+from .vanishing import (
+    WATCHED_SIGMOIDS,
+    WORSE,
+    MLPTraining,
+    deeper_plain_trains_worse,
+    early_layers_freeze,
+    mlp_profiles,
+    plain_explodes_with_bn,
+    plain_vanishes_without_bn,
+    regime_table,
+    residual_stays_healthy,
+    sigmoid_vanishes,
+    skips_reduce_degradation,
+    train_sigmoid_mlp,
+)
+
+__all__ = [
+    "between",
+    "SEEN", "backbone_probes", "features_transfer", "linear_probe",
+    "pooled_features", "probe_errors", "split_classes",
+    "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
+    "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
+    "ensemble_survives_deletion", "landscape_slices", "matched_resnet", "preact_nets",
+    "preact_runs", "preact_start", "preact_trains_better", "wider_basin",
+    "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
+    "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
+    "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
+    "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
+    "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
+    "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
+    "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",
+    "early_layers_freeze", "mlp_profiles", "plain_explodes_with_bn",
+    "plain_vanishes_without_bn", "regime_table", "residual_stays_healthy", "sigmoid_vanishes",
+    "skips_reduce_degradation", "train_sigmoid_mlp",
+]

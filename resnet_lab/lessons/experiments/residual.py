@@ -1,0 +1,133 @@
+"""Lesson 2, residual learning: F -> 0 is easier than H(x) = x, skips carry the gradient to
+every block, and a ResNet's layer responses are small."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...instruments.hooks import ActivationStats, GradientNorms
+from ...nets.models import cifar_resnet, deep_mlp
+from ...training import data
+from ...training.comparison import Comparison, measured_setup, one_change
+from ...training.evaluation import evaluate, precise_bn
+from ...training.step import Step
+from ..verdicts import TINY, Verdict, claim
+
+
+def fit_identity(stack: nn.Module, steps: int = 300, seed: int = 0) -> list[float]:
+    """Train `stack` to map x to x (mean squared error, Adam 1e-3) on fresh random vectors
+    each step; return the losses. The lab's training step does the work (`step.Step`, here
+    with Adam and an MSE loss), and the losses come to the host in one copy at the end."""
+    g = torch.Generator().manual_seed(seed)
+    train_step = Step(stack, torch.optim.Adam(stack.parameters(), lr=1e-3), loss_fn=F.mse_loss,
+                      error_fn=None, norms=False)
+    rows = [train_step(x, x) for x in (torch.randn(256, 64, generator=g) for _ in range(steps))]
+    return torch.stack(rows)[:, 0].tolist()
+
+
+IDENTITY_BRANCH = dict(depth=20, width=64, activation="relu", hidden=128, branch_scale=0.1)
+IDENTITY_STACKS = {   # name: deep_mlp options besides IDENTITY_BRANCH's
+    "plain": dict(skip=0.0),
+    "residual": dict(skip=1.0),
+    "plain, signal kept (control)": dict(skip=0.0, init="he", branch_scale=2 ** -0.5),
+}
+IDENTITY_PAIR = ("residual", "plain")   # the verdict's pair: only the skip differs
+
+
+def identity_stacks(seed: int = 0) -> dict[str, nn.Module]:
+    """The stacks of `IDENTITY_STACKS` (whole `deep_mlp`s; the fit uses their `blocks`). Each
+    block is h <- skip * h + 0.1 (W2 relu(W1 h + b1) + b2) with 128 hidden units, so the plain
+    stack too can compute the identity (relu(h) - relu(-h)); plain and residual have the same
+    layers, the same initial weights and the same branch scale, and differ only in the skip.
+    The control is plain with He init and branch scale 1/sqrt(2), which keeps the signal's
+    size through the 20 blocks: if only the plain stack failed, the vanishing signal would be
+    the culprit, not the task."""
+    return {name: deep_mlp(**{**IDENTITY_BRANCH, **options}, seed=seed)
+            for name, options in IDENTITY_STACKS.items()}
+
+
+def identity_fits(steps: int = 300, seed: int = 0) -> dict[str, list[float]]:
+    """Each stack of `identity_stacks` trained to output its input: {name: losses}."""
+    return {name: fit_identity(net.blocks, steps, seed)
+            for name, net in identity_stacks(seed).items()}
+
+
+def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENTITY_PAIR
+                  ) -> Comparison:
+    """What differs between two of the identity stacks, as `identity_fits` trains them."""
+    nets = identity_stacks(seed)
+    fit = dict(inputs="256 random 64-d vectors a step", inputs_seed=seed, steps=steps,
+               optimizer="Adam, lr 1e-3")
+    return one_change(*(measured_setup(nets[name], **fit) for name in pair))
+
+
+@claim
+def identity_is_easier(fits: dict[str, list[float]]) -> Verdict:
+    residual, plain = (fits[name][-1] for name in IDENTITY_PAIR)
+    control = fits["plain, signal kept (control)"][-1]
+    return Verdict("F -> 0 is easier than H(x) = x", plain / (100 * residual),
+                   f"residual MSE {residual:.1e} vs plain {plain:.1e}, the same but the skip "
+                   f"(control with its signal kept: {control:.1e}) (claim: 100x lower)")
+
+
+def gradient_nets(seed: int = 0) -> dict[str, nn.Module]:
+    """A 56-layer net without normalization (PyTorch's default init), plain and residual,
+    from one weights seed: the same tensors, only the skip differs."""
+    return {name: cifar_resnet(56, skip=skip, norm=False, init="default", seed=seed)
+            for name, skip in (("plain-56", 0.0), ("ResNet-56", 1.0))}
+
+
+def block_gradients(size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The gradient arriving at each block's output of the `gradient_nets`, for one batch of
+    16 random images: {name: per-block norms}."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(16, 3, size, size, generator=g), torch.randint(0, 10, (16,), generator=g)
+    grads = {}
+    for name, net in gradient_nets(seed).items():
+        with GradientNorms(net, block_outputs=True) as norms:
+            F.cross_entropy(net(x), y).backward()
+        grads[name] = norms.block_values()[0]
+    return grads
+
+
+def gradient_pair(size: int, seed: int = 0) -> Comparison:
+    """What differs between the two nets of `block_gradients`."""
+    batch = dict(inputs=f"16 random {size}x{size} images", inputs_seed=seed)
+    return one_change(*(measured_setup(net, **batch) for net in gradient_nets(seed).values()))
+
+
+@claim
+def skips_carry_the_gradient(grads: dict[str, np.ndarray]) -> Verdict:
+    spread = {n: v.max() / max(v.min(), TINY) for n, v in grads.items()}
+    return Verdict("skip connections carry the gradient to every block",
+                   min(100 / spread["ResNet-56"], spread["plain-56"] / 100),
+                   f"largest/smallest block gradient: ResNet-56 {spread['ResNet-56']:.2g}, "
+                   f"plain-56 {spread['plain-56']:.2g} (claim: under / over 100)")
+
+
+def layer_response_stds(nets: dict[str, nn.Module], images: data.Dataset
+                        ) -> dict[str, np.ndarray]:
+    """He et al. Fig. 7: the std of every 3x3 layer's response (after BN), on 500 test images
+    in eval mode, for the plain-56 and ResNet-56 of the degradation experiment. Each net's
+    BatchNorm statistics are re-estimated on training images first (precise BN): with lagging
+    running averages the stds would measure the lag, not the responses."""
+    stds = {}
+    for name in ("plain-56", "ResNet-56"):
+        net = nets[name]
+        responses = [n for n, _ in net.named_modules()
+                     if n.startswith("layer") and n.endswith(("bn1", "bn2"))]
+        precise_bn(net, images.x_train)     # before the hooks: not recorded
+        with ActivationStats(net, responses, train_only=False) as acts:
+            evaluate(net, images.x_test[:500], images.y_test[:500])
+        stds[name] = acts.stds()[0]
+    return stds
+
+
+@claim
+def responses_are_smaller(stds: dict[str, np.ndarray]) -> Verdict:
+    res, plain = stds["ResNet-56"].mean(), stds["plain-56"].mean()
+    return Verdict("the ResNet's layer responses are smaller than the plain net's", plain / res,
+                   f"mean std {res:.2f} vs {plain:.2f}")

@@ -1,0 +1,136 @@
+"""Lesson 4, ResNeXt: the three equivalent forms, the grouped convolution's speed, more
+paths at the same parameter budget, and a small ResNeXt against a ResNet of its budget,
+trained over several seeds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...instruments.cost import complexity
+from ...nets.cardinality import AggregatedTransform
+from ...nets.configs import ImageNetConfig
+from ...nets.models import ResNet, build_seeded, cifar_resnet, initialize
+from ...nets.paper import XIE2017_TABLE2
+from ...training import data, train
+from ..settings import Settings
+from ..verdicts import TINY, Verdict, claim
+
+
+def three_forms(seed: int = 0) -> tuple[AggregatedTransform, torch.Tensor,
+                                        dict[str, torch.Tensor]]:
+    """One ResNeXt transformation (32 paths of 4 channels) computed three ways on one batch."""
+    block = build_seeded(lambda: AggregatedTransform(256, cardinality=32, width=4),
+                         lambda m, g: initialize(m, generator=g), seed)
+    x = torch.randn(4, 256, 14, 14, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        forms = {"(a) 32 paths, summed": block.paths(x), "(b) concatenate": block.concat(x),
+                 "(c) grouped conv": block.grouped(x)}
+    return block, x, forms
+
+
+@claim
+def forms_agree(forms: dict[str, torch.Tensor]) -> Verdict:
+    reference = forms["(c) grouped conv"]
+    worst = max((out - reference).abs().max().item() for out in forms.values())
+    return Verdict("the three forms compute the same function", 1e-4 / max(worst, TINY),
+                   f"largest difference {worst:.0e} (float32 rounding; claim: under 1e-4)")
+
+
+def median_ms(fn, repeats: int = 7) -> float:
+    """Median wall time of `fn()` in milliseconds, after one warm-up call, without autograd."""
+    times = []
+    with torch.no_grad():
+        fn()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def time_forms(block: AggregatedTransform, x: torch.Tensor) -> dict[str, float]:
+    return {"(a) 32 paths, summed": median_ms(lambda: block.paths(x)),
+            "(b) concatenate": median_ms(lambda: block.concat(x)),
+            "(c) grouped conv": median_ms(lambda: block.grouped(x))}
+
+
+@claim
+def grouped_is_faster(timings: dict[str, float]) -> Verdict:
+    speedup = timings["(a) 32 paths, summed"] / timings["(c) grouped conv"]
+    return Verdict("the grouped convolution is faster than the loop of paths", speedup / 1.5,
+                   f"{speedup:.1f}x faster (claim: 1.5x)")
+
+
+def budget_variants() -> dict[tuple[int, int], tuple[int, int]]:
+    """(C, d) -> (parameters, MACs at 224x224) of Xie et al.'s Table 2 variants of ResNet-50,
+    built on the meta device (no memory, no init: only the shapes count)."""
+    sizes = {}
+    for c, d in XIE2017_TABLE2:
+        with torch.device("meta"):
+            model = ResNet(ImageNetConfig("resnet50", groups=c, width_per_group=d))
+        sizes[c, d] = complexity(model, (1, 3, 224, 224))
+    return sizes
+
+
+@claim
+def same_budget(sizes: dict[tuple[int, int], tuple[int, int]]) -> Verdict:
+    params = [p for p, _ in sizes.values()]
+    spread = max(params) / min(params) - 1
+    return Verdict("more paths at the same parameter budget", 0.05 / spread,
+                   f"all {len(sizes)} variants within {100 * spread:.1f}% of each other's "
+                   "parameters (claim: 5%)")
+
+
+# Two of Xie et al.'s Table 2 templates (C, d), every channel count shrunk by 64 / LAB_WIDTH:
+# (1, 64) is a dense 3x3 of 8 channels in stage 1, (4, 24) four groups of 3; the budget stays
+# the same, as in Table 2 (C = 32 would leave a path less than one channel).
+LAB_PAIR = {"ResNet (C = 1)": (1, 64), "ResNeXt (C = 4, d = 24)": (4, 24)}
+LAB_WIDTH, LAB_DEPTH = 8, 11    # a bottleneck net of one block per stage, stages of 8/16/32
+
+
+def lab_pair(in_channels: int, num_classes: int, seed: int = 0) -> dict[str, ResNet]:
+    """A small bottleneck ResNet and its ResNeXt twin (`LAB_PAIR`), from one weights seed."""
+    return {name: cifar_resnet(LAB_DEPTH, block="bottleneck", width=LAB_WIDTH, groups=c,
+                               width_per_group=d, in_channels=in_channels,
+                               num_classes=num_classes, seed=seed)
+            for name, (c, d) in LAB_PAIR.items()}
+
+
+def lab_budget(nets: dict[str, ResNet], shape: tuple[int, ...]) -> dict[tuple[int, int],
+                                                                        tuple[int, int]]:
+    """(C, d) -> (parameters, MACs) of the lab pair, the form `same_budget` reads."""
+    return {LAB_PAIR[name]: complexity(net, shape) for name, net in nets.items()}
+
+
+def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (0, 1, 2)
+                     ) -> dict[str, list[float]]:
+    """The lab pair trained side by side, the same steps (half the lesson's) on the same
+    batches, once per seed: {name: test error of each seed's run}."""
+    errors: dict[str, list[float]] = {name: [] for name in LAB_PAIR}
+    for seed in seeds:
+        nets = lab_pair(**images.net_options, seed=seed)
+        runs = train.compare(nets, images, steps=s.steps // 2, batch_size=s.batch_size,
+                             recipe="quick", seed=seed, grad_every=0)
+        for name, h in runs.items():
+            errors[name].append(h.test_error[-1])
+    return errors
+
+
+@claim
+def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
+    """Claimed only as wide as lab sizes carry: ResNeXt is no worse than ResNet beyond twice
+    the seeds' spread (the larger standard deviation over seeds of the two)."""
+    (_, res), (_, nxt) = errors.items()
+    spread = max(np.std(res), np.std(nxt))
+    worse_by = np.mean(nxt) - np.mean(res)
+    return Verdict("at an equal budget ResNeXt is no worse than ResNet beyond twice the "
+                   "seeds' spread", 2 * spread / worse_by if worse_by > 0 else 1 / TINY,
+                   "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
+                             f"over {len(v)} seeds" for n, v in errors.items())
+                   + f"; ResNeXt - ResNet: {100 * worse_by:+.1f} points, "
+                   f"{worse_by / max(spread, TINY):+.1f} spreads (claim: ResNeXt's mean at "
+                   "most 2 spreads above ResNet's)")

@@ -1,0 +1,148 @@
+"""Lesson 1, vanishing gradients: the sigmoid MLP, frozen early layers, the degradation
+problem (and the skips that remove it), and the regimes of plain and residual CNNs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...instruments.hooks import (
+    ActivationStats,
+    UpdateRatios,
+    gradient_profile,
+    relative_weight_change,
+    weight_snapshot,
+)
+from ...instruments.regimes import EXPLODING_ABOVE, VANISHING_BELOW, first_last_ratio
+from ...nets.models import cifar_resnet, deep_mlp
+from ...training import data, train
+from ...training.history import History
+from ...training.recipes import Recipe
+from ..verdicts import TINY, Verdict, claim
+
+
+def mlp_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deep MLPs' fixed batch: 64 random 64-dimensional inputs and labels (the explorer
+    measures on the same one, so its readout and the lesson's verdict print the same ratio)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)
+
+
+def mlp_profiles(seed: int = 0) -> dict[str, dict[str, float]]:
+    """Gradient profiles of 20-layer plain MLPs (sigmoid, tanh, ReLU) at initialization, on
+    `mlp_batch`."""
+    return {f"plain {act}": gradient_profile(deep_mlp(20, activation=act, seed=seed),
+                                             *mlp_batch(seed))
+            for act in ("sigmoid", "tanh", "relu")}
+
+
+@claim
+def sigmoid_vanishes(profiles: dict[str, dict[str, float]]) -> Verdict:
+    ratio = first_last_ratio(profiles["plain sigmoid"])
+    return Verdict("vanishing gradient in a deep sigmoid MLP",
+                   VANISHING_BELOW / max(ratio, TINY),
+                   f"first-layer gradient = {ratio:.3g} x last layer's "
+                   f"(vanishing below {VANISHING_BELOW:g})")
+
+
+@dataclass
+class MLPTraining:
+    """What lesson 1 watches while the deep sigmoid MLP trains."""
+
+    history: History
+    moved: dict[str, float]           # layer -> ||W_end - W_start|| / ||W_start||
+    activations: ActivationStats
+    updates: UpdateRatios
+
+
+WATCHED_SIGMOIDS = [f"blocks.{i}.act" for i in (0, 5, 10, 15, 19)]
+
+
+def train_sigmoid_mlp(steps: int, seed: int = 0) -> MLPTraining:
+    """The 20-layer sigmoid MLP trained with plain SGD (no weight decay: every change comes
+    from the gradient) on 8x8 synthetic images, its sigmoids and update sizes watched."""
+    images = data.synthetic(5000, 1000, size=8, channels=1, seed=seed)
+    mlp = deep_mlp(20, activation="sigmoid", seed=seed)
+    start = weight_snapshot(mlp)
+    sgd = Recipe("plain SGD", lr=0.1, momentum=0.9, weight_decay=0.0, schedule="constant")
+    with ActivationStats(mlp, WATCHED_SIGMOIDS, bins=40, hist_range=(0.0, 1.0)) as acts, \
+            UpdateRatios(mlp) as updates:
+        history = train.fit(mlp, images, steps=steps, batch_size=128, recipe=sgd,
+                            name="sigmoid MLP", seed=seed)
+    return MLPTraining(history, relative_weight_change(mlp, start), acts, updates)
+
+
+@claim
+def early_layers_freeze(moved: dict[str, float]) -> Verdict:
+    first, last = "blocks.0.fc", list(moved)[-1]
+    return Verdict("early layers stop learning",
+                   moved[last] / (100 * max(moved[first], TINY)),
+                   f"{first} moved {moved[first]:.1e}, {last} {moved[last]:.1e} "
+                   "(claim: under 1/100 of it)")
+
+
+WORSE = 1.1     # "trains worse": a final training loss (or error) 10% above the other net's
+
+
+@claim
+def deeper_plain_trains_worse(histories: dict[str, History]) -> Verdict:
+    """He et al. Fig. 1: plain-56 ends with a higher training loss than plain-20, and a higher
+    test error too (so it is not overfitting)."""
+    p20, p56 = histories["plain-20"], histories["plain-56"]
+    loss20, loss56 = p20.final_train_loss(), p56.final_train_loss()
+    err20, err56 = p20.test_error[-1], p56.test_error[-1]
+    return Verdict("deeper plain net has higher TRAINING loss (not overfitting)",
+                   min(loss56 / loss20, err56 / max(err20, TINY)) / WORSE,
+                   f"plain-56 train loss {loss56:.2f} vs plain-20 {loss20:.2f}, test error "
+                   f"{100 * err56:.0f}% vs {100 * err20:.0f}% (claim: both {WORSE:g}x)")
+
+
+@claim
+def skips_reduce_degradation(histories: dict[str, History]) -> Verdict:
+    """He et al. Fig. 6: with skips the 56-layer net trains far better than plain-56. Reduced,
+    not removed: ResNet-20's loss is printed beside it (at the lessons' budgets the deeper
+    ResNet does not beat the shallower one)."""
+    res, plain = histories["ResNet-56"].final_train_loss(), histories["plain-56"].final_train_loss()
+    res20 = histories["ResNet-20"].final_train_loss()
+    return Verdict("skip connections reduce it: ResNet-56 trains better than plain-56",
+                   plain / res / WORSE,
+                   f"train loss ResNet-56 {res:.2f} vs plain-56 {plain:.2f} (claim: plain "
+                   f"{WORSE:g}x); ResNet-20 {res20:.2f}")
+
+
+def regime_table(images: data.Dataset, seed: int = 0) -> dict[tuple, dict[str, float]]:
+    """Gradient profiles at initialization of plain and residual CIFAR nets of depth 20, 56
+    and 110, on 16 images: {(set-up, depth, skip): profile}. Three set-ups, so that each
+    comparison changes one thing: without normalization and with BatchNorm, both in PyTorch's
+    default init (BatchNorm is the change), and BatchNorm in He init (the init is the change)."""
+    batch = images.x_train[:16], images.y_train[:16]
+    setups = {"no BN, default init": dict(norm=False, init="default"),
+              "BatchNorm, default init": dict(init="default"), "BatchNorm, He init": {}}
+    return {(setup, depth, skip): gradient_profile(
+                cifar_resnet(depth, skip=skip, seed=seed, **images.net_options, **kw),
+                *batch)
+            for setup, kw in setups.items() for depth in (20, 56, 110) for skip in (0.0, 1.0)}
+
+
+@claim
+def plain_vanishes_without_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
+    ratio = first_last_ratio(table["no BN, default init", 56, 0.0])
+    return Verdict("plain CNN without normalization: gradients vanish towards the input",
+                   VANISHING_BELOW / max(ratio, TINY), f"plain-56 ratio {ratio:.1e}")
+
+
+@claim
+def plain_explodes_with_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
+    ratio = first_last_ratio(table["BatchNorm, default init", 56, 0.0])   # only BN changed
+    return Verdict("plain CNN with BatchNorm: gradients explode towards the input",
+                   ratio / EXPLODING_ABOVE, f"plain-56 ratio {ratio:.1e}")
+
+
+@claim
+def residual_stays_healthy(table: dict[tuple, dict[str, float]]) -> Verdict:
+    ratios = [first_last_ratio(p) for (_, _, skip), p in table.items() if skip == 1.0]
+    inside = min(min(r / VANISHING_BELOW, EXPLODING_ABOVE / r) for r in ratios)
+    return Verdict("residual nets stay healthy at every depth, with or without BatchNorm",
+                   inside, f"residual ratios {min(ratios):.2g} to {max(ratios):.2g} "
+                   f"(healthy: {VANISHING_BELOW:g} to {EXPLODING_ABOVE:g})")

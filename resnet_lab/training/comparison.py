@@ -1,0 +1,132 @@
+"""One variable per comparison: what two runs (or two measured nets) share and what differs
+between them, read from their setups, never typed by hand.
+
+A setup is a plain dictionary: a trained model's `History.setup` (its config's fields, whether
+it was plain, the recipe, batch size, data seed, steps, data, how BatchNorm was evaluated, the
+engine), or, for a net measured without training, `measured_setup(model, ...)`: its config's
+fields and the measurement's own settings. `one_change(a, b)` compares two setups field by
+field and says whether the two nets started from the very same weights, by building both from
+their configs and comparing every tensor: "the same seed" is not enough, since nets of a
+different shape draw different weights from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from ..nets.configs import KINDS, config_from_dict, config_to_dict
+from ..nets.models import build, config_of, is_plain
+from .history import History
+
+LABELS = {   # setup fields that are not the net's own, in the words a lesson uses
+    "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
+    "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "engine",
+}
+DERIVED = ("plain", "weights_seed")   # follow from other fields: never a change of their own
+
+
+def measured_setup(model: nn.Module, **settings) -> dict:
+    """The setup of a net measured without training: its config's fields (its weights seed
+    as "weights_seed"), whether it is plain, and the measurement's `settings` (e.g. the
+    inputs, steps and optimizer of a fit)."""
+    config = config_of(model)
+    if config is None:
+        raise ValueError(f"model={type(model).__name__} is not allowed; give a lab model "
+                         "(cifar_resnet, an ImageNet builder, deep_mlp): its config is compared")
+    net = config_to_dict(config)
+    net["weights_seed"] = net.pop("seed")
+    return {**net, "plain": is_plain(model), **settings}
+
+
+def net_fields(setup: dict) -> list[str]:
+    """The setup's fields that belong to the net's config (its weights seed aside)."""
+    kind = KINDS.get(setup.get("builder"))
+    return [] if kind is None else [f.name for f in fields(kind) if f.name != "seed"]
+
+
+def initial_weights(setup: dict) -> dict[str, torch.Tensor] | None:
+    """The net's initial parameters, rebuilt from its config and weights seed (None when it
+    had no seed: then its weights came from the global generator and cannot be rebuilt)."""
+    if setup.get("weights_seed") is None or not net_fields(setup):
+        return None
+    config = {k: setup[k] for k in ("builder", *net_fields(setup)) if k in setup}  # else default
+    return dict(build(config_from_dict({**config, "seed": setup["weights_seed"]}))
+                .named_parameters())
+
+
+def equal_tensors(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] | None
+                  ) -> tuple[int, tuple[str, ...]]:
+    """How many of two nets' parameters are equal (the same name, shape and values), and the
+    names of the others (one net's own, or different); (0, ()) when either is unknown."""
+    if a is None or b is None:
+        return 0, ()
+    equal = {k for k in a.keys() & b if a[k].shape == b[k].shape and torch.equal(a[k], b[k])}
+    return len(equal), tuple(k for k in dict.fromkeys([*a, *b]) if k not in equal)
+
+
+def short(value: object) -> str:
+    """A setup value as the line shows it: a recipe by its name and lr, 1.0 as 1."""
+    if isinstance(value, dict) and "name" in value:
+        return f"{value['name']}, lr {value['lr']:g}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What two setups share and what differs. `changed`: field -> (a's value, b's value);
+    `same`: field -> the shared value; `tensors`: how many initial parameter tensors are
+    equal in the two nets, and how many are not; `weights_seed`: the seed both were drawn
+    from (None when it differs)."""
+
+    changed: dict[str, tuple]
+    same: dict[str, object]
+    tensors: tuple[int, tuple[str, ...]]
+    weights_seed: int | None
+    net: tuple[str, ...] = ()     # the fields that belong to the net's config
+
+    @property
+    def same_weights(self) -> bool:
+        """Whether the two nets started from the very same tensors, every one of them."""
+        return self.tensors[0] > 0 and not self.tensors[1]
+
+    def weights(self) -> str:
+        equal, other = self.tensors
+        if self.same_weights:
+            return f"initial weights (seed {self.weights_seed}, every tensor equal)"
+        if self.weights_seed is not None:
+            modules = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in other))
+            shown = ", ".join(modules[:4]) + (", …" if len(modules) > 4 else "")
+            return (f"weights seed {self.weights_seed} (not the same initial weights: "
+                    f"{equal} tensors equal, {len(other)} not: {shown})")
+        return ""
+
+    def __str__(self) -> str:
+        changed = ", ".join(f"{k} ({short(a)} → {short(b)})" for k, (a, b) in
+                            self.changed.items())
+        net = [k for k in self.same if k in self.net]
+        same = [self.weights()] + [f"{LABELS.get(k, k)} ({short(v)})" for k, v in
+                                   self.same.items() if k not in self.net and k != "builder"]
+        if net:
+            same.insert(0, f"the rest of the net ({', '.join(net)})")
+        return f"changed: {changed or 'nothing'}; the same: {', '.join(s for s in same if s)}"
+
+
+def one_change(a: dict, b: dict) -> Comparison:
+    """Compare two setups (`History.setup` or `measured_setup`) field by field."""
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in DERIVED]
+    changed = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+    same = {k: a.get(k) for k in keys if k not in changed}
+    seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
+    return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),
+                      seed, tuple(dict.fromkeys(net_fields(a) + net_fields(b))))
+
+
+def between(a: History, b: History) -> Comparison:
+    """The comparison of two trained models by their histories: `between(runs["ResNet-56"],
+    runs["plain-56"])`."""
+    return one_change(a.setup, b.setup)
