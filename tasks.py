@@ -3,6 +3,8 @@
     python3 tasks.py lab     install into .venv (first time) and open the lessons in JupyterLab,
                              from lab/: your copies of notebooks/, made the first time
     python3 tasks.py test    install into .venv (first time) and run the whole test suite
+                             (add --fast for the unit tier alone: no notebooks, browser,
+                             installs or slow tests; about a minute)
 
 and two more, for the widget app alone and for a GPU machine:
 
@@ -80,6 +82,15 @@ def with_defaults(defaults: list[str], extra: list[str]) -> list[str]:
     return [d for d in defaults if d.split("=")[0] not in given] + extra
 
 
+FAST = ["-m", "not slow and not browser and not install and not gpu", "tests"]
+
+
+def fast_tier(extra: list[str]) -> list[str]:
+    """`extra` with --fast replaced by the unit tier's selection (the tests/ folder, no
+    notebooks, none marked slow, browser, install or gpu)."""
+    return [*FAST, *(a for a in extra if a != "--fast")] if "--fast" in extra else extra
+
+
 def main(argv: list[str]) -> int:
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     extra = argv[1:]
@@ -94,7 +105,7 @@ def main(argv: list[str]) -> int:
         "app": [BIN / "voila", "notebooks/app.ipynb", *with_defaults(
             ["--Voila.ip=127.0.0.1", "--port=8866", "--no-browser", "--preheat_kernel=True",
              "--VoilaConfiguration.default_pool_size=1"], extra)],
-        "test": [PY, "-m", "pytest", *extra],
+        "test": [PY, "-m", "pytest", *fast_tier(extra)],
         "gpu-check": [PY, ROOT / "benchmarks" / "gpu_check.py", *extra],
     }
     if not argv or argv[0] not in commands:

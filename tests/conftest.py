@@ -29,7 +29,15 @@ def pytest_report_header(config) -> str:
             "gpu tier: skipped (no CUDA here; the tests marked gpu run in benchmarks/gpu_check.py)")
 
 
+# whole modules of one tier; single slow tests carry @pytest.mark.slow themselves
+MODULE_TIERS = {"test_browser.py": "browser", "test_install_paths.py": "install"}
+
+
 def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        tier = MODULE_TIERS.get(item.path.name)
+        if tier:
+            item.add_marker(tier)
     if not GPU_TIER:
         skip = pytest.mark.skip(reason="the gpu tier needs CUDA")
         for item in items:

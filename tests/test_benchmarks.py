@@ -67,6 +67,7 @@ def job(tmp_path, label, code, seconds):
     return gpu_check.Job(label, [sys.executable, "-c", code], seconds, tmp_path / f"{label}.txt")
 
 
+@pytest.mark.slow
 def test_the_gpu_check_reports_a_lesson_out_of_time_and_the_others_go_on(tmp_path):
     """Two lanes: in the first a lesson that never ends (stopped at its own 2 s) and one after
     it; in the second a lesson that fails. Each gets its own line; the part fails for the

@@ -76,6 +76,7 @@ def trained_lab():
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_lesson_2s_lab_answer_trains_then_deletes_one_block_of_each_net(trained_lab):
     lab, said, items = trained_lab
     assert "Train (20 steps)" in said and "layer2.1" in said
@@ -90,6 +91,7 @@ def test_lesson_2s_lab_answer_trains_then_deletes_one_block_of_each_net(trained_
     assert [a.get_title() for a in curves.axes] == ["training loss", "test error"]
 
 
+@pytest.mark.slow
 def test_lesson_5s_lesion_answer_deletes_stage_3s_last_block_then_a_second(trained_lab):
     lab = trained_lab[0]
     lesion = LesionView()                                       # as lesson 5's cell builds it

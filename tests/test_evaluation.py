@@ -58,6 +58,7 @@ def test_compare_records_how_its_test_errors_were_read():
     assert h.running_bn_test_error is not None and len(h.test_error) == 2
 
 
+@pytest.mark.slow
 def test_a_trained_plain_56_is_tested_on_the_net_not_on_batchnorm_lag():
     """Lesson 1's degradation run (quick mode): plain-56 learns its batches fast, and the
     running averages lag behind its weights. Its test error must be read from the net itself:

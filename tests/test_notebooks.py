@@ -246,6 +246,7 @@ def test_an_answer_tag_with_an_unknown_state_is_refused_naming_the_states():
         pictures_asked(["snapshot:explorer", "answer:explorer:healthy"])
 
 
+@pytest.mark.slow
 def test_execute_stores_a_control_as_it_starts_and_in_its_answers_state(tmp_path, monkeypatch):
     """The whole path, in a kernel: a tagged control cell comes back with its start picture and
     its answer picture under it, in the form the test above reads."""

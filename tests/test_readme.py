@@ -107,6 +107,7 @@ def scratch_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if to_run(p, "python")], ids=name)
+@pytest.mark.slow
 def test_python_blocks_print_what_the_page_says(page, tmp_path):
     code = "\n\n".join(b.code for b in to_run(page, "python"))
     expected = expected_prints(code)
@@ -122,6 +123,7 @@ def test_python_blocks_print_what_the_page_says(page, tmp_path):
 
 @pytest.mark.parametrize("block", [b for p in PAGES for b in to_run(p, "bash")],
                          ids=lambda b: f"line{b.line}")
+@pytest.mark.slow
 def test_bash_blocks_run(block, tmp_path):
     command = block.code.replace("\\\n", " ").replace(
         ".venv/bin/resnet-lab", f"{shlex.quote(sys.executable)} -m resnet_lab")

@@ -49,6 +49,7 @@ def uninterrupted(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_the_grid_trains_every_run_and_writes_the_report(uninterrupted):
     assert sorted(histories(uninterrupted)) == ["ResNet-14-seed0.json", "ResNet-8-seed0.json",
                                                 "plain-14-seed0.json", "plain-8-seed0.json"]
@@ -81,6 +82,7 @@ def shown(folder, capsys) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_report_without_its_runs_shows_what_it_said_with_them(uninterrupted, tmp_path, capsys):
     """A clone has the report, not the runs (runs/ is git-ignored): `show` reads report.json."""
     for name in ("grid.json", "calls.json", "figure6.png", "report.json"):
@@ -104,6 +106,26 @@ def test_the_report_quotes_table_6_with_its_depths():
     assert [c.name for c in grid.runs()] == ["ResNet-110", "ResNet-20", "plain-20"]
 
 
+def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end():
+    """From the curves: a ResNet-110 whose error still falls over the last fifth, more than
+    ResNet-20's on every seed, has not converged (shown); two curves flat alike: NOT shown."""
+    def net(depth, slope):
+        runs = report.NetRuns("ResNet", depth)
+        for seed in (0, 1):
+            errors = [0.3 - slope * step / 1000 + 0.001 * seed for step in range(1000)]
+            runs.histories.append({"train_error": errors})
+            runs.train.append(100 * errors[-1])
+        return runs
+
+    falling = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
+                                         ("ResNet", 110): net(110, 0.1)})
+    assert falling[0].endswith("ResNet-20 30.05% -> 30.05%; ResNet-110 25.30% -> 20.30%.")
+    assert "fell by 0.00 points for ResNet-20" in falling[1] and ": shown" in falling[1]
+    flat = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.0)})
+    assert ": NOT shown" in flat[1]
+
+
+@pytest.mark.slow
 def test_ray_gives_the_same_histories(uninterrupted, tmp_path):
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -124,6 +146,7 @@ def wait_for(path, process, timeout=120):
         time.sleep(0.002)
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_the_same_command_gives_the_same_report(uninterrupted, tmp_path):
     # a checkpoint at nearly every step; Ctrl-C while the second run trains
     command = [*CLI, "--out", str(tmp_path), "--checkpoint-minutes", "0.0001"]
@@ -148,6 +171,7 @@ def test_ctrl_c_then_the_same_command_gives_the_same_report(uninterrupted, tmp_p
     assert len(json.loads((tmp_path / "calls.json").read_text())) == 2
 
 
+@pytest.mark.slow
 def test_a_run_that_raises_is_reported_and_the_others_are_kept(uninterrupted, tmp_path,
                                                                 monkeypatch):
     shutil.copy(uninterrupted / "grid.json", tmp_path)
@@ -175,6 +199,7 @@ def test_a_run_that_raises_is_reported_and_the_others_are_kept(uninterrupted, tm
     assert "| 14 | – | – |" in text                   # the failed cell is empty, not invented
 
 
+@pytest.mark.slow
 def test_bad_grids_and_folders_are_refused_with_a_clear_error(tmp_path, uninterrupted):
     with pytest.raises(ValueError, match=r"depths has 9, which is not allowed; 6n\+2"):
         Grid(depths=(9,))

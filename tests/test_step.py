@@ -123,6 +123,7 @@ class Reads(callbacks.Callback):
         self.seen.append((self.reads.count, run.flushes))
 
 
+@pytest.mark.slow
 def test_compare_reads_the_host_once_per_flush(images, monkeypatch):
     nets = {"a": rl.cifar_resnet(8, width=4, seed=0), "b": rl.plain_net(8, width=4, seed=0)}
     with HostReads().watching(monkeypatch) as reads:

@@ -37,6 +37,7 @@ class At(callbacks.Callback):
             self.action(run)
 
 
+@pytest.mark.slow
 def test_compare_trains_all_models_on_the_same_steps_and_learns(tiny, device):
     models = small_models()
     histories = train.compare(models, tiny, steps=100, batch_size=64, eval_every=25,
@@ -93,6 +94,7 @@ def test_with_lr_names_the_new_learning_rate():
     assert_value_error_naming(lambda: recipes.with_lr("quick", -1), ["lr=-1"])
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_history_on_cpu(tiny):
     a = train.compare(small_models(1), tiny, steps=15, batch_size=32, augment=True, seed=5)
     b = train.compare(small_models(1), tiny, steps=15, batch_size=32, augment=True, seed=5)
@@ -188,6 +190,7 @@ def test_recipes():
     assert recipes.with_lr("quick", 0.05).lr == 0.05
 
 
+@pytest.mark.slow
 def test_warm_up_lasts_until_the_training_error_is_under_the_threshold():
     # He et al. §4.2: ResNet-110 at lr/10 until its training error is below 80%; the
     # shallower net beside it starts at lr at once
@@ -295,6 +298,7 @@ def test_cuda_on_a_cpu_machine_is_refused():
         train.pick_device("cuda")
 
 
+@pytest.mark.slow
 def test_cli_compare_writes_json_and_png(tmp_path, capsys):
     code = cli.main(["compare", "--depths", "8", "--steps", "12", "--width", "4", "--size", "8",
                      "--n-train", "512", "--quiet", "--json", str(tmp_path / "h.json"),
@@ -324,6 +328,7 @@ def test_cli_bad_arguments_exit_2_with_one_line(args, words, capsys):
     assert all(w in err for w in words)
 
 
+@pytest.mark.slow
 def test_the_progress_bar_counts_every_step_and_shows_each_models_loss(tiny, capsys):
     bar = callbacks.ProgressBar()
     runs = train.compare(small_models(), tiny, steps=12, batch_size=32, callbacks=[bar])

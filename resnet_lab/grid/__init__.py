@@ -5,7 +5,6 @@ runs the grid on Ray, `reproduce` puts them together and `report` writes the fig
 Imports `nets` and `training`."""
 
 from .report import show, write_report
-from .reproduce import reproduce
 from .runs import Grid
 
-__all__ = ["Grid", "reproduce", "show", "write_report"]
+__all__ = ["Grid", "show", "write_report"]

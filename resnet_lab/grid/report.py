@@ -116,6 +116,43 @@ def findings(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     return out
 
 
+def error_before(history: dict, fraction: float) -> float:
+    """Training error (%) just before `fraction` of the steps: the mean batch error of the 5%
+    of the steps before it (as `final_train_error` at the end)."""
+    errors = history["train_error"]
+    window = max(1, len(errors) // 20)
+    end = max(window, round(fraction * len(errors)))
+    return 100 * sum(errors[end - window:end]) / window
+
+
+def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
+    """Whether the ResNets' order by depth is the order they would keep: each one's training
+    error at half the steps and at the end, and how far it still fell over the last fifth
+    (after the last lr drop at 75%, so at one learning rate). The deepest ResNet still falling
+    by more than the shallowest, beyond the seeds' range, means it has not converged when the
+    budget ends."""
+    depths = sorted(d for k, d in nets if k == "ResNet")
+    if len(depths) < 2:
+        return []
+    runs = {d: nets[("ResNet", d)].histories for d in depths}
+    fall = {d: [error_before(h, 0.8) - error_before(h, 1.0) for h in runs[d]] for d in depths}
+    mean = lambda d, f: statistics.mean(error_before(h, f) for h in runs[d])
+    lo, hi = depths[0], depths[-1]
+    shown = min(fall[hi]) > max(fall[lo])
+    return [
+        "ResNets' training error at half the steps -> at the end: " + "; ".join(
+            f"ResNet-{d} {mean(d, 0.5):.2f}% -> {mean(d, 1.0):.2f}%" for d in depths) + ".",
+        "Still falling at the end: over the last fifth of the steps (one lr) the training error "
+        "fell by " + "; ".join(f"{statistics.mean(fall[d]):.2f} points for ResNet-{d} (seeds "
+                               f"{min(fall[d]):.2f} to {max(fall[d]):.2f})" for d in depths)
+        + f". ResNet-{hi} still falling faster than ResNet-{lo}, beyond the seeds' range: "
+        + ("shown: the budget ends before the deeper ResNet has converged, so the order by "
+           "depth at this budget is not the order at convergence." if shown else
+           "NOT shown: at this budget the curves have flattened alike, and the order by depth "
+           "is what this budget gives."),
+    ]
+
+
 def seed_band(ax, xs: list[list[int]], ys: list[list[float]], colour, width: float,
               label: str | None) -> list[float]:
     """The mean over seeds as a line, and the band from the lowest to the highest seed;
@@ -210,7 +247,7 @@ def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[
              "Training error: the mean batch error (augmented images) of the last 5% of the "
              "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
-    said = findings(nets) or ["Not enough finished runs to say."]
+    said = findings(nets) + resnets_at_the_end(nets) or ["Not enough finished runs to say."]
     return Contents(status, header, rows, notes, said, failed)
 
 

@@ -111,12 +111,18 @@ def instruments_on(model: nn.Module) -> str:
 HOOK_KINDS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
+def global_hooks() -> bool:
+    """Whether a global module hook (nn.modules.module.register_module_forward_hook & co.) is
+    registered: it runs on every module, so a captured graph would skip it too."""
+    return any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in HOOK_KINDS)
+
+
 def capture_problem(model: nn.Module) -> str:
     """"" when a training step of `model` can be captured as a graph, else why not: an
     instrument or any forward/backward hook (a replay would not run it)."""
     hooked = [name or "the model" for name, m in model.named_modules()
               if any(getattr(m, kind, None) for kind in HOOK_KINDS)]
-    if any(getattr(torch.nn.modules.module, f"_global{kind}", None) for kind in HOOK_KINDS):
+    if global_hooks():
         hooked.insert(0, "every module (global hooks)")
     return instruments_on(model) or (
         f"hooks attached (on {', '.join(hooked[:3])}{', ...' if len(hooked) > 3 else ''})"

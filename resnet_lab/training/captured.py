@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..instruments.hooks import HOOK_KINDS, capture_problem, instruments_on
+from ..instruments.hooks import HOOK_KINDS, capture_problem, global_hooks, instruments_on
+from ..nets.blocks import blocks_of
 from ..nets.checks import check_choice
 from ..nets.devices import device_of
-from ..nets.models import blocks_of
 from .step import Step
 
 CAPTURE_LOCK = threading.Lock()     # one capture in the process at a time
@@ -213,9 +213,7 @@ class CapturedStep(Step):
         backward, on any submodule or global) was added since the step was made, else which.
         Cheap enough for every step: the instrument registry, and whether any hook dict of the
         modules the model had when the step was made is non-empty."""
-        module = torch.nn.modules.module
-        if instruments_on(self.model) or any(self.hook_dicts) or any(
-                getattr(module, f"_global{kind}") for kind in HOOK_KINDS):
+        if instruments_on(self.model) or any(self.hook_dicts) or global_hooks():
             return capture_problem(self.model)
         return ""
 
