@@ -179,12 +179,19 @@ def test_a_sticky_fault_names_the_runs_last_checkpoint(images, tmp_path, monkeyp
     fault surfaces at the third synchronize, step 30's flush); the model trains no further."""
     monkeypatch.setattr(run_module, "FLUSH_SECONDS", 1e9)   # flushes only at the checkpoints
     path = tmp_path / "c.pt"
+
+    class Ended(callbacks.Callback):
+        def on_end(self, run):
+            self.statuses = {name: h.status for name, h in run.histories.items()}
+
+    ended = Ended()
     with graphs_cpu.stand_in(lambda: graphs_cpu.CpuGraphs(fail_at_sync=3)), \
             pytest.raises(captured.ContextLostError, match="Restart") as lost:
         train.fit(rl.cifar_resnet(8, width=4, seed=2), images, steps=60, batch_size=32,
                   recipe=SCHEDULE, eval_every=1000, device="cpu",
-                  callbacks=[Checkpoint(path, every_steps=10)])
+                  callbacks=[Checkpoint(path, every_steps=10), ended])
     assert f"Its last checkpoint is {path}" in str(lost.value)
+    assert ended.statuses == {"model": "context lost"}         # not left "running"
     assert torch.load(path, weights_only=True)["step"] == 20
     assert isinstance(lost.value.__cause__, torch.AcceleratorError)
 

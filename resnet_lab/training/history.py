@@ -31,7 +31,8 @@ class History:
       plain, the whole recipe, batch size, data seed, the data, the steps it trained and the
       engine that stepped it
     - `status`: "running", "finished", "stopped" (Stop pressed), "interrupted" (Ctrl-C),
-      "diverged" (NaN/inf loss) or "early-stopped"; `message` says why in words
+      "diverged" (NaN/inf loss), "early-stopped" or "context lost" (a CUDA fault that ends
+      the process's use of the GPU); `message` says why in words
     """
 
     name: str

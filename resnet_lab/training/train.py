@@ -83,6 +83,8 @@ def train_loop(run: Run, test: Tensors, eval_every: int, stop: threading.Event |
         finish_all(run, stop, test)              # a last test; "finished" or "stopped"
     except ContextLostError as err:              # the GPU is gone: its rows with it
         run.pending = {name: [] for name in run.pending}
+        for name in list(run.active):
+            run.finish(name, "context lost", f"the GPU's context was lost at step {run.step}")
         raise err.resume_from(run.checkpoint) from err.__cause__
     except KeyboardInterrupt:
         run.flush()
