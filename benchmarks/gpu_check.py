@@ -51,8 +51,8 @@ NEEDS = {"gpu tier": {"pytest": "it runs the tier's tests"},
                      "anywidget": "the lessons import it (the app's strip)"}}
 TINY_LESSON = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
                           "execution_count": None, "source": (
-    "from resnet_lab import lesson\n"
-    "lesson.verdict(lesson.Verdict('the kernel runs the lab', 2.0, 'imported'))")}],
+    "from resnet_lab import lessons\n"
+    "lessons.verdict(lessons.Verdict('the kernel runs the lab', 2.0, 'imported'))")}],
     "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 

@@ -63,6 +63,13 @@ def test_the_gpu_check_needs_nothing_outside_the_repository_and_fits_its_budget(
     assert "../" not in (BENCHMARKS / "gpu_check.py").read_text()
 
 
+def test_the_dry_runs_tiny_lesson_runs_against_the_package(capsys):
+    """--dry-run stands a one-cell lesson in for each real one: its code imports what the
+    package has and prints a verdict."""
+    exec("".join(gpu_check.TINY_LESSON["cells"][0]["source"]), {})
+    assert capsys.readouterr().out.startswith("VERDICT the kernel runs the lab")
+
+
 def job(tmp_path, label, code, seconds):
     return gpu_check.Job(label, [sys.executable, "-c", code], seconds, tmp_path / f"{label}.txt")
 

@@ -535,7 +535,7 @@ def test_lesson_2s_explorer_at_1280x800_fits_and_its_first_click_cuts_a_skip(jup
 
 LESION_NOTEBOOK = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
                               "execution_count": None, "source": [
-    "import resnet_lab as rl\n", "from resnet_lab import data\n",
+    "import resnet_lab as rl\n", "from resnet_lab.training import data\n",
     "from resnet_lab.app import LesionView\n", "\n",
     "nets = {'plain-14': rl.plain_net(14, width=4, seed=0),\n",
     "        'ResNet-14': rl.cifar_resnet(14, width=4, seed=0)}\n",

@@ -4,7 +4,7 @@ point (backbone), all of it importable from here.
 
 An experiment function runs what a lesson shows (seeded: `seed` fixes the weights and the
 batches) and returns what the lesson plots; the claim function beside it turns that into a
-`lesson.Verdict` whose margin states the paper's claim, measured. The lessons call these,
+`lessons.Verdict` whose margin states the paper's claim, measured. The lessons call these,
 and `benchmarks/bench_verdicts.py` calls the very same functions over seeds, datasets and CPU
 kernels, so a verdict that shows in a lesson shows everywhere, with a margin. Each verdict
 that compares two runs or nets has its "changed / the same" line: `between(runs[a], runs[b])`
