@@ -135,16 +135,16 @@ def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     if len(depths) < 2:
         return []
     runs = {d: nets[("ResNet", d)].histories for d in depths}
-    fall = {d: [error_before(h, 0.8) - error_before(h, 1.0) for h in runs[d]] for d in depths}
+    moved = {d: [error_before(h, 1.0) - error_before(h, 0.8) for h in runs[d]] for d in depths}
     mean = lambda d, f: statistics.mean(error_before(h, f) for h in runs[d])
     lo, hi = depths[0], depths[-1]
-    shown = min(fall[hi]) > max(fall[lo])
+    shown = max(moved[hi]) < min(moved[lo])
     return [
         "ResNets' training error at half the steps -> at the end: " + "; ".join(
             f"ResNet-{d} {mean(d, 0.5):.2f}% -> {mean(d, 1.0):.2f}%" for d in depths) + ".",
-        "Still falling at the end: over the last fifth of the steps (one lr) the training error "
-        "fell by " + "; ".join(f"{statistics.mean(fall[d]):.2f} points for ResNet-{d} (seeds "
-                               f"{min(fall[d]):.2f} to {max(fall[d]):.2f})" for d in depths)
+        "Still falling at the end? Over the last fifth of the steps (one lr) the training error "
+        "moved by " + "; ".join(f"{statistics.mean(moved[d]):+.2f} points for ResNet-{d} (seeds "
+                                f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
         + f". ResNet-{hi} still falling faster than ResNet-{lo}, beyond the seeds' range: "
         + ("shown: the budget ends before the deeper ResNet has converged, so the order by "
            "depth at this budget is not the order at convergence." if shown else
