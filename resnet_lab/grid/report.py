@@ -43,8 +43,7 @@ class NetRuns:
 
 def final_train_error(history: dict) -> float:
     """Training error (%) at the end: the mean batch error of the last 5% of the steps."""
-    tail = history["train_error"][-max(1, len(history["train_error"]) // 20):]
-    return 100 * sum(tail) / len(tail)
+    return error_before(history, 1.0)
 
 
 def load(folder: Path) -> tuple[Grid, list[dict], list[dict], list[dict]]:
@@ -118,7 +117,7 @@ def findings(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
 
 def error_before(history: dict, fraction: float) -> float:
     """Training error (%) just before `fraction` of the steps: the mean batch error of the 5%
-    of the steps before it (as `final_train_error` at the end)."""
+    of the steps before it (at 1.0, `final_train_error`)."""
     errors = history["train_error"]
     window = max(1, len(errors) // 20)
     end = max(window, round(fraction * len(errors)))
