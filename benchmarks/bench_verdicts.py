@@ -67,8 +67,8 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                 (name, "2", ex.responses_are_smaller(ex.layer_response_stds(nets, images))),
                 (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1])),
                 (name, "4", ex.cardinality_holds_its_own(
-                    ex.cardinality_runs(s, images, seeds=range(3 * seed, 3 * seed + 3)))),
-                (name, "4", ex.features_transfer(ex.backbone_probes(s, images, seed)))]
+                    ex.cardinality_runs(s, images, seeds=range(3 * seed, 3 * seed + 3)).values)),
+                (name, "4", ex.features_transfer(ex.backbone_probes(s, images, seed).values))]
         if name in s.datasets:                          # lesson 5 uses the lesson's data
             matched, _ = ex.matched_resnet(s, images, runs["plain-56"].final_train_loss(),
                                            seed)             # at plain-56's training loss

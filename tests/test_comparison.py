@@ -40,6 +40,13 @@ VERDICTS = {
     "wider_basin": (lambda: degradation("ResNet-56", "plain-56"), {"skip"}, True),
     "ensemble_survives_deletion": (lambda: degradation("ResNet-20", "plain-20"), {"skip"},
                                    True),
+    "plain_explodes_with_bn": (
+        lambda: ex.regime_pairs(IMAGES)["no BN, default init vs BatchNorm, default init"],
+        {"norm"}, False),
+    "residual_stays_healthy": (lambda: ex.regime_pairs(IMAGES)["plain vs residual (every row)"],
+                               {"skip"}, True),
+    "cardinality_holds_its_own": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
+                                  {"groups", "width_per_group"}, False),
     "preact_trains_better": (lambda: pair(ex.preact_nets(S, IMAGES), "ResNet-110",
                                           "pre-act ResNet-110"), {"preact"}, False),
 }
@@ -84,6 +91,17 @@ def test_stopping_at_a_loss_records_the_steps_trained():
     compared = comparison.between(runs["plain"], stopped["ResNet"])
     assert set(compared.changed) == {"skip", "steps"}
     assert "steps (6 → 3)" in str(compared)
+
+
+def test_the_landscape_controls_equal_steps_leave_only_the_skip():
+    """Lesson 5's control for its matched pair: plain-56 trained for the steps the matched
+    ResNet-56 took, from the same weights on the same batches: only the skip differs."""
+    s = replace(S, steps=12)
+    _, matched = ex.matched_resnet(s, IMAGES, target=1e3)   # stops after its first 10 steps
+    _, early = ex.equal_steps_plain(s, IMAGES, len(matched.step))
+    compared = comparison.between(matched, early)
+    assert len(matched.step) == 10
+    assert set(compared.changed) == {"skip"} and compared.same_weights, str(compared)
 
 
 def test_the_same_seed_is_not_the_same_weights():

@@ -52,7 +52,11 @@ def test_the_pooled_features_are_the_fc_layers_input(images):
 
 
 def test_backbone_probes_freeze_three_nets_and_give_a_verdict(images):
-    errors = backbone.backbone_probes(TINY, images, depth=8)
+    probes = backbone.backbone_probes(TINY, images, depth=8)
+    errors = probes.values
+    trained, plain = probes.changes.values()
+    assert set(trained.changed) == {"steps"} and trained.same_weights, str(trained)
+    assert set(plain.changed) == {"skip"} and plain.same_weights, str(plain)
     assert list(errors) == ["ResNet-8, random weights", "ResNet-8, trained", "plain-8, trained"]
     assert all(0 <= e <= 1 for e in errors.values())
     v = backbone.features_transfer({"ResNet-8, random weights": 0.4, "ResNet-8, trained": 0.1,
@@ -71,7 +75,9 @@ def test_a_cifar_net_takes_resnexts_groups_only_with_bottlenecks():
 
 
 def test_cardinality_runs_train_the_pair_once_per_seed(images):
-    errors = resnext.cardinality_runs(TINY, images, seeds=(0, 1))
+    runs = resnext.cardinality_runs(TINY, images, seeds=(0, 1))
+    errors, (change,) = runs.values, runs.changes.values()
+    assert set(change.changed) == {"groups", "width_per_group"}, str(change)
     assert list(errors) == list(resnext.LAB_PAIR) and all(len(v) == 2 for v in errors.values())
     budget = resnext.lab_budget(resnext.lab_pair(1, 10), (1, 1, 8, 8))
     assert set(budget) == set(resnext.LAB_PAIR.values())

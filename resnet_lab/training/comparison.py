@@ -69,8 +69,9 @@ def equal_tensors(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] 
 
 def short(value: object) -> str:
     """A setup value as the line shows it: a recipe by its name and lr, 1.0 as 1."""
-    if isinstance(value, dict) and "name" in value:
-        return f"{value['name']}, lr {value['lr']:g}"
+    if isinstance(value, dict) and "name" in value:       # with_lr's names carry their lr
+        name = value["name"]
+        return name if "(lr " in name else f"{name}, lr {value['lr']:g}"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -124,6 +125,19 @@ def one_change(a: dict, b: dict) -> Comparison:
     seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
     return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),
                       seed, tuple(dict.fromkeys(net_fields(a) + net_fields(b))))
+
+
+@dataclass(frozen=True)
+class Compared:
+    """An experiment's numbers (`values`, what its verdict reads) and, for each pair of nets
+    it compares, what changed between them: `changes`, {"a vs b": Comparison}."""
+
+    values: dict
+    changes: dict[str, Comparison]
+
+    def what_changed(self) -> str:
+        """One "a vs b: changed: ...; the same: ..." line per compared pair."""
+        return "\n".join(f"{pair}: {change}" for pair, change in self.changes.items())
 
 
 def between(a: History, b: History) -> Comparison:

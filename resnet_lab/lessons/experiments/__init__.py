@@ -11,7 +11,7 @@ that compares two runs or nets has its "changed / the same" line: `between(runs[
 for trained ones, a `*_pair` function for measured ones (`identity_pair`, `gradient_pair`).
 """
 
-from ...training.comparison import between
+from ...training.comparison import Compared, between
 from .architectures import (
     SIMILAR,
     block_type_nets,
@@ -35,6 +35,7 @@ from .beyond import (
     deletion_damage,
     deletion_errors,
     ensemble_survives_deletion,
+    equal_steps_plain,
     landscape_slices,
     matched_resnet,
     preact_nets,
@@ -82,6 +83,8 @@ from .vanishing import (
     mlp_profiles,
     plain_explodes_with_bn,
     plain_vanishes_without_bn,
+    regime_nets,
+    regime_pairs,
     regime_table,
     residual_stays_healthy,
     sigmoid_vanishes,
@@ -90,13 +93,13 @@ from .vanishing import (
 )
 
 __all__ = [
-    "between",
+    "Compared", "between",
     "SEEN", "backbone_probes", "features_transfer", "linear_probe",
     "pooled_features", "probe_errors", "split_classes",
     "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
     "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
-    "ensemble_survives_deletion", "landscape_slices", "matched_resnet", "preact_nets",
-    "preact_runs", "preact_start", "preact_trains_better", "wider_basin",
+    "ensemble_survives_deletion", "equal_steps_plain", "landscape_slices", "matched_resnet",
+    "preact_nets", "preact_runs", "preact_start", "preact_trains_better", "wider_basin",
     "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
     "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
     "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
@@ -105,6 +108,7 @@ __all__ = [
     "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",
     "early_layers_freeze", "mlp_profiles", "plain_explodes_with_bn",
-    "plain_vanishes_without_bn", "regime_table", "residual_stays_healthy", "sigmoid_vanishes",
+    "plain_vanishes_without_bn", "regime_nets", "regime_pairs", "regime_table",
+    "residual_stays_healthy", "sigmoid_vanishes",
     "skips_reduce_degradation", "train_sigmoid_mlp",
 ]

@@ -66,7 +66,8 @@ def block_types_match(histories: dict[str, History]) -> Verdict:
     losses = {n: h.final_train_loss() for n, h in histories.items()}
     gap = max(losses.values()) - min(losses.values())
     allowed = SIMILAR * math.log(10)
-    return Verdict("at an equal budget the two block types train about as well",
+    return Verdict("at (almost) the same parameter count the two block types train about as "
+                   "well",
                    allowed / max(gap, TINY),
                    ", ".join(f"{n}: final loss {v:.2f}" for n, v in losses.items())
                    + f"; gap {gap:.2f} (claim: within {allowed:.2f}, a twentieth of the "

@@ -15,6 +15,7 @@ from ...nets.checks import check_count
 from ...nets.devices import in_mode, to_device_of
 from ...nets.models import ResNet, named_net
 from ...training import data, train
+from ...training.comparison import Compared, between, measured_setup, one_change
 from ...training.evaluation import precise_bn
 from ..settings import Settings
 from ..verdicts import TINY, Verdict, claim
@@ -83,25 +84,32 @@ def probe_errors(nets: dict[str, nn.Module], seen: data.Dataset, unseen: data.Da
 
 
 def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int = 20
-                    ) -> dict[str, float]:
+                    ) -> Compared:
     """A ResNet and a plain net of `depth` (one weights seed, skip 1 vs 0) trained side by side
     on the first `SEEN` classes, then frozen and probed on the others, against the ResNet at
-    its initial weights: {name: probe test error}."""
+    its initial weights: `values` {name: probe test error}, and what changed between the
+    trained ResNet and each of the other two."""
     seen, unseen = split_classes(images)
     kw = dict(width=s.width, seed=seed, **seen.net_options)
-    trained = {f"{name}, trained": named_net(name, **kw)
-               for name in (f"ResNet-{depth}", f"plain-{depth}")}
-    train.compare(trained, seen, steps=s.steps, batch_size=s.batch_size, recipe="quick",
-                  seed=seed, grad_every=0)
-    nets = {f"ResNet-{depth}, random weights": named_net(f"ResNet-{depth}", **kw), **trained}
-    return probe_errors(nets, seen, unseen)
+    resnet, plain = f"ResNet-{depth}", f"plain-{depth}"
+    trained = {f"{name}, trained": named_net(name, **kw) for name in (resnet, plain)}
+    runs = train.compare(trained, seen, steps=s.steps, batch_size=s.batch_size,
+                         recipe="quick", seed=seed, grad_every=0)
+    random = named_net(resnet, **kw)
+    untrained = measured_setup(random, **{**runs[f"{resnet}, trained"].setup, "steps": 0})
+    changes = {f"{resnet}: trained vs random weights":
+               one_change(runs[f"{resnet}, trained"].setup, untrained),
+               f"{resnet} vs {plain}, both trained": between(*runs.values())}
+    nets = {f"{resnet}, random weights": random, **trained}
+    return Compared(probe_errors(nets, seen, unseen), changes)
 
 
 @claim
 def features_transfer(errors: dict[str, float]) -> Verdict:
     trained = next(v for k, v in errors.items() if k.startswith("ResNet") and "trained" in k)
     random = next(v for k, v in errors.items() if "random" in k)
-    return Verdict("a trained ResNet is a backbone: its features serve classes it never saw",
+    return Verdict("training makes a ResNet a backbone: its frozen features serve classes it "
+                   "never saw better than its random initial ones",
                    random / max(trained, TINY),
                    ", ".join(f"{k} {100 * v:.1f}%" for k, v in errors.items())
                    + " linear-probe test error on the unseen classes (claim: the trained "

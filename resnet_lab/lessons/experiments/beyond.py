@@ -3,6 +3,8 @@ pre-activation at a high learning rate."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,7 @@ from ...training.callbacks import StopAtLoss
 from ...training.evaluation import evaluate, precise_bn
 from ...training.history import History
 from ...training.recipes import with_lr
-from ..settings import Settings, degradation_nets
+from ..settings import Settings, degradation_nets, degradation_runs
 from ..verdicts import TINY, Verdict, claim
 
 
@@ -58,6 +60,16 @@ def matched_resnet(s: Settings, images: data.Dataset, target: float, seed: int =
         print(f"ResNet-56 did not reach the training loss {target:.3f} in {s.steps} steps: "
               "the two nets are NOT at matched loss")
     return net, h
+
+
+def equal_steps_plain(s: Settings, images: data.Dataset, steps: int, seed: int = 0
+                      ) -> tuple[nn.Module, History]:
+    """The control for the matched pair's second difference: the degradation experiment's
+    plain-56 again (the same initial weights, batches and learning rate), trained for `steps`,
+    the steps the `matched_resnet` took. Against that ResNet-56 only the skip changes; the
+    training loss then differs (an outcome, not a setting)."""
+    nets, runs = degradation_runs(replace(s, steps=steps), images, ("plain-56",), seed)
+    return nets["plain-56"], runs["plain-56"]
 
 
 @claim

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ...instruments.hooks import (
     ActivationStats,
@@ -17,6 +18,7 @@ from ...instruments.hooks import (
 from ...instruments.regimes import EXPLODING_ABOVE, VANISHING_BELOW, first_last_ratio
 from ...nets.models import cifar_resnet, deep_mlp
 from ...training import data, train
+from ...training.comparison import Comparison, measured_setup, one_change
 from ...training.history import History
 from ...training.recipes import Recipe
 from ..verdicts import TINY, Verdict, claim
@@ -111,18 +113,40 @@ def skips_reduce_degradation(histories: dict[str, History]) -> Verdict:
                    f"{WORSE:g}x); ResNet-20 {res20:.2f}")
 
 
+REGIME_SETUPS = {"no BN, default init": dict(norm=False, init="default"),
+                 "BatchNorm, default init": dict(init="default"), "BatchNorm, He init": {}}
+
+
+def regime_nets(images: data.Dataset, seed: int = 0, depths: tuple[int, ...] = (20, 56, 110)
+                ) -> dict[tuple, nn.Module]:
+    """Plain and residual CIFAR nets of depth 20, 56 and 110 in the three `REGIME_SETUPS`, so
+    that each comparison changes one thing: without normalization and with BatchNorm, both in
+    PyTorch's default init (BatchNorm is the change), and BatchNorm in He init (the init is
+    the change): {(set-up, depth, skip): net}."""
+    return {(setup, depth, skip): cifar_resnet(depth, skip=skip, seed=seed,
+                                               **images.net_options, **kw)
+            for setup, kw in REGIME_SETUPS.items() for depth in depths
+            for skip in (0.0, 1.0)}
+
+
 def regime_table(images: data.Dataset, seed: int = 0) -> dict[tuple, dict[str, float]]:
-    """Gradient profiles at initialization of plain and residual CIFAR nets of depth 20, 56
-    and 110, on 16 images: {(set-up, depth, skip): profile}. Three set-ups, so that each
-    comparison changes one thing: without normalization and with BatchNorm, both in PyTorch's
-    default init (BatchNorm is the change), and BatchNorm in He init (the init is the change)."""
+    """The gradient profile at initialization of each of the `regime_nets`, on 16 images:
+    {(set-up, depth, skip): profile}."""
     batch = images.x_train[:16], images.y_train[:16]
-    setups = {"no BN, default init": dict(norm=False, init="default"),
-              "BatchNorm, default init": dict(init="default"), "BatchNorm, He init": {}}
-    return {(setup, depth, skip): gradient_profile(
-                cifar_resnet(depth, skip=skip, seed=seed, **images.net_options, **kw),
-                *batch)
-            for setup, kw in setups.items() for depth in (20, 56, 110) for skip in (0.0, 1.0)}
+    return {key: gradient_profile(net, *batch) for key, net in regime_nets(images, seed).items()}
+
+
+def regime_pairs(images: data.Dataset, seed: int = 0, depth: int = 56) -> dict[str, Comparison]:
+    """What changes between the rows and columns of the regime table, at `depth`: the skip
+    (a row's two columns), BatchNorm (rows 1 -> 2) and the init (rows 2 -> 3)."""
+    inputs = dict(inputs="16 training images", measured="gradient profile at initialization")
+    setup = {key: measured_setup(net, **inputs)
+             for key, net in regime_nets(images, seed, (depth,)).items()}
+    (no_bn, bn, he) = REGIME_SETUPS
+    return {"plain vs residual (every row)": one_change(setup[he, depth, 0.0],
+                                                        setup[he, depth, 1.0]),
+            f"{no_bn} vs {bn}": one_change(setup[no_bn, depth, 0.0], setup[bn, depth, 0.0]),
+            f"{bn} vs {he}": one_change(setup[bn, depth, 0.0], setup[he, depth, 0.0])}
 
 
 @claim
