@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 
 from resnet_lab import lessons
+from resnet_lab.lessons.verdicts import TINY
 
 MARGINS_FILE = lessons.MARGINS_FILE     # the summary the lessons read: one home for its path
 KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
@@ -153,7 +154,7 @@ def fmt(margin: float) -> str:
     measured value against which the claim is set was zero (the opposite never showed)."""
     if margin == float("inf"):
         return "exact"
-    if margin >= 1 / (1e6 * lessons.TINY):        # a ratio over TINY, which stands in for 0
+    if margin >= 1 / (1e6 * TINY):        # a ratio over TINY, which stands in for 0
         return "unbounded"
     return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
 

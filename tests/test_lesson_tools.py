@@ -1,6 +1,8 @@
 """The lessons' tools: ResNeXt's three forms, loss slices, block deletion, modes and verdicts."""
 
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from resnet_lab.nets import ensembles
 from resnet_lab.nets.cardinality import AggregatedTransform
 from resnet_lab.training import data, train
 from tests.test_data import make_cifar_archive, make_fashion_folder
+
+ROOT = Path(__file__).parent.parent
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 FASHION_FILE = "t10k-labels-idx1-ubyte.gz"
@@ -264,3 +268,17 @@ def test_a_claims_verdict_prints_its_measured_spread_below_it(capsys, monkeypatc
         "VERDICT toy claim: measured 1.5 -> shown",
         "  spread over 20 runs of bench_verdicts (5 seed(s) x 2 data sets): shown in 20/20, "
         "margin min 1.3, median 2"]
+
+
+def test_bench_verdicts_summarizes_the_rows_of_an_earlier_run(tmp_path):
+    """`bench_verdicts --summarize` writes the margins file the lessons read from rows alone."""
+    rows, out = tmp_path / "rows.jsonl", tmp_path / "margins.json"
+    rows.write_text("".join(json.dumps({
+        "kernel": kernel, "seed": 0, "dataset": "synthetic", "lesson": "1", "name": "toy",
+        "claim": "toy claim", "margin": margin, "evidence": "-"}) + "\n"
+        for kernel, margin in (("default", 2.0), ("avx2", 1e40))))
+    subprocess.run([sys.executable, "benchmarks/bench_verdicts.py", "--summarize", str(rows),
+                    "--margins", str(out)], check=True, capture_output=True, cwd=ROOT)
+    toy = json.loads(out.read_text())["verdicts"]["toy"]
+    assert (toy["shown"], toy["min"], toy["median"]) == ("2/2", "2", "unbounded")
+    assert toy["over"] == "1 seed(s) x synthetic x 2 CPU kernel set(s)"

@@ -30,15 +30,21 @@ from .configs import (
 )
 
 
-def reset_default(layer: nn.Conv2d | nn.Linear, generator: torch.Generator | None = None
-                  ) -> None:
+def reset_default(layer: nn.Conv2d | nn.Linear, generator: torch.Generator | None = None,
+                  bias: bool = True) -> None:
     """PyTorch's own initialization of a conv or linear layer (its `reset_parameters`), drawn
     from `generator`: weights kaiming-uniform with a = sqrt(5), bias uniform in
-    +-1/sqrt(fan_in)."""
+    +-1/sqrt(fan_in) (left as it is with `bias=False`)."""
     nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-    if layer.bias is not None:
-        bound = 1 / math.sqrt(layer.weight[0].numel())     # fan_in: one output's inputs
-        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    if bias and layer.bias is not None:
+        default_bias(layer, generator)
+
+
+def default_bias(layer: nn.Conv2d | nn.Linear, generator: torch.Generator | None = None
+                 ) -> None:
+    """PyTorch's default bias of a conv or linear layer: uniform in +-1/sqrt(fan_in)."""
+    bound = 1 / math.sqrt(layer.weight[0].numel())     # fan_in: one output's inputs
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = False,
@@ -48,10 +54,14 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
 
     He init (kaiming-normal, fan-out) of the convs, or PyTorch's default (`init="default"`);
     the fc layer always PyTorch's default, as in torchvision; BatchNorm to (1, 0) with fresh
-    statistics. `zero_init_residual` zeroes the last BN of every residual branch (or its last
-    conv when there is no BN), so each block starts as the identity (Goyal et al. 2017).
+    statistics. A conv has a bias only in a net without BatchNorm (with it, BN's shift does
+    that job): He init zeroes it, the default init draws it after every other tensor, so
+    that a net with and one without BatchNorm from one seed start from the same weights.
+    `zero_init_residual` zeroes the last BN of every residual branch (or its last conv when
+    there is no BN), so each block starts as the identity (Goyal et al. 2017).
     """
     check_choice("init", init, INITS)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and init == "he":
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu",
@@ -59,9 +69,13 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            reset_default(m, generator)
+            reset_default(m, generator, bias=isinstance(m, nn.Linear))
         elif isinstance(m, nn.BatchNorm2d):
             m.reset_parameters()                       # weight 1, bias 0, statistics reset
+    if init == "default":
+        for m in convs:
+            if m.bias is not None:
+                default_bias(m, generator)
     if zero_init_residual:
         for m in model.modules():
             if isinstance(m, ResidualBlock):

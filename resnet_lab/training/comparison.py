@@ -58,20 +58,32 @@ def initial_weights(setup: dict) -> dict[str, torch.Tensor] | None:
 
 
 def equal_tensors(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] | None
-                  ) -> tuple[int, tuple[str, ...]]:
+                  ) -> tuple[int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """How many of two nets' parameters are equal (the same name, shape and values), and the
-    names of the others (one net's own, or different); (0, ()) when either is unknown."""
+    names of the others: those in both nets that differ, those in `a` only, those in `b`
+    only; (0, (), (), ()) when either is unknown."""
     if a is None or b is None:
-        return 0, ()
-    equal = {k for k in a.keys() & b if a[k].shape == b[k].shape and torch.equal(a[k], b[k])}
-    return len(equal), tuple(k for k in dict.fromkeys([*a, *b]) if k not in equal)
+        return 0, (), (), ()
+    both = [k for k in a if k in b]
+    differ = tuple(k for k in both if a[k].shape != b[k].shape or not torch.equal(a[k], b[k]))
+    return (len(both) - len(differ), differ, tuple(k for k in a if k not in b),
+            tuple(k for k in b if k not in a))
+
+
+def first_names(names: tuple[str, ...], modules: bool = True, shown: int = 4) -> str:
+    """The first `shown` parameter names, as their modules ("layer1.0.conv1") or in full."""
+    if modules:
+        names = tuple(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+    return ", ".join(names[:shown]) + (", …" if len(names) > shown else "")
 
 
 def short(value: object) -> str:
     """A setup value as the line shows it: a recipe by its name and lr, 1.0 as 1."""
-    if isinstance(value, dict) and "name" in value:       # with_lr's names carry their lr
-        name = value["name"]
-        return name if "(lr " in name else f"{name}, lr {value['lr']:g}"
+    if isinstance(value, dict) and "name" in value:       # a recipe: its name and schedule
+        name, schedule = value["name"].split(" (lr ")[0], value.get("schedule", "")
+        schedule = {"onecycle": "one-cycle", "step": "steps ÷10"}.get(schedule, schedule)
+        kind = "" if schedule in ("", name) else f"{schedule}, "
+        return f"{name}: {kind}lr {value['lr']:g}"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -81,29 +93,36 @@ def short(value: object) -> str:
 class Comparison:
     """What two setups share and what differs. `changed`: field -> (a's value, b's value);
     `same`: field -> the shared value; `tensors`: how many initial parameter tensors are
-    equal in the two nets, and how many are not; `weights_seed`: the seed both were drawn
-    from (None when it differs)."""
+    equal in the two nets, and the names of those that differ, of those in the first net only
+    and of those in the second only; `weights_seed`: the seed both were drawn from (None when
+    it differs)."""
 
     changed: dict[str, tuple]
     same: dict[str, object]
-    tensors: tuple[int, tuple[str, ...]]
+    tensors: tuple[int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     weights_seed: int | None
     net: tuple[str, ...] = ()     # the fields that belong to the net's config
 
     @property
     def same_weights(self) -> bool:
         """Whether the two nets started from the very same tensors, every one of them."""
-        return self.tensors[0] > 0 and not self.tensors[1]
+        equal, *others = self.tensors
+        return equal > 0 and not any(others)
 
     def weights(self) -> str:
-        equal, other = self.tensors
+        equal, differ, only_a, only_b = self.tensors
         if self.same_weights:
             return f"initial weights (seed {self.weights_seed}, every tensor equal)"
         if self.weights_seed is not None:
-            modules = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in other))
-            shown = ", ".join(modules[:4]) + (", …" if len(modules) > 4 else "")
-            return (f"weights seed {self.weights_seed} (not the same initial weights: "
-                    f"{equal} tensors equal, {len(other)} not: {shown})")
+            parts = [f"{equal} tensors equal"]
+            if differ:
+                parts.append(f"{len(differ)} different ({first_names(differ)})")
+            for only, net in ((only_a, "first"), (only_b, "second")):
+                if only:
+                    parts.append(f"{len(only)} in the {net} net only "
+                                 f"({first_names(only, modules=False)})")
+            return f"weights seed {self.weights_seed} (not the same initial weights: " \
+                   f"{', '.join(parts)})"
         return ""
 
     def __str__(self) -> str:

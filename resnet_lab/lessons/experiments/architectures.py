@@ -35,8 +35,8 @@ def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
     params, gmacs = TORCHVISION_RESNET50_PARAMS, TORCHVISION_RESNET50_GMACS
     exact = (table.params == params and round(table.macs / 1e9, 1) == round(gmacs, 1)
              and blocks == [3, 4, 6, 3])
-    return Verdict(f"ResNet-50 matches torchvision: {params / 1e6:.1f}M parameters, "
-                   f"{gmacs:.1f} GMACs",
+    return Verdict(f"ResNet-50 matches torchvision's: {params:,} parameters, "
+                   f"{gmacs:.1f} GMACs, stages of [3, 4, 6, 3] blocks",
                    math.inf if exact else 0.0,
                    f"{table.params:,} parameters, {table.macs / 1e9:.2f} GMACs, blocks {blocks}")
 

@@ -77,7 +77,8 @@ def wider_basin(rises: dict[str, float]) -> Verdict:
     """Li et al.'s claim on `basin_rises` of plain-56 and the `matched_resnet`: a ResNet-56
     at plain-56's training loss, so that the two basins are compared at equal loss."""
     res, plain = rises["ResNet-56"], rises["plain-56"]
-    return Verdict("at matched training loss the ResNet sits in a wider basin",
+    return Verdict("at matched training loss the plain net's loss rises faster around its "
+                   "weights than the ResNet's",
                    plain / max(res, TINY),
                    f"mean loss rise at |α| = 0.5 over 4 directions: ResNet-56 {res:.2f}, "
                    f"plain-56 {plain:.2f} (claim: the plain net's is larger)")

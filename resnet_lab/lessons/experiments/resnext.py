@@ -135,6 +135,6 @@ def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
                    "the seeds' spread", 2 * spread / worse_by if worse_by > 0 else 1 / TINY,
                    "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
                              f"over {len(v)} seeds" for n, v in errors.items())
-                   + f"; ResNeXt - ResNet: {100 * worse_by:+.1f} points, "
-                   f"{worse_by / max(spread, TINY):+.1f} spreads (claim: ResNeXt's mean at "
-                   "most 2 spreads above ResNet's)")
+                   + f"; ResNeXt's mean minus ResNet's: {100 * worse_by:+.1f} points, "
+                   f"{worse_by / max(spread, TINY):+.1f} seed standard deviations (claim: at "
+                   "most +2)")

@@ -97,7 +97,8 @@ def deeper_plain_trains_worse(histories: dict[str, History]) -> Verdict:
     return Verdict("deeper plain net has higher TRAINING loss (not overfitting)",
                    min(loss56 / loss20, err56 / max(err20, TINY)) / WORSE,
                    f"plain-56 train loss {loss56:.2f} vs plain-20 {loss20:.2f}, test error "
-                   f"{100 * err56:.0f}% vs {100 * err20:.0f}% (claim: both {WORSE:g}x)")
+                   f"{100 * err56:.0f}% vs {100 * err20:.0f}% (claim: plain-56's train loss and "
+                   f"test error both at least {WORSE:g}x plain-20's)")
 
 
 @claim
