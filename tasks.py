@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -121,13 +122,10 @@ def main(argv: list[str]) -> int:
 def run_to_the_end(command: list[str]) -> int:
     """Run `command` until it exits. Ctrl-C reaches it (the terminal sends it to both), and it
     decides: JupyterLab asks "Shutdown this Jupyter server (y/[n])?", a second Ctrl-C or "y"
-    stops it. Meanwhile this script only waits, with no traceback of its own."""
-    process = subprocess.Popen(command, cwd=ROOT)
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue
+    stops it. Meanwhile this script only waits, with no traceback of its own: its Ctrl-C
+    handler does nothing, from before the child starts (exec gives the child the default)."""
+    signal.signal(signal.SIGINT, lambda *_: None)
+    return subprocess.Popen(command, cwd=ROOT).wait()
 
 
 if __name__ == "__main__":

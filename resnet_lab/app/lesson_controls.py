@@ -9,7 +9,8 @@ import torch
 from ..instruments.cost import complexity
 from ..lessons.experiments import median_ms
 from ..nets.blocks import Bottleneck, blocks_of
-from ..nets.models import build_seeded, cifar_resnet, initialize
+from ..nets.init import build_seeded, initialize
+from ..nets.models import cifar_resnet
 from ..nets.paper import XIE2017_TABLE2
 from ..pictures.diagrams import draw_connectivity, draw_network
 from .widgets import DEPTHS, SEED, html_text, labelled, png, quietly, snap_depth

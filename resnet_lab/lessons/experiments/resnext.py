@@ -13,7 +13,8 @@ import torch
 from ...instruments.cost import complexity
 from ...nets.cardinality import AggregatedTransform
 from ...nets.configs import ImageNetConfig
-from ...nets.models import ResNet, build_seeded, cifar_resnet, initialize
+from ...nets.init import build_seeded, initialize
+from ...nets.models import ResNet, cifar_resnet
 from ...nets.paper import XIE2017_TABLE2
 from ...training import data, train
 from ...training.comparison import Compared, between
