@@ -16,6 +16,7 @@ from torch import nn
 
 from ..nets.checks import check_choice
 from ..nets.models import named_net
+from ..nets.paper import HE2015_CIFAR_SIZE, HE2015_CIFAR_WIDTH
 from ..training import data
 from ..training.data import DATASETS
 from ..training.history import History
@@ -63,9 +64,13 @@ def settings(mode: str | None = None) -> Settings:
     if forced:
         check_choice("RESNET_LAB_DATASET", forced, DATASETS)
         chosen = replace(chosen, datasets=(forced,), degradation_datasets=(forced,))
-    print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}, "
-          f"{chosen.steps} steps. Data: {first_here(chosen.datasets)}; the degradation "
-          f"experiment (lessons 1-4) uses {first_here(chosen.degradation_order)}.")
+    paper = "" if (chosen.size, chosen.width) == (HE2015_CIFAR_SIZE, HE2015_CIFAR_WIDTH) else \
+        f" (He et al.'s CIFAR nets: {HE2015_CIFAR_SIZE}x{HE2015_CIFAR_SIZE}, width " \
+        f"{HE2015_CIFAR_WIDTH})"
+    print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}{paper}, "
+          f"{chosen.steps} steps. The degradation experiment (lessons 1-4) trains on "
+          f"{first_here(chosen.degradation_order)}; the other experiments on "
+          f"{first_here(chosen.datasets)}.")
     return chosen
 
 

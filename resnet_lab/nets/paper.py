@@ -13,6 +13,7 @@ from __future__ import annotations
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets of §4.2 (width 16, crop and
 # flip) after 64k iterations, by depth; ResNet-110's is the best of 5 runs.
+HE2015_CIFAR_SIZE, HE2015_CIFAR_WIDTH = 32, 16   # He et al. 2015 §4.2: 32x32, stages 16/32/64
 HE2015_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 HE2015_TABLE6_SOURCE = ("He et al. 2015, Table 6: CIFAR-10 test error after 64k iterations "
                         "(ResNet-110: best of 5 runs, mean 6.61 ± 0.16)")

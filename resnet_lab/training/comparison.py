@@ -25,7 +25,11 @@ LABELS = {   # setup fields that are not the net's own, in the words a lesson us
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
     "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "engine",
 }
-DERIVED = ("plain", "weights_seed")   # follow from other fields: never a change of their own
+DERIVED = ("plain", "weights_seed")
+ALSO = {   # what else a change of one of the net's fields changes, said beside it
+    "norm": "BatchNorm after each conv, whose bias it replaces",
+    "preact": "BN and ReLU before each conv; the stem's BN becomes a final BN",
+}   # follow from other fields: never a change of their own
 
 
 def measured_setup(model: nn.Module, **settings) -> dict:
@@ -126,8 +130,9 @@ class Comparison:
         return ""
 
     def __str__(self) -> str:
-        changed = ", ".join(f"{k} ({short(a)} → {short(b)})" for k, (a, b) in
-                            self.changed.items())
+        changed = ", ".join(f"{k} ({short(a)} → {short(b)}"
+                            + (f": {ALSO[k]}" if k in ALSO else "") + ")"
+                            for k, (a, b) in self.changed.items())
         net = [k for k in self.same if k in self.net]
         same = [self.weights()] + [f"{LABELS.get(k, k)} ({short(v)})" for k, v in
                                    self.same.items() if k not in self.net and k != "builder"]

@@ -70,10 +70,13 @@ def identity_is_easier(fits: dict[str, list[float]]) -> Verdict:
     control = fits["plain, signal kept (control)"]
     fell = "; ".join(f"{name} {losses[0] / losses[-1]:.3g}x" for name, losses in
                      (("residual", residual), ("plain", plain), ("control", control)))
-    return Verdict("F -> 0 is easier than H(x) = x", plain[-1] / (100 * residual[-1]),
-                   f"residual MSE {residual[-1]:.1e} vs plain {plain[-1]:.1e}, the same but the "
-                   f"skip (control with its signal kept: {control[-1]:.1e}); the MSE fell by "
-                   f"{fell} over the steps (claim: 100x lower)")
+    return Verdict("F -> 0 is easier than H(x) = x: the residual stack ends far closer to the "
+                   "identity, and gets there by learning",
+                   min(plain[-1] / (100 * residual[-1]), residual[0] / (10 * residual[-1])),
+                   f"final MSE residual {residual[-1]:.1e} vs plain {plain[-1]:.1e}, the same "
+                   f"but the skip (control with its signal kept: {control[-1]:.1e}); the MSE "
+                   f"fell by {fell} over the steps (claim: the residual's final MSE 100x "
+                   "lower, and fallen 10x from its start)")
 
 
 def gradient_nets(seed: int = 0) -> dict[str, nn.Module]:

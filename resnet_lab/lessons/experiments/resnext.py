@@ -90,7 +90,8 @@ def same_budget(sizes: dict[tuple[int, int], tuple[int, int]]) -> Verdict:
 # Two of Xie et al.'s Table 2 templates (C, d), every channel count shrunk by 64 / LAB_WIDTH:
 # (1, 64) is a dense 3x3 of 8 channels in stage 1, (4, 24) four groups of 3; the budget stays
 # the same, as in Table 2 (C = 32 would leave a path less than one channel).
-LAB_PAIR = {"ResNet (C = 1)": (1, 64), "ResNeXt (C = 4, d = 24)": (4, 24)}
+LAB_PAIR = {"ResNet (C = 1, template d = 64)": (1, 64),
+            "ResNeXt (C = 4, template d = 24)": (4, 24)}
 LAB_WIDTH, LAB_DEPTH = 8, 11    # a bottleneck net of one block per stage, stages of 8/16/32
 
 
@@ -136,6 +137,6 @@ def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
                    "the seeds' spread", 2 * spread / worse_by if worse_by > 0 else 1 / TINY,
                    "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
                              f"over {len(v)} seeds" for n, v in errors.items())
-                   + f"; ResNeXt's mean minus ResNet's: {100 * worse_by:+.1f} points, "
-                   f"{worse_by / max(spread, TINY):+.1f} seed standard deviations (claim: at "
-                   "most +2)")
+                   + f"; ResNeXt's mean error minus ResNet's: {100 * worse_by:+.1f} points, "
+                   f"which is {worse_by / max(spread, TINY):+.1f} times the seeds' standard "
+                   "deviation (claim: at most +2 times)")
