@@ -35,10 +35,10 @@ def resnet50_matches(table: Summary, blocks: list[int]) -> Verdict:
     params, gmacs = TORCHVISION_RESNET50_PARAMS, TORCHVISION_RESNET50_GMACS
     exact = (table.params == params and round(table.macs / 1e9, 1) == round(gmacs, 1)
              and blocks == [3, 4, 6, 3])
-    return Verdict(f"ResNet-50 matches torchvision's: {params:,} parameters, "
-                   f"{gmacs:.1f} GMACs, stages of [3, 4, 6, 3] blocks",
+    return Verdict("ResNet-50 matches torchvision's parameter count, GMACs and stages",
                    math.inf if exact else 0.0,
-                   f"{table.params:,} parameters, {table.macs / 1e9:.2f} GMACs, blocks {blocks}")
+                   f"{table.params:,} parameters (torchvision: {params:,}), "
+                   f"{table.macs / 1e9:.2f} GMACs ({gmacs:.1f}), blocks {blocks} ([3, 4, 6, 3])")
 
 
 def block_type_nets(s: Settings, images: data.Dataset, seed: int = 0) -> dict[str, nn.Module]:

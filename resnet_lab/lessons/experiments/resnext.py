@@ -138,5 +138,5 @@ def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
                    "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
                              f"over {len(v)} seeds" for n, v in errors.items())
                    + f"; ResNeXt's mean error minus ResNet's: {100 * worse_by:+.1f} points, "
-                   f"which is {worse_by / max(spread, TINY):+.1f} times the seeds' standard "
-                   "deviation (claim: at most +2 times)")
+                   f"which is {worse_by / max(spread, TINY):+.1f} times the larger of the two "
+                   "nets' standard deviations over seeds (claim: at most +2 times)")
