@@ -27,8 +27,8 @@ LABELS = {   # setup fields that are not the net's own, in the words a lesson us
 }
 DERIVED = ("plain", "weights_seed")
 ALSO = {   # what else a change of one of the net's fields changes, said beside it
-    "norm": "BatchNorm after each conv, whose bias it replaces",
-    "preact": "BN and ReLU before each conv; the stem's BN becomes a final BN",
+    "norm": "BatchNorm after each conv, in place of the conv's bias",
+    "preact": "BN and ReLU before each conv, and a final BN in place of the stem's",
 }   # follow from other fields: never a change of their own
 
 
@@ -131,7 +131,7 @@ class Comparison:
 
     def __str__(self) -> str:
         changed = ", ".join(f"{k} ({short(a)} → {short(b)}"
-                            + (f": {ALSO[k]}" if k in ALSO else "") + ")"
+                            + (f"; {k} means {ALSO[k]}" if k in ALSO else "") + ")"
                             for k, (a, b) in self.changed.items())
         net = [k for k in self.same if k in self.net]
         same = [self.weights()] + [f"{LABELS.get(k, k)} ({short(v)})" for k, v in
