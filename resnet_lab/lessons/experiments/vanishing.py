@@ -168,6 +168,7 @@ def plain_explodes_with_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
 def residual_stays_healthy(table: dict[tuple, dict[str, float]]) -> Verdict:
     ratios = [first_last_ratio(p) for (_, _, skip), p in table.items() if skip == 1.0]
     inside = min(min(r / VANISHING_BELOW, EXPLODING_ABOVE / r) for r in ratios)
-    return Verdict("residual nets stay healthy at every depth, with or without BatchNorm",
+    return Verdict("residual nets stay healthy at each depth measured (20, 56, 110), with or "
+                   "without BatchNorm",
                    inside, f"residual ratios {min(ratios):.2g} to {max(ratios):.2g} "
                    f"(healthy: {VANISHING_BELOW:g} to {EXPLODING_ABOVE:g})")
