@@ -47,7 +47,6 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
     there is no BN), so each block starts as the identity (Goyal et al. 2017).
     """
     check_choice("init", init, INITS)
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and init == "he":
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu",
@@ -59,8 +58,8 @@ def initialize(model: nn.Module, init: str = "he", zero_init_residual: bool = Fa
         elif isinstance(m, nn.BatchNorm2d):
             m.reset_parameters()                       # weight 1, bias 0, statistics reset
     if init == "default":
-        for m in convs:
-            if m.bias is not None:
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
                 default_bias(m, generator)
     if zero_init_residual:
         for m in model.modules():

@@ -20,16 +20,17 @@ from torch import nn
 from ..nets.configs import KINDS, config_from_dict, config_to_dict
 from ..nets.models import build, config_of, is_plain
 from .history import History
+from .recipes import base_name
 
 LABELS = {   # setup fields that are not the net's own, in the words a lesson uses
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
     "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "engine",
 }
-DERIVED = ("plain", "weights_seed")
+DERIVED = ("plain", "weights_seed")   # follow from other fields: never a change of their own
 ALSO = {   # what else a change of one of the net's fields changes, said beside it
     "norm": "BatchNorm after each conv, in place of the conv's bias",
     "preact": "BN and ReLU before each conv, and a final BN in place of the stem's",
-}   # follow from other fields: never a change of their own
+}
 
 
 def measured_setup(model: nn.Module, **settings) -> dict:
@@ -84,7 +85,7 @@ def first_names(names: tuple[str, ...], modules: bool = True, shown: int = 4) ->
 def short(value: object) -> str:
     """A setup value as the line shows it: a recipe by its name and lr, 1.0 as 1."""
     if isinstance(value, dict) and "name" in value:       # a recipe: its name and schedule
-        name, schedule = value["name"].split(" (lr ")[0], value.get("schedule", "")
+        name, schedule = base_name(value["name"]), value.get("schedule", "")
         schedule = {"onecycle": "one-cycle", "step": "steps ÷10"}.get(schedule, schedule)
         kind = "" if schedule in ("", name) else f"{schedule}, "
         return f"{name}: {kind}lr {value['lr']:g}"

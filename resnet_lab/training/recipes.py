@@ -76,7 +76,13 @@ def with_lr(recipe: str | Recipe, lr: float) -> Recipe:
     """A recipe with another peak learning rate, named so that titles and histories say so."""
     check_positive("lr", lr)
     base = get_recipe(recipe)
-    return replace(base, name=f"{base.name.split(' (lr ')[0]} (lr {lr:g})", lr=lr)
+    return replace(base, name=f"{base_name(base.name)} (lr {lr:g})", lr=lr)
+
+
+def base_name(name: str) -> str:
+    """A recipe's name without the "(lr ...)" that `with_lr` adds: "constant (lr 0.5)" ->
+    "constant"."""
+    return name.split(" (lr ")[0]
 
 
 def warms_up(model: nn.Module, recipe: Recipe) -> bool:
