@@ -143,3 +143,13 @@ def test_the_preact_pair_starts_at_the_same_loss():
     assert all(abs(loss - math.log(10)) < 1e-4 for loss, _ in same.values())
     default = [loss for loss, _ in ex.preact_start(S, IMAGES, zero_head=False).values()]
     assert abs(default[0] - default[1]) > 1e-3
+
+
+def test_batchnorm_on_or_off_keeps_every_conv_weight():
+    """A net with and one without BatchNorm from one seed differ only in BN's layers and the
+    convs' biases: every tensor the two share starts equal (`init` draws conv biases last)."""
+    compared = ex.regime_pairs(IMAGES)["no BN, default init vs BatchNorm, default init"]
+    equal, differ, no_bn_only, bn_only = compared.tensors
+    assert equal > 0 and not differ, str(compared)
+    assert all(name.endswith(".bias") for name in no_bn_only), no_bn_only
+    assert all("bn" in name for name in bn_only), bn_only
