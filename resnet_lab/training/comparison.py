@@ -24,12 +24,25 @@ from .recipes import base_name
 
 LABELS = {   # setup fields that are not the net's own, in the words a lesson uses
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
-    "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "engine",
+    "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "step engine",
+}
+WORDS = {   # the net's config fields in the lecture's words; a changed one keeps its field name
+    "num_classes": "classes", "in_channels": "input channels", "shortcut": "shortcut type",
+    "norm": "normalization", "init": "init", "skip": "skip", "preact": "block order",
+    "zero_init_residual": "init of each branch's last BN", "groups": "cardinality C",
+    "width_per_group": "group width d", "depth": "depth", "width": "width",
+    "block": "block type", "branch_scale": "branch scale", "activation": "activation",
+    "in_features": "inputs", "out_features": "outputs", "hidden": "hidden layers",
 }
 DERIVED = ("plain", "weights_seed")   # follow from other fields: never a change of their own
 ALSO = {   # what else a change of one of the net's fields changes, said beside it
     "norm": "BatchNorm after each conv, in place of the conv's bias",
     "preact": "BN and ReLU before each conv, and a final BN in place of the stem's",
+    "groups": "the 3×3 conv split into C groups",
+    "width_per_group": "each group's channels",
+    "block": "basic: two 3×3 convs; bottleneck: 1×1, 3×3, 1×1",
+    "init": "he: weights drawn with std √(2 / fan-in)",
+    "branch_scale": "F(x)'s factor at the start",
 }
 
 
@@ -94,6 +107,13 @@ def short(value: object) -> str:
     return str(value)
 
 
+def changed_field(field: str) -> str:
+    """How a changed field opens its part of the line: "skip (", or in the lecture's words
+    with the field's name, the argument to change: "group width d (width_per_group: "."""
+    words = WORDS.get(field, LABELS.get(field, field))
+    return f"{field} (" if words == field else f"{words} ({field}: "
+
+
 @dataclass(frozen=True)
 class Comparison:
     """What two setups share and what differs. `changed`: field -> (a's value, b's value);
@@ -131,10 +151,10 @@ class Comparison:
         return ""
 
     def __str__(self) -> str:
-        changed = ", ".join(f"{k} ({short(a)} → {short(b)}"
-                            + (f"; {k} means {ALSO[k]}" if k in ALSO else "") + ")"
+        changed = ", ".join(f"{changed_field(k)}{short(a)} → {short(b)}"
+                            + (f"; {ALSO[k]}" if k in ALSO else "") + ")"
                             for k, (a, b) in self.changed.items())
-        net = [k for k in self.same if k in self.net]
+        net = [WORDS.get(k, k) for k in self.same if k in self.net]
         same = [self.weights()] + [f"{LABELS.get(k, k)} ({short(v)})" for k, v in
                                    self.same.items() if k not in self.net and k != "builder"]
         if net:
