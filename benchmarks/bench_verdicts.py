@@ -60,7 +60,9 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
             continue                                    # not on this machine
         nets, runs = lessons.degradation_runs(s, images, seed=seed)
         table = ex.regime_table(images, seed)
+        learning = {n: ex.layer_learning(nets[n], runs[n]) for n in ("plain-20", "plain-56")}
         out += [(name, "1", ex.deeper_plain_trains_worse(runs)),
+                (name, "1", ex.deep_plain_early_layers_slow(learning)),
                 (name, "1", ex.plain_vanishes_without_bn(table)),
                 (name, "1", ex.plain_explodes_with_bn(table)),
                 (name, "1", ex.residual_stays_healthy(table)),
@@ -69,15 +71,13 @@ def verdicts_of_seed(seed: int) -> list[tuple[str, str, object]]:
                 (name, "3", ex.block_types_match(ex.block_type_runs(s, images, seed)[1])),
                 (name, "4", ex.cardinality_holds_its_own(
                     ex.cardinality_runs(s, images, seeds=range(3 * seed, 3 * seed + 3)).values)),
-                (name, "4", ex.features_transfer(ex.backbone_probes(s, images, seed).values))]
+                (name, "4", ex.features_transfer(ex.backbone_probes(s, images, seed).values)),
+                (name, "4", ex.deep_backbones_need_skips(
+                    ex.backbone_probes(s, images, seed, depth=56).values))]
         if name in s.datasets:                          # lesson 5 uses the lesson's data
-            matched, _ = ex.matched_resnet(s, images, runs["plain-56"].final_train_loss(),
-                                           seed)             # at plain-56's training loss
-            pair56 = {"plain-56": nets["plain-56"], "ResNet-56": matched}
             chance = 1 - 1 / len(images.classes)
             pair20 = {n: nets[n] for n in ("plain-20", "ResNet-20")}
-            out += [(name, "5", ex.wider_basin(ex.basin_rises(pair56, images))),
-                    (name, "5", ex.ensemble_survives_deletion(
+            out += [(name, "5", ex.ensemble_survives_deletion(
                         ex.deletion_errors(pair20, images), chance)),
                     (name, "5", ex.preact_trains_better(ex.preact_runs(s, images, seed)))]
     if seed == 0:                                       # exact checks: no seed, no training
@@ -134,6 +134,9 @@ def margins(rows: list[dict], kernels: list[str]) -> dict:
         out[name] = {"lesson": runs[0]["lesson"], "claim": runs[-1]["claim"], "runs": len(runs),
                      "over": " x ".join(over), "shown": f"{sum(m > 1 for m in values)}/{len(runs)}",
                      "min": fmt(min(values)), "median": fmt(statistics.median(values))}
+        if len(datasets) > 1:                           # each data set's own smallest margin
+            out[name]["min_by_data"] = {d: fmt(min(r["margin"] for r in runs if r["dataset"] == d))
+                                        for d in datasets}
     return {"made_by": "benchmarks/bench_verdicts.py", "machine": machine(), "verdicts": out}
 
 

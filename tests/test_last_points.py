@@ -64,6 +64,16 @@ def test_backbone_probes_freeze_three_nets_and_give_a_verdict(images):
     assert math.isclose(v.margin, 0.4 / 0.1) and v.shown
 
 
+def test_the_deep_backbone_verdict_reads_the_two_trained_nets_only():
+    """The 56-layer probe's claim compares the trained ResNet with the trained plain net (one
+    change: the skip); the random net's error is beside it, not in it."""
+    errors = {"ResNet-56, random weights": 0.05, "ResNet-56, trained": 0.2,
+              "plain-56, trained": 0.5}
+    v = backbone.deep_backbones_need_skips(errors)
+    assert math.isclose(v.margin, 0.5 / 0.2 / backbone.DEEPER) and v.shown
+    assert not backbone.deep_backbones_need_skips({**errors, "plain-56, trained": 0.21}).shown
+
+
 def test_a_cifar_net_takes_resnexts_groups_only_with_bottlenecks():
     net = rl.cifar_resnet(11, block="bottleneck", width=8, groups=4, width_per_group=24)
     assert net.layer1[0].conv2.groups == 4 and net.layer1[0].conv2.in_channels == 12

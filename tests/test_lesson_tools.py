@@ -1,18 +1,20 @@
 """The lessons' tools: ResNeXt's three forms, loss slices, block deletion, modes and verdicts."""
 
 import json
+import math
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import resnet_lab as rl
 from resnet_lab import lessons
 from resnet_lab.instruments import landscape
-from resnet_lab.lessons import verdicts
+from resnet_lab.lessons import experiments, verdicts
 from resnet_lab.nets import ensembles
 from resnet_lab.nets.cardinality import AggregatedTransform
 from resnet_lab.training import data, train
@@ -254,7 +256,7 @@ def test_a_claims_verdict_prints_its_measured_spread_below_it(capsys, monkeypatc
     margins = tmp_path / "margins.json"
     margins.write_text(json.dumps({"verdicts": {"toy": {
         "runs": 20, "over": "5 seed(s) x 2 data sets", "shown": "20/20", "min": "1.3",
-        "median": "2"}}}))
+        "median": "2", "min_by_data": {"fashion_mnist": "1.3", "synthetic": "4"}}}}))
     monkeypatch.setattr(verdicts, "MARGINS_FILE", margins)
 
     @lessons.claim
@@ -267,7 +269,7 @@ def test_a_claims_verdict_prints_its_measured_spread_below_it(capsys, monkeypatc
     assert capsys.readouterr().out.splitlines() == [
         "VERDICT toy claim: measured 1.5 -> shown",
         "  spread over 20 runs of bench_verdicts (5 seed(s) x 2 data sets): shown in 20/20, "
-        "margin min 1.3, median 2"]
+        "margin min 1.3 (fashion_mnist 1.3, synthetic 4), median 2"]
 
 
 def test_bench_verdicts_summarizes_the_rows_of_an_earlier_run(tmp_path):
@@ -276,9 +278,41 @@ def test_bench_verdicts_summarizes_the_rows_of_an_earlier_run(tmp_path):
     rows.write_text("".join(json.dumps({
         "kernel": kernel, "seed": 0, "dataset": "synthetic", "lesson": "1", "name": "toy",
         "claim": "toy claim", "margin": margin, "evidence": "-"}) + "\n"
-        for kernel, margin in (("default", 2.0), ("avx2", 1e40))))
+        for kernel, margin in (("default", 2.0), ("avx2", 1e40)))
+        + json.dumps({"kernel": "default", "seed": 0, "dataset": "fashion_mnist", "lesson": "1",
+                      "name": "toy", "claim": "toy claim", "margin": 3.0, "evidence": "-"}))
     subprocess.run([sys.executable, "benchmarks/bench_verdicts.py", "--summarize", str(rows),
                     "--margins", str(out)], check=True, capture_output=True, cwd=ROOT)
     toy = json.loads(out.read_text())["verdicts"]["toy"]
-    assert (toy["shown"], toy["min"], toy["median"]) == ("2/2", "2", "unbounded")
-    assert toy["over"] == "1 seed(s) x synthetic x 2 CPU kernel set(s)"
+    assert (toy["shown"], toy["min"], toy["median"]) == ("3/3", "2", "3")
+    assert toy["over"] == "1 seed(s) x fashion_mnist and synthetic x 2 CPU kernel set(s)"
+    assert toy["min_by_data"] == {"fashion_mnist": "3", "synthetic": "2"}
+
+
+def test_layer_learning_reads_the_growth_from_the_seed_and_the_gradient_relative_to_the_weights():
+    """Lesson 1's early-layer measurement: each layer's weights' norm over its initial one
+    (rebuilt from the net's config and seed, not kept), and the median of its recorded
+    gradient norms over its final weights' norm."""
+    images = data.synthetic(256, 64, size=8, channels=1, seed=0)
+    nets = {"plain-8": rl.cifar_resnet(8, width=2, in_channels=1, skip=0.0, seed=0)}
+    runs = train.compare(nets, images, steps=4, batch_size=32, eval_samples=32)
+    net, h = nets["plain-8"], runs["plain-8"]
+    learning = experiments.layer_learning(net, h, last=2)
+    assert list(learning) == h.layers and len(h.grad_norms) == 4
+    w0 = rl.cifar_resnet(8, width=2, in_channels=1, skip=0.0, seed=0).conv1.weight
+    w = net.conv1.weight.detach()
+    growth, relative = learning["conv1"]
+    assert growth != 1.0 and math.isclose(growth, (w.norm() / w0.norm()).item(), rel_tol=1e-6)
+    median = np.median([row[h.layers.index("conv1")] for row in h.grad_norms[-2:]])
+    assert math.isclose(relative, median / w.norm().item(), rel_tol=1e-6)
+
+
+def test_the_early_layer_verdict_compares_the_thirds_of_both_plain_nets():
+    layers = {"plain-20": {f"l{i}": (1.0, 0.02) for i in range(6)},
+              "plain-56": {f"l{i}": (1.0, 0.02 if i >= 2 else 0.0002) for i in range(6)}}
+    assert experiments.by_thirds([0.0002, 0.0002, 0.02, 0.02, 0.02, 0.02]) == [0.0002, 0.02, 0.02]
+    v = experiments.deep_plain_early_layers_slow(layers)
+    assert math.isclose(v.margin, min(100 / experiments.SLOWER, experiments.LEVEL / 1.0))
+    assert v.shown
+    layers["plain-20"]["l0"] = layers["plain-20"]["l1"] = (1.0, 0.002)    # plain-20 slow too
+    assert not experiments.deep_plain_early_layers_slow(layers).shown

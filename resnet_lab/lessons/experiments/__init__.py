@@ -21,8 +21,10 @@ from .architectures import (
     resnet50_matches,
 )
 from .backbone import (
+    DEEPER,
     SEEN,
     backbone_probes,
+    deep_backbones_need_skips,
     features_transfer,
     linear_probe,
     pooled_features,
@@ -42,7 +44,6 @@ from .beyond import (
     preact_runs,
     preact_start,
     preact_trains_better,
-    wider_basin,
 )
 from .residual import (
     IDENTITY_BRANCH,
@@ -75,11 +76,16 @@ from .resnext import (
     time_forms,
 )
 from .vanishing import (
+    LEVEL,
+    SLOWER,
     WATCHED_SIGMOIDS,
     WORSE,
     MLPTraining,
+    by_thirds,
+    deep_plain_early_layers_slow,
     deeper_plain_trains_worse,
     early_layers_freeze,
+    layer_learning,
     mlp_profiles,
     plain_explodes_with_bn,
     plain_vanishes_without_bn,
@@ -94,20 +100,21 @@ from .vanishing import (
 
 __all__ = [
     "Compared", "between",
-    "SEEN", "backbone_probes", "features_transfer", "linear_probe",
-    "pooled_features", "probe_errors", "split_classes",
+    "DEEPER", "SEEN", "backbone_probes", "deep_backbones_need_skips", "features_transfer",
+    "linear_probe", "pooled_features", "probe_errors", "split_classes",
     "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
     "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
     "ensemble_survives_deletion", "equal_steps_plain", "landscape_slices", "matched_resnet",
-    "preact_nets", "preact_runs", "preact_start", "preact_trains_better", "wider_basin",
+    "preact_nets", "preact_runs", "preact_start", "preact_trains_better",
     "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
     "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
     "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
     "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
     "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
     "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
-    "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "deeper_plain_trains_worse",
-    "early_layers_freeze", "mlp_profiles", "plain_explodes_with_bn",
+    "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "LEVEL", "SLOWER", "by_thirds",
+    "deep_plain_early_layers_slow", "deeper_plain_trains_worse", "early_layers_freeze",
+    "layer_learning", "mlp_profiles", "plain_explodes_with_bn",
     "plain_vanishes_without_bn", "regime_nets", "regime_pairs", "regime_table",
     "residual_stays_healthy", "sigmoid_vanishes",
     "skips_reduce_degradation", "train_sigmoid_mlp",

@@ -72,19 +72,6 @@ def equal_steps_plain(s: Settings, images: data.Dataset, steps: int, seed: int =
     return nets["plain-56"], runs["plain-56"]
 
 
-@claim
-def wider_basin(rises: dict[str, float]) -> Verdict:
-    """Li et al.'s wider basin, as far as the lab's short runs carry it: `basin_rises` of
-    plain-56 and the `matched_resnet`, a ResNet-56 at plain-56's training loss. Claimed at
-    matched loss only: at equal steps (`equal_steps_plain`) the order is not the same on
-    every seed, the plain net then still sitting near the plateau it starts from."""
-    res, plain = rises["ResNet-56"], rises["plain-56"]
-    return Verdict("at matched training loss the plain net's loss rises faster around its "
-                   "weights than the ResNet's", plain / max(res, TINY),
-                   f"mean loss rise at |α| = 0.5 over 4 directions: ResNet-56 {res:.2f}, "
-                   f"plain-56 {plain:.2f} (claim: the plain net's is larger)")
-
-
 def deletion_errors(nets: dict[str, nn.Module], images: data.Dataset
                     ) -> dict[str, tuple[float, np.ndarray]]:
     """Veit et al. 2016: each net's test error intact, and with each deletable block deleted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +19,7 @@ from ...instruments.hooks import (
 from ...instruments.regimes import EXPLODING_ABOVE, VANISHING_BELOW, first_last_ratio
 from ...nets.models import cifar_resnet, deep_mlp
 from ...training import data, train
-from ...training.comparison import Comparison, measured_setup, one_change
+from ...training.comparison import Comparison, initial_weights, measured_setup, one_change
 from ...training.history import History
 from ...training.recipes import Recipe
 from ..verdicts import TINY, Verdict, claim
@@ -112,6 +113,53 @@ def skips_reduce_degradation(histories: dict[str, History]) -> Verdict:
                    plain / res / WORSE,
                    f"train loss ResNet-56 {res:.2f} vs plain-56 {plain:.2f} (claim: plain "
                    f"{WORSE:g}x); ResNet-20 {res20:.2f}")
+
+
+def layer_learning(net: nn.Module, history: History, last: int = 50
+                   ) -> dict[str, tuple[float, float]]:
+    """How each recorded layer of a trained net can still learn: {layer: (growth, relative
+    gradient)}, input end first. growth: ||W_end|| / ||W_start|| (the start rebuilt from the
+    net's config and seed); relative gradient: ||∇W|| / ||W_end||, the median over the `last`
+    recorded steps: how far one step moves the layer relative to its size (before the lr and
+    momentum). A conv followed by BatchNorm computes the same function at any scale of its
+    weights, so its gradient shrinks as 1 / ||W||, and the relative gradient as 1 / ||W||²
+    (van Laarhoven 2017): weights grown 10x learn 100x slower."""
+    start = initial_weights(history.setup)
+    weights = dict(net.named_parameters())
+    norms = np.array(history.grad_norms[-last:])
+    out = {}
+    for i, layer in enumerate(history.layers):
+        w = weights[f"{layer}.weight"].detach().cpu()
+        out[layer] = ((w.norm() / start[f"{layer}.weight"].norm()).item(),
+                      float(np.median(norms[:, i])) / w.norm().item())
+    return out
+
+
+def by_thirds(values: list[float]) -> list[float]:
+    """The medians of the first, middle and last third of per-layer `values`."""
+    return [float(np.median(part)) for part in np.array_split(np.array(values), 3)]
+
+
+SLOWER = 5      # "learns slowly": a first third's relative gradient under 1/5 of the last's
+LEVEL = 3       # "about level": the last third's at most 3x the first third's
+
+
+@claim
+def deep_plain_early_layers_slow(learning: dict[str, dict[str, tuple[float, float]]]
+                                 ) -> Verdict:
+    """The notes' "early layers stop learning", in the BatchNorm plain CNNs: `layer_learning`
+    of plain-20 and plain-56. The last third's relative gradient over the first third's: far
+    above 1 in plain-56, near 1 in plain-20 (one change between them: the depth)."""
+    slow = {}
+    for name in ("plain-20", "plain-56"):
+        first, _, last = by_thirds([g for _, g in learning[name].values()])
+        slow[name] = last / max(first, TINY)
+    return Verdict("with BatchNorm the deep plain net's early layers learn slowly: relative to "
+                   "their weights, their gradient is far below the last layers'",
+                   min(slow["plain-56"] / SLOWER, LEVEL / slow["plain-20"]),
+                   f"the last third's ||∇W|| / ||W|| over the first third's: plain-56 "
+                   f"{slow['plain-56']:.0f}x, plain-20 {slow['plain-20']:.1f}x (claim: plain-56 "
+                   f"over {SLOWER}x, plain-20 under {LEVEL}x)")
 
 
 REGIME_SETUPS = {"no BN, default init": dict(norm=False, init="default"),
