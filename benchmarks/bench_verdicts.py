@@ -133,7 +133,8 @@ def margins(rows: list[dict], kernels: list[str]) -> dict:
                 if datasets else []), f"{len({r['kernel'] for r in runs})} CPU kernel set(s)"]
         out[name] = {"lesson": runs[0]["lesson"], "claim": runs[-1]["claim"], "runs": len(runs),
                      "over": " x ".join(over), "shown": f"{sum(m > 1 for m in values)}/{len(runs)}",
-                     "min": fmt(min(values)), "median": fmt(statistics.median(values))}
+                     "min": fmt(min(values)), "median": fmt(statistics.median(values)),
+                     "max": fmt(max(values))}
         if len(datasets) > 1:                           # each data set's own smallest margin
             out[name]["min_by_data"] = {d: fmt(min(r["margin"] for r in runs if r["dataset"] == d))
                                         for d in datasets}

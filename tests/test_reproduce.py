@@ -120,7 +120,8 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
     falling = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
                                          ("ResNet", 110): net(110, 0.1)})
     assert falling[0].endswith("ResNet-20 30.05% -> 30.05%; ResNet-110 25.30% -> 20.30%.")
-    assert "moved by +0.00 points for ResNet-20" in falling[1] and ": shown" in falling[1]
+    assert "changed by (+ rose, - fell) +0.00 points for ResNet-20" in falling[1]
+    assert ": shown" in falling[1]
     flat = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.0)})
     assert ": NOT shown" in flat[1]
 

@@ -142,13 +142,14 @@ def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
         "ResNets' training error at half the steps -> at the end: " + "; ".join(
             f"ResNet-{d} {mean(d, 0.5):.2f}% -> {mean(d, 1.0):.2f}%" for d in depths) + ".",
         "Still falling at the end? Over the last fifth of the steps (one lr) the training error "
-        "moved by " + "; ".join(f"{statistics.mean(moved[d]):+.2f} points for ResNet-{d} (seeds "
-                                f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
+        "changed by (+ rose, - fell) " + "; ".join(
+            f"{statistics.mean(moved[d]):+.2f} points for ResNet-{d} (seeds "
+            f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
         + f". ResNet-{hi} still falling faster than ResNet-{lo}, beyond the seeds' range: "
         + ("shown: the budget ends before the deeper ResNet has converged, so the order by "
            "depth at this budget is not the order at convergence." if shown else
-           "NOT shown: at this budget the curves have flattened alike, and the order by depth "
-           "is what this budget gives."),
+           f"NOT shown: no ResNet is still falling faster than ResNet-{lo}, so the order by "
+           "depth is what this budget gives."),
     ]
 
 

@@ -65,11 +65,13 @@ def spread(name: str) -> str:
     measured = json.loads(MARGINS_FILE.read_text())["verdicts"].get(name)
     if measured is None:
         return f"  spread: {name} is not in {MARGINS_FILE.name} (run benchmarks/bench_verdicts.py)"
+    runs = f"  spread over {measured['runs']} runs of bench_verdicts ({measured['over']}): " \
+           f"shown in {measured['shown']}, "
+    if measured.get("max") == measured["min"]:       # one margin on every run (exact, or unbounded)
+        return runs + f"margin {measured['min']} in every run"
     by_data = measured.get("min_by_data", {})
     each = f" ({', '.join(f'{d} {m}' for d, m in by_data.items())})" if by_data else ""
-    return (f"  spread over {measured['runs']} runs of bench_verdicts ({measured['over']}): "
-            f"shown in {measured['shown']}, margin min {measured['min']}{each}, "
-            f"median {measured['median']}")
+    return runs + f"margin min {measured['min']}{each}, median {measured['median']}"
 
 
 def verdict(v: Verdict) -> None:

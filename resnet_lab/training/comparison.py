@@ -26,7 +26,7 @@ LABELS = {   # setup fields that are not the net's own, in the words a lesson us
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
     "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "step engine",
 }
-WORDS = {   # the net's config fields in the lecture's words; a changed one keeps its field name
+WORDS = {   # the net's config fields in the lecture's words (a changed one also shows its name)
     "num_classes": "classes", "in_channels": "input channels", "shortcut": "shortcut type",
     "norm": "normalization", "init": "init", "skip": "skip", "preact": "block order",
     "zero_init_residual": "init of each branch's last BN", "groups": "cardinality C",
@@ -154,11 +154,11 @@ class Comparison:
         changed = ", ".join(f"{changed_field(k)}{short(a)} → {short(b)}"
                             + (f"; {ALSO[k]}" if k in ALSO else "") + ")"
                             for k, (a, b) in self.changed.items())
-        net = [WORDS.get(k, k) for k in self.same if k in self.net]
+        net = [k for k in self.same if k in self.net]
         same = [self.weights()] + [f"{LABELS.get(k, k)} ({short(v)})" for k, v in
                                    self.same.items() if k not in self.net and k != "builder"]
         if net:
-            same.insert(0, f"the rest of the net ({', '.join(net)})")
+            same.insert(0, f"the rest of the net ({len(net)} other config fields)")
         return f"changed: {changed or 'nothing'}; the same: {', '.join(s for s in same if s)}"
 
 
