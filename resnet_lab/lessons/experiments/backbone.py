@@ -121,12 +121,13 @@ DEEPER = 1.1    # "serve better": a probe error at least 10% below the other net
 
 @claim
 def deep_backbones_need_skips(errors: dict[str, float]) -> Verdict:
-    """`backbone_probes` at 56 layers, where the plain net degrades (Lessons 1 and 2): what
-    the skip buys a backbone is depth. One change between the two trained nets: the skip."""
+    """`backbone_probes` at 56 layers, a depth at which plain nets train worse (Lessons 1 and
+    2): what the skip buys a backbone is depth. One change between the two trained nets: the
+    skip."""
     res = next(v for k, v in errors.items() if k.startswith("ResNet") and "trained" in k)
     plain = next(v for k, v in errors.items() if k.startswith("plain"))
-    return Verdict("at 56 layers, where the plain net degrades, the trained ResNet's frozen "
-                   "features serve the unseen classes better than the trained plain net's",
+    return Verdict("at 56 layers the trained ResNet's frozen features serve the unseen classes "
+                   "better than the trained plain net's",
                    plain / max(res, TINY) / DEEPER,
                    f"linear-probe test error: ResNet-56 {100 * res:.1f}%, plain-56 "
                    f"{100 * plain:.1f}% (claim: the plain net's at least {DEEPER:g}x the "

@@ -141,5 +141,6 @@ def cardinality_holds_its_own(errors: dict[str, list[float]]) -> Verdict:
                    "; ".join(f"{n}: test error {100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}% "
                              f"over {len(v)} seeds" for n, v in errors.items())
                    + f"; ResNeXt's mean error is {100 * abs(worse_by):.1f} points "
-                   f"{'higher' if worse_by > 0 else 'lower'} than ResNet's (claim: at most two "
-                   f"standard deviations over seeds higher, {200 * spread:.1f} points)")
+                   f"{'higher' if worse_by > 0 else 'lower'} than ResNet's (claim: at most twice "
+                   f"the larger of the two nets' standard deviations over seeds higher, "
+                   f"{200 * spread:.1f} points)")
