@@ -26,12 +26,11 @@ LABELS = {   # setup fields that are not the net's own, in the words a lesson us
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
     "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "step engine",
 }
-WORDS = {   # the net's config fields in the lecture's words (a changed one also shows its name)
+WORDS = {   # net config fields the lecture names otherwise (a changed one also shows its name)
     "num_classes": "classes", "in_channels": "input channels", "shortcut": "shortcut type",
-    "norm": "normalization", "init": "init", "skip": "skip", "preact": "block order",
+    "norm": "normalization", "preact": "block order",
     "zero_init_residual": "init of each branch's last BN", "groups": "cardinality C",
-    "width_per_group": "group width d", "depth": "depth", "width": "width",
-    "block": "block type", "branch_scale": "branch scale", "activation": "activation",
+    "width_per_group": "group width d", "block": "block type", "branch_scale": "branch scale",
     "in_features": "inputs", "out_features": "outputs", "hidden": "hidden layers",
 }
 DERIVED = ("plain", "weights_seed")   # follow from other fields: never a change of their own

@@ -28,6 +28,7 @@ from .backbone import (
     features_transfer,
     linear_probe,
     pooled_features,
+    probe,
     probe_errors,
     split_classes,
 )
@@ -101,7 +102,7 @@ from .vanishing import (
 __all__ = [
     "Compared", "between",
     "DEEPER", "SEEN", "backbone_probes", "deep_backbones_need_skips", "features_transfer",
-    "linear_probe", "pooled_features", "probe_errors", "split_classes",
+    "linear_probe", "pooled_features", "probe", "probe_errors", "split_classes",
     "SIMILAR", "block_type_nets", "block_type_runs", "block_types_match", "bottleneck_saves",
     "resnet50_matches", "HIGH_LR", "basin_rises", "deletion_damage", "deletion_errors",
     "ensemble_survives_deletion", "equal_steps_plain", "landscape_slices", "matched_resnet",

@@ -104,10 +104,17 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
     return Compared(probe_errors(nets, seen, unseen), changes)
 
 
+def probe(errors: dict[str, float], kind: str, state: str) -> tuple[str, float]:
+    """The net ("ResNet-56") and probe error of `backbone_probes`' `kind` ("ResNet" or
+    "plain") net in `state` ("trained" or "random weights")."""
+    key = next(k for k in errors if k.startswith(kind) and k.endswith(state))
+    return key.split(",")[0], errors[key]
+
+
 @claim
 def features_transfer(errors: dict[str, float]) -> Verdict:
-    trained = next(v for k, v in errors.items() if k.startswith("ResNet") and "trained" in k)
-    random = next(v for k, v in errors.items() if "random" in k)
+    _, trained = probe(errors, "ResNet", "trained")
+    _, random = probe(errors, "ResNet", "random weights")
     return Verdict("training makes a ResNet a backbone: its frozen features serve classes it "
                    "never saw better than its random initial ones",
                    random / max(trained, TINY),
@@ -124,11 +131,11 @@ def deep_backbones_need_skips(errors: dict[str, float]) -> Verdict:
     """`backbone_probes` at 56 layers, a depth at which plain nets train worse (Lessons 1 and
     2): what the skip buys a backbone is depth. One change between the two trained nets: the
     skip."""
-    res = next(v for k, v in errors.items() if k.startswith("ResNet") and "trained" in k)
-    plain = next(v for k, v in errors.items() if k.startswith("plain"))
+    res_name, res = probe(errors, "ResNet", "trained")
+    plain_name, plain = probe(errors, "plain", "trained")
     return Verdict("at 56 layers the trained ResNet's frozen features serve the unseen classes "
                    "better than the trained plain net's",
                    plain / max(res, TINY) / DEEPER,
-                   f"linear-probe test error: ResNet-56 {100 * res:.1f}%, plain-56 "
+                   f"linear-probe test error: {res_name} {100 * res:.1f}%, {plain_name} "
                    f"{100 * plain:.1f}% (claim: the plain net's at least {DEEPER:g}x the "
                    "ResNet's)")
