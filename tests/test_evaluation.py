@@ -54,7 +54,7 @@ def test_compare_records_how_its_test_errors_were_read():
     runs = train.compare({"ResNet-8": rl.cifar_resnet(8, width=4, seed=0)}, tiny, steps=4,
                             batch_size=32, eval_every=2)
     h = runs["ResNet-8"]
-    assert h.setup["eval_bn"].startswith("precise BatchNorm: re-estimated on 512 training")
+    assert h.setup["eval_bn"] == "precise BatchNorm, re-estimated on 512 training images"
     assert h.running_bn_test_error is not None and len(h.test_error) == 2
 
 

@@ -145,11 +145,12 @@ def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
         "changed by (+ rose, - fell) " + "; ".join(
             f"{statistics.mean(moved[d]):+.2f} points for ResNet-{d} (seeds "
             f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
-        + f". ResNet-{hi} still falling faster than ResNet-{lo}, beyond the seeds' range: "
-        + ("shown: the budget ends before the deeper ResNet has converged, so the order by "
-           "depth at this budget is not the order at convergence." if shown else
-           f"NOT shown: no ResNet is still falling faster than ResNet-{lo}, so the order by "
-           "depth is what this budget gives."),
+        + f". Is ResNet-{hi} still catching up, its error falling faster than ResNet-{lo}'s "
+        "on every seed? "
+        + ("Yes: the budget ends before the deeper ResNet has converged, so the order by depth "
+           "at this budget is not the order at convergence." if shown else
+           f"No: ResNet-{hi}'s error is not falling faster than ResNet-{lo}'s, so its place in "
+           "the order by depth is not that of a run cut short while it caught up."),
     ]
 
 
@@ -306,6 +307,16 @@ def to_text(c: Contents) -> str:
                       *(f"* failed: {f}" for f in c.failed)])
 
 
+def written(folder: str | Path) -> Contents:
+    """A reproduce folder's report: made from its runs, or, without them (a clone), read from
+    the report.json written with them."""
+    folder = Path(folder)
+    grid, results, failures, calls = load(folder)
+    if not results and (folder / "report.json").exists():
+        return Contents(**json.loads((folder / "report.json").read_text()))
+    return contents(grid, results, failures, calls)
+
+
 def show(folder: str | Path) -> None:
     """In a notebook: the report of a reproduce folder as text, then its figure (the PNG
     written with it). Without its runs (a clone) it shows the report written with them."""
@@ -315,11 +326,5 @@ def show(folder: str | Path) -> None:
         print(f"No reproduce report in {folder} (the lab's own is docs/figure6 in its "
               "repository; `resnet-lab reproduce --out FOLDER` makes one).")
         return
-    grid, results, failures, calls = load(folder)
-    written = folder / "report.json"
-    if not results and written.exists():
-        c = Contents(**json.loads(written.read_text()))
-    else:
-        c = contents(grid, results, failures, calls)
-    print(to_text(c))                                      # the figure is drawn already
+    print(to_text(written(folder)))                       # the figure is drawn already
     display(Image(filename=str(folder / "figure6.png")))

@@ -12,7 +12,7 @@ different shape draw different weights from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from .recipes import base_name
 LABELS = {   # setup fields that are not the net's own, in the words a lesson uses
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
     "steps": "steps", "data": "data", "eval_bn": "BatchNorm at evaluation", "engine": "step engine",
+    "inputs_seed": "inputs' seed",
 }
 WORDS = {   # net config fields the lecture names otherwise (a changed one also shows its name)
     "num_classes": "classes", "in_channels": "input channels", "shortcut": "shortcut type",
@@ -41,7 +42,7 @@ ALSO = {   # what else a change of one of the net's fields changes, said beside 
     "width_per_group": "each group's channels",
     "block": "basic: two 3×3 convs; bottleneck: 1×1, 3×3, 1×1",
     "init": "he: weights drawn with std √(2 / fan-in)",
-    "branch_scale": "F(x)'s factor at the start",
+    "branch_scale": "a fixed factor on F(x) in every block",
 }
 
 
@@ -87,11 +88,11 @@ def equal_tensors(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] 
             tuple(k for k in b if k not in a))
 
 
-def first_names(names: tuple[str, ...], modules: bool = True, shown: int = 4) -> str:
-    """The first `shown` parameter names, as their modules ("layer1.0.conv1") or in full."""
-    if modules:
-        names = tuple(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
-    return ", ".join(names[:shown]) + (", …" if len(names) > shown else "")
+def first_names(names: tuple[str, ...], shown: int = 4) -> str:
+    """The names, as their modules ("layer1.0.bn1" for its weight and bias), in brackets when
+    there are at most `shown` of them; "" for more, where a list would not be read."""
+    modules = tuple(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+    return f" (in {', '.join(modules)})" if len(modules) <= shown else ""
 
 
 def short(value: object) -> str:
@@ -126,6 +127,7 @@ class Comparison:
     tensors: tuple[int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     weights_seed: int | None
     net: tuple[str, ...] = ()     # the fields that belong to the net's config
+    title: str = ""               # "a vs b": the line's heading, when the pair has names
 
     @property
     def same_weights(self) -> bool:
@@ -134,57 +136,69 @@ class Comparison:
         return equal > 0 and not any(others)
 
     def weights(self) -> str:
+        """Where the two nets' initial weights came from, and how many tensors are equal."""
         equal, differ, only_a, only_b = self.tensors
+        if self.weights_seed is None:
+            return "drawn separately (no shared seed)"
         if self.same_weights:
-            return f"initial weights (seed {self.weights_seed}, every tensor equal)"
-        if self.weights_seed is not None:
-            parts = [f"{equal} tensors equal"]
-            if differ:
-                parts.append(f"{len(differ)} different ({first_names(differ)})")
-            for only, net in ((only_a, "first"), (only_b, "second")):
-                if only:
-                    parts.append(f"{len(only)} in the {net} net only "
-                                 f"({first_names(only, modules=False)})")
-            return f"weights seed {self.weights_seed} (not the same initial weights: " \
-                   f"{', '.join(parts)})"
-        return ""
+            return f"seed {self.weights_seed} for both: all {equal} tensors start equal"
+        parts = [f"{equal} equal"]
+        if differ:
+            parts.append(f"{len(differ)} different{first_names(differ)}")
+        for only, net in ((only_a, "first"), (only_b, "second")):
+            if only:
+                parts.append(f"{len(only)} in the {net} net only{first_names(only)}")
+        return f"seed {self.weights_seed} for both; not every tensor starts equal: " \
+               f"{', '.join(parts)}"
 
-    def __str__(self) -> str:
+    def lines(self) -> list[str]:
+        """Three lines: what changed, what stayed the same, where the weights came from."""
         changed = ", ".join(f"{changed_field(k)}{short(a)} → {short(b)}"
                             + (f"; {ALSO[k]}" if k in ALSO else "") + ")"
                             for k, (a, b) in self.changed.items())
         net = [k for k in self.same if k in self.net]
-        same = [self.weights()] + [f"{LABELS.get(k, k)} ({short(v)})" for k, v in
-                                   self.same.items() if k not in self.net and k != "builder"]
+        same = [f"{LABELS.get(k, k)} ({short(v)})" for k, v in self.same.items()
+                if k not in self.net and k != "builder"]
         if net:
             same.insert(0, f"the rest of the net ({len(net)} other config fields)")
-        return f"changed: {changed or 'nothing'}; the same: {', '.join(s for s in same if s)}"
+        return [f"changed:  {changed or 'nothing'}", f"the same: {', '.join(same)}",
+                f"weights:  {self.weights()}"]
+
+    def titled(self, title: str) -> str:
+        """The lines under a heading: "plain-20 vs plain-56:", then each line indented."""
+        return "\n".join([f"{title}:", *(f"  {line}" for line in self.lines())])
+
+    def __str__(self) -> str:
+        return self.titled(self.title) if self.title else "\n".join(self.lines())
 
 
-def one_change(a: dict, b: dict) -> Comparison:
-    """Compare two setups (`History.setup` or `measured_setup`) field by field."""
+def one_change(a: dict, b: dict, title: str = "") -> Comparison:
+    """Compare two setups (`History.setup` or `measured_setup`) field by field; `title`
+    names the pair ("ResNet-56 vs plain-56")."""
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in DERIVED]
     changed = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
     same = {k: a.get(k) for k in keys if k not in changed}
     seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
     return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),
-                      seed, tuple(dict.fromkeys(net_fields(a) + net_fields(b))))
+                      seed, tuple(dict.fromkeys(net_fields(a) + net_fields(b))), title)
 
 
 @dataclass(frozen=True)
 class Compared:
     """An experiment's numbers (`values`, what its verdict reads) and, for each pair of nets
-    it compares, what changed between them: `changes`, {"a vs b": Comparison}."""
+    it compares, what changed between them: `changes`, {"a vs b": Comparison}; `runs`: the
+    histories of the nets it trained, where a lesson reads them too (their training loss)."""
 
     values: dict
     changes: dict[str, Comparison]
+    runs: dict[str, History] = field(default_factory=dict)
 
     def what_changed(self) -> str:
-        """One "a vs b: changed: ...; the same: ..." line per compared pair."""
-        return "\n".join(f"{pair}: {change}" for pair, change in self.changes.items())
+        """Each compared pair's lines (`Comparison.lines`) under its "a vs b:" heading."""
+        return "\n".join(change.titled(pair) for pair, change in self.changes.items())
 
 
 def between(a: History, b: History) -> Comparison:
     """The comparison of two trained models by their histories: `between(runs["ResNet-56"],
     runs["plain-56"])`."""
-    return one_change(a.setup, b.setup)
+    return one_change(a.setup, b.setup, f"{a.name} vs {b.name}")

@@ -94,7 +94,7 @@ def describe_bn(model: nn.Module, n: int | None) -> str:
         return "no BatchNorm"
     if not n:
         return "BatchNorm running averages (momentum 0.1)"
-    return f"precise BatchNorm: re-estimated on {n:,} training images before each evaluation"
+    return f"precise BatchNorm, re-estimated on {n:,} training images"
 
 
 @torch.no_grad()

@@ -58,8 +58,10 @@ from .residual import (
     identity_is_easier,
     identity_pair,
     identity_stacks,
+    identity_start_stds,
     layer_response_stds,
     responses_are_smaller,
+    set_identity_weights,
     skips_carry_the_gradient,
 )
 from .resnext import (
@@ -109,8 +111,9 @@ __all__ = [
     "preact_nets", "preact_runs", "preact_start", "preact_trains_better",
     "IDENTITY_BRANCH", "IDENTITY_PAIR", "IDENTITY_STACKS", "block_gradients",
     "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
-    "identity_pair", "identity_stacks", "layer_response_stds", "responses_are_smaller",
-    "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
+    "identity_pair", "identity_stacks",
+    "identity_start_stds", "layer_response_stds", "responses_are_smaller",
+    "set_identity_weights", "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
     "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
     "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "LEVEL", "SLOWER", "by_thirds",

@@ -87,8 +87,8 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
                     ) -> Compared:
     """A ResNet and a plain net of `depth` (one weights seed, skip 1 vs 0) trained side by side
     on the first `SEEN` classes, then frozen and probed on the others, against the ResNet at
-    its initial weights: `values` {name: probe test error}, and what changed between the
-    trained ResNet and each of the other two."""
+    its initial weights: `values` {name: probe test error}, what changed between the trained
+    ResNet and each of the other two, and the two trained nets' `runs`."""
     seen, unseen = split_classes(images)
     kw = dict(width=s.width, seed=seed, **seen.net_options)
     resnet, plain = f"ResNet-{depth}", f"plain-{depth}"
@@ -101,7 +101,7 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
                one_change(runs[f"{resnet}, trained"].setup, untrained),
                f"{resnet} vs {plain}, both trained": between(*runs.values())}
     nets = {f"{resnet}, random weights": random, **trained}
-    return Compared(probe_errors(nets, seen, unseen), changes)
+    return Compared(probe_errors(nets, seen, unseen), changes, runs)
 
 
 def probe(errors: dict[str, float], kind: str, state: str) -> tuple[str, float]:

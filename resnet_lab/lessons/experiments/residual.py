@@ -32,7 +32,7 @@ IDENTITY_BRANCH = dict(depth=20, width=64, activation="relu", hidden=128, branch
 IDENTITY_STACKS = {   # name: deep_mlp options besides IDENTITY_BRANCH's
     "plain": dict(skip=0.0),
     "residual": dict(skip=1.0),
-    "plain, signal kept (control)": dict(skip=0.0, init="he", branch_scale=2 ** -0.5),
+    "plain, signal kept (control)": dict(skip=0.0, branch_scale=18 ** 0.5),
 }
 IDENTITY_PAIR = ("residual", "plain")   # the verdict's pair: only the skip differs
 
@@ -42,11 +42,35 @@ def identity_stacks(seed: int = 0) -> dict[str, nn.Module]:
     block is h <- skip * h + 0.1 (W2 relu(W1 h + b1) + b2) with 128 hidden units, so the plain
     stack too can compute the identity (relu(h) - relu(-h)); plain and residual have the same
     layers, the same initial weights and the same branch scale, and differ only in the skip.
-    The control is plain with He init and branch scale 1/sqrt(2), which keeps the signal's
-    size through the 20 blocks: if only the plain stack failed, the vanishing signal would be
-    the culprit, not the task."""
+    The control is the plain stack with one change, its branch scale sqrt(18) in place of 0.1,
+    which keeps the signal's size through the 20 blocks: PyTorch's default init draws each
+    linear layer's weights with variance 1 / (3 fan-in), so W1 keeps a third of the signal's
+    second moment, the ReLU half of that and W2 a third again: 1/18 per block. If only the
+    plain stack failed, the vanishing signal would be the culprit, not the task."""
     return {name: deep_mlp(**{**IDENTITY_BRANCH, **options}, seed=seed)
             for name, options in IDENTITY_STACKS.items()}
+
+
+@torch.no_grad()
+def set_identity_weights(stack: nn.Sequential) -> nn.Sequential:
+    """Give every block of a plain identity stack the weights that make it compute h -> h
+    exactly: W1 = [I; -I], W2 = [I, -I] / branch scale, zero biases, since
+    h = relu(h) - relu(-h). The plain stack can represent the identity; it has to find it."""
+    for block in stack:
+        eye = torch.eye(block.fc.out_features)
+        block.fc1.weight.copy_(torch.cat([eye, -eye]))
+        block.fc.weight.copy_(torch.cat([eye, -eye], 1) / block.branch_scale)
+        block.fc1.bias.zero_()
+        block.fc.bias.zero_()
+    return stack
+
+
+@torch.no_grad()
+def identity_start_stds(seed: int = 0) -> dict[str, float]:
+    """Each identity stack's output std before training, for 1,024 random inputs of std 1:
+    how much of the signal gets through its 20 blocks."""
+    x = torch.randn(1024, IDENTITY_BRANCH["width"], generator=torch.Generator().manual_seed(seed))
+    return {name: net.blocks(x).std().item() for name, net in identity_stacks(seed).items()}
 
 
 def identity_fits(steps: int = 300, seed: int = 0) -> dict[str, list[float]]:
@@ -61,7 +85,7 @@ def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENT
     nets = identity_stacks(seed)
     fit = dict(inputs="256 random 64-d vectors a step", inputs_seed=seed, steps=steps,
                optimizer="Adam, lr 1e-3")
-    return one_change(*(measured_setup(nets[name], **fit) for name in pair))
+    return one_change(*(measured_setup(nets[name], **fit) for name in pair), " vs ".join(pair))
 
 
 @claim
@@ -102,7 +126,8 @@ def block_gradients(size: int, seed: int = 0) -> dict[str, np.ndarray]:
 def gradient_pair(size: int, seed: int = 0) -> Comparison:
     """What differs between the two nets of `block_gradients`."""
     batch = dict(inputs=f"16 random {size}x{size} images", inputs_seed=seed)
-    return one_change(*(measured_setup(net, **batch) for net in gradient_nets(seed).values()))
+    nets = gradient_nets(seed)
+    return one_change(*(measured_setup(net, **batch) for net in nets.values()), " vs ".join(nets))
 
 
 @claim
