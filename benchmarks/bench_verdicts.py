@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 
 from resnet_lab import lessons
-from resnet_lab.lessons.verdicts import TINY
+from resnet_lab.lessons.verdicts import margin_text as fmt
 
 MARGINS_FILE = lessons.MARGINS_FILE     # the summary the lessons read: one home for its path
 KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
@@ -151,16 +151,6 @@ def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines()
                 if line.startswith("model name")), platform.processor())
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-
-
-def fmt(margin: float) -> str:
-    """A margin for the table: 'exact' for a count with no noise, 'unbounded' where the
-    measured value against which the claim is set was zero (the opposite never showed)."""
-    if margin == float("inf"):
-        return "exact"
-    if margin >= 1 / (1e6 * TINY):        # a ratio over TINY, which stands in for 0
-        return "unbounded"
-    return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
 
 
 def run_workers(args: argparse.Namespace) -> list[dict]:

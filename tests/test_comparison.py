@@ -39,9 +39,10 @@ VERDICTS = {
     "ensemble_survives_deletion": (lambda: degradation("ResNet-20", "plain-20"), {"skip"},
                                    True),
     "plain_explodes_with_bn": (
-        lambda: ex.regime_pairs(IMAGES)["no BN, default init vs BatchNorm, default init"],
+        lambda: ex.regime_pairs(IMAGES)["plain-56, no BN, default init vs BatchNorm, default init"],
         {"norm"}, False),
-    "residual_stays_healthy": (lambda: ex.regime_pairs(IMAGES)["plain vs residual (every row)"],
+    "residual_stays_healthy": (lambda: ex.regime_pairs(IMAGES)[
+        "plain-56 vs ResNet-56, BatchNorm, He init (each row's pair alike)"],
                                {"skip"}, True),
     "cardinality_holds_its_own": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
                                   {"groups", "width_per_group"}, False),

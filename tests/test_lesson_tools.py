@@ -119,8 +119,8 @@ def test_modes_and_verdicts(capsys, monkeypatch):
     capsys.readouterr()
     lessons.verdict(lessons.Verdict("x", 1.5, "a > b"))
     lessons.verdict(lessons.Verdict("y", 1.0, "c > d"))        # exactly at the threshold: not shown
-    assert capsys.readouterr().out.splitlines() == ["VERDICT x: a > b -> shown",
-                                                    "VERDICT y: c > d -> NOT shown"]
+    assert capsys.readouterr().out.splitlines() == ["VERDICT x: a > b -> shown (margin 1.5)",
+                                                    "VERDICT y: c > d -> NOT shown (margin 1)"]
 
 
 @pytest.fixture
@@ -267,7 +267,7 @@ def test_a_claims_verdict_prints_its_measured_spread_below_it(capsys, monkeypatc
     assert v.name == "toy" and lessons.CLAIMS.pop("toy")
     lessons.verdict(v)
     assert capsys.readouterr().out.splitlines() == [
-        "VERDICT toy claim: measured 1.5 -> shown",
+        "VERDICT toy claim: measured 1.5 -> shown (margin 1.5)",
         "  spread over 20 runs of bench_verdicts (5 seed(s) x 2 data sets): shown in 20/20, "
         "margin min 1.3 (fashion_mnist 1.3, synthetic 4), median 2"]
     margins.write_text(json.dumps({"verdicts": {"toy": {

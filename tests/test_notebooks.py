@@ -48,7 +48,7 @@ def test_every_verdict_says_shown(path):
         lines = "".join(joined(o["text"]) for o in cell["outputs"]).splitlines()
         claims, spreads = lines[::2], lines[1::2]     # each verdict, then its measured spread
         assert claims and all(line.startswith("VERDICT ") for line in claims), lines
-        assert all(line.endswith("-> shown") for line in claims), lines
+        assert all(re.search(r"-> shown \(margin [^)]+\)$", line) for line in claims), lines
         assert len(spreads) == len(claims), f"a verdict without its spread: {lines}"
         assert all(line.startswith("  spread over ") for line in spreads), lines
 

@@ -12,6 +12,17 @@ from pathlib import Path
 TINY = 1e-30   # stands in for an exact zero in a ratio: a margin is then huge, not inf
 
 
+def margin_text(margin: float) -> str:
+    """A margin as the lessons print it: "exact" for a count with no noise, "unbounded" where
+    the value the claim is set against was zero (a ratio over TINY: the opposite never
+    showed), else three digits."""
+    if margin == float("inf"):
+        return "exact"
+    if margin >= 1 / (1e6 * TINY):
+        return "unbounded"
+    return f"{margin:.3g}" if margin < 1e4 else f"{margin:.0e}"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A lesson's claim, measured. `margin` is the measured value over the threshold that
@@ -32,7 +43,8 @@ class Verdict:
         return self.margin > 1
 
     def __str__(self) -> str:
-        return f"VERDICT {self.claim}: {self.evidence} -> {'shown' if self.shown else 'NOT shown'}"
+        return (f"VERDICT {self.claim}: {self.evidence} -> {'shown' if self.shown else 'NOT shown'}"
+                f" (margin {margin_text(self.margin)})")
 
 
 CLAIMS: dict[str, Callable[..., Verdict]] = {}   # every claim function of the lessons, by name

@@ -14,12 +14,15 @@ from ..nets.checks import check_choice, check_positive
 from ..nets.configs import CifarConfig
 from ..nets.models import config_of
 
+ONECYCLE_WARMUP = 0.15   # the share of the steps over which one-cycle's lr rises
+
 
 @dataclass(frozen=True)
 class Recipe:
     """SGD with momentum and a learning-rate schedule over training progress p in [0, 1].
 
-    schedule: "step" (÷10 at `milestones`), "onecycle" (linear warm-up for the first 15%, then
+    schedule: "step" (÷10 at `milestones`), "onecycle" (linear warm-up for the first
+    `ONECYCLE_WARMUP` of the steps, then
     cosine down to 0) or "constant". `warmup_error` > 0: a model of depth >= WARMUP_DEPTH trains
     at lr/10 until its training error is under `warmup_error` (He et al. 2015 §4.2 warmed
     ResNet-110 up at 0.01 until its training error was below 80%, about 400 iterations).
@@ -46,9 +49,10 @@ class Recipe:
         if self.schedule == "step":
             return self.lr * 0.1 ** sum(progress >= m for m in self.milestones)
         if self.schedule == "onecycle":
-            if progress < 0.15:
-                return self.lr * max(progress / 0.15, 0.04)
-            return self.lr * 0.5 * (1 + math.cos(math.pi * (progress - 0.15) / 0.85))
+            if progress < ONECYCLE_WARMUP:
+                return self.lr * max(progress / ONECYCLE_WARMUP, 0.04)
+            return self.lr * 0.5 * (1 + math.cos(math.pi * (progress - ONECYCLE_WARMUP)
+                                                 / (1 - ONECYCLE_WARMUP)))
         return self.lr
 
 

@@ -93,7 +93,7 @@ def identity_is_easier(fits: dict[str, list[float]]) -> Verdict:
     residual, plain = (fits[name] for name in IDENTITY_PAIR)
     control = fits["plain, signal kept (control)"]
     fell = "; ".join(f"{name} {losses[0] / losses[-1]:.3g}x" for name, losses in
-                     (("residual", residual), ("plain", plain), ("control", control)))
+                     (("residual", residual), ("plain", plain)))
     return Verdict("F -> 0 is easier than H(x) = x: the residual stack ends far closer to the "
                    "identity, and gets there by learning",
                    min(plain[-1] / (100 * residual[-1]), residual[0] / (10 * residual[-1])),
