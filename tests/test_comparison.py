@@ -42,7 +42,7 @@ VERDICTS = {
         lambda: ex.regime_pairs(IMAGES)["plain-56, no BN, default init vs BatchNorm, default init"],
         {"norm"}, False),
     "residual_stays_healthy": (lambda: ex.regime_pairs(IMAGES)[
-        "plain-56 vs ResNet-56, BatchNorm, He init (each row's pair alike)"],
+        "plain-56 vs ResNet-56, BatchNorm, He init"],
                                {"skip"}, True),
     "cardinality_holds_its_own": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
                                   {"groups", "width_per_group"}, False),

@@ -68,9 +68,9 @@ def settings(mode: str | None = None) -> Settings:
         f" (He et al.'s CIFAR nets: {HE2015_CIFAR_SIZE}x{HE2015_CIFAR_SIZE}, width " \
         f"{HE2015_CIFAR_WIDTH})"
     print(f"{chosen.mode} mode: {chosen.size}x{chosen.size} images, width {chosen.width}{paper}, "
-          f"{chosen.steps} steps. The degradation experiment (lessons 1-4) trains on "
-          f"{first_here(chosen.degradation_order)}; the other experiments on "
-          f"{first_here(chosen.datasets)}.")
+          f"{chosen.steps} steps. The CNNs that lessons 1-4 train use "
+          f"{first_here(chosen.degradation_order)}; the other trained experiments (lesson 1's "
+          f"MLP, lesson 5) use {first_here(chosen.datasets)}.")
     return chosen
 
 

@@ -79,6 +79,7 @@ from .resnext import (
     time_forms,
 )
 from .vanishing import (
+    LARGE,
     LEVEL,
     SLOWER,
     WATCHED_SIGMOIDS,
@@ -88,6 +89,8 @@ from .vanishing import (
     deep_plain_early_layers_slow,
     deeper_plain_trains_worse,
     early_layers_freeze,
+    explode_ratios,
+    large_weight_mlps,
     layer_learning,
     mlp_profiles,
     plain_explodes_with_bn,
@@ -116,7 +119,8 @@ __all__ = [
     "set_identity_weights", "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
     "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
     "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
-    "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "LEVEL", "SLOWER", "by_thirds",
+    "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "LARGE", "LEVEL", "SLOWER", "by_thirds",
+    "explode_ratios", "large_weight_mlps",
     "deep_plain_early_layers_slow", "deeper_plain_trains_worse", "early_layers_freeze",
     "layer_learning", "mlp_profiles", "plain_explodes_with_bn",
     "plain_vanishes_without_bn", "regime_nets", "regime_pairs", "regime_table",

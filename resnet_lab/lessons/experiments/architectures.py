@@ -69,6 +69,6 @@ def block_types_match(histories: dict[str, History]) -> Verdict:
     return Verdict("at (almost) the same parameter count the two block types train about as "
                    "well",
                    allowed / max(gap, TINY),
-                   ", ".join(f"{n}: final loss {v:.2f}" for n, v in losses.items())
+                   ", ".join(f"{n}: final training loss {v:.2f}" for n, v in losses.items())
                    + f"; gap {gap:.2f} (claim: within {allowed:.2f}, a twentieth of the "
                    "starting loss ln 10)")

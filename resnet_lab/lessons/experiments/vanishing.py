@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...instruments.hooks import (
     ActivationStats,
+    GradientNorms,
     UpdateRatios,
     gradient_profile,
     relative_weight_change,
@@ -38,6 +40,37 @@ def mlp_profiles(seed: int = 0) -> dict[str, dict[str, float]]:
     return {f"plain {act}": gradient_profile(deep_mlp(20, activation=act, seed=seed),
                                              *mlp_batch(seed))
             for act in ("sigmoid", "tanh", "relu")}
+
+
+LARGE = 1.5   # the exploding MLP's weights: He init's, times this
+
+
+def large_weight_mlps(seed: int = 0) -> dict[str, nn.Module]:
+    """A 20-layer ReLU MLP with He init, and the same net with every weight times `LARGE`:
+    each of its layers multiplies the backward signal by about that much."""
+    nets = {"ReLU MLP, He init": deep_mlp(20, activation="relu", init="he", seed=seed),
+            f"ReLU MLP, He init x {LARGE:g}": deep_mlp(20, activation="relu", init="he",
+                                                       seed=seed)}
+    with torch.no_grad():
+        for layer in nets[f"ReLU MLP, He init x {LARGE:g}"].modules():
+            if isinstance(layer, nn.Linear):
+                layer.weight.mul_(LARGE)
+    return nets
+
+
+def explode_ratios(seed: int = 0) -> dict[str, tuple[float, float]]:
+    """For each of `large_weight_mlps`, on `mlp_batch`: the gradient arriving at the first
+    hidden layer's output over the last one's (||dL/dh_1|| / ||dL/dh_20||), and the
+    first/last ratio of the weights' gradients."""
+    x, y = mlp_batch(seed)
+    ratios = {}
+    for name, net in large_weight_mlps(seed).items():
+        with GradientNorms(net, block_outputs=True) as norms:
+            F.cross_entropy(net(x), y).backward()
+        outputs = norms.block_values()[0]
+        ratios[name] = (float(outputs[0] / outputs[-1]),
+                       first_last_ratio(gradient_profile(net, x, y)))
+    return ratios
 
 
 @claim
@@ -192,9 +225,10 @@ def regime_pairs(images: data.Dataset, seed: int = 0, depth: int = 56) -> dict[s
     setup = {key: measured_setup(net, **inputs)
              for key, net in regime_nets(images, seed, (depth,)).items()}
     (no_bn, bn, he) = REGIME_SETUPS
-    pairs = {f"plain-{depth} vs ResNet-{depth}, {he} (each row's pair alike)":
-             (setup[he, depth, 0.0], setup[he, depth, 1.0]),
-             f"plain-{depth}, {no_bn} vs {bn}": (setup[no_bn, depth, 0.0], setup[bn, depth, 0.0]),
+    pairs = {f"plain-{depth} vs ResNet-{depth}, {row}": (setup[row, depth, 0.0],
+                                                          setup[row, depth, 1.0])
+             for row in REGIME_SETUPS}
+    pairs |= {f"plain-{depth}, {no_bn} vs {bn}": (setup[no_bn, depth, 0.0], setup[bn, depth, 0.0]),
              f"plain-{depth}, {bn} vs {he}": (setup[bn, depth, 0.0], setup[he, depth, 0.0])}
     return {title: one_change(a, b, title) for title, (a, b) in pairs.items()}
 
