@@ -123,7 +123,7 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
     assert "changed by (+ rose, - fell) +0.00 points for ResNet-20" in falling[1]
     assert "on every seed? Yes: the budget ends before" in falling[1]
     flat = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.0)})
-    assert "on every seed? No: ResNet-110's error is not falling faster" in flat[1]
+    assert "on every seed? No, so the budget did not cut ResNet-110 off" in flat[1]
 
 
 @pytest.mark.slow

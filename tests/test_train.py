@@ -26,6 +26,20 @@ def small_models(seed=0):
             "ResNet-8": rl.cifar_resnet(8, width=4, seed=seed)}
 
 
+def test_testing_during_training_does_not_change_what_the_nets_learn(tiny):
+    """Lessons that read only the final errors test once, at the end: evaluating (precise
+    BatchNorm included) must leave training as it was, so the final numbers are the same."""
+    finals = []
+    for eval_every in (4, 40):
+        runs = train.compare(small_models(), tiny, steps=40, batch_size=32, grad_every=0,
+                             eval_every=eval_every)
+        finals.append({n: (h.test_error[-1], h.train_loss, len(h.test_step))
+                       for n, h in runs.items()})
+    assert [n for _, _, n in finals[0].values()] == [10, 10]
+    assert [n for _, _, n in finals[1].values()] == [1, 1]
+    assert {n: v[:2] for n, v in finals[0].items()} == {n: v[:2] for n, v in finals[1].items()}
+
+
 class At(callbacks.Callback):
     """Calls `action(run)` once the run reaches `step`."""
 

@@ -149,8 +149,8 @@ def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
         "on every seed? "
         + ("Yes: the budget ends before the deeper ResNet has converged, so the order by depth "
            "at this budget is not the order at convergence." if shown else
-           f"No: ResNet-{hi}'s error is not falling faster than ResNet-{lo}'s, so its place in "
-           "the order by depth is not that of a run cut short while it caught up."),
+           f"No, so the budget did not cut ResNet-{hi} off while it was gaining on ResNet-{lo}: "
+           "its place in the order by depth is this budget's."),
     ]
 
 

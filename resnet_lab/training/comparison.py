@@ -39,7 +39,8 @@ ALSO = {   # what else a change of one of the net's fields changes, said beside 
     "norm": "BatchNorm after each conv, in place of the conv's bias",
     "preact": "BN and ReLU before each conv, and a final BN in place of the stem's",
     "groups": "the 3×3 conv split into C groups",
-    "width_per_group": "each group's channels",
+    "width_per_group": "each group's channels in Xie et al.'s template; a net of another "
+                       "width scales them",
     "block": "basic: two 3×3 convs; bottleneck: 1×1, 3×3, 1×1",
     "init": "he: weights drawn with std √(2 / fan-in)",
     "branch_scale": "a fixed factor on F(x) in every block",

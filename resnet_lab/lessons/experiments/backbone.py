@@ -94,7 +94,8 @@ def backbone_probes(s: Settings, images: data.Dataset, seed: int = 0, depth: int
     resnet, plain = f"ResNet-{depth}", f"plain-{depth}"
     trained = {f"{name}, trained": named_net(name, **kw) for name in (resnet, plain)}
     runs = train.compare(trained, seen, steps=s.steps, batch_size=s.batch_size,
-                         recipe="quick", seed=seed, grad_every=0)
+                         recipe="quick", seed=seed, grad_every=0,
+                         eval_every=s.steps)   # the probes read the nets, not their test curves
     random = named_net(resnet, **kw)
     untrained = measured_setup(random, **{**runs[f"{resnet}, trained"].setup, "steps": 0})
     changes = {f"{resnet}: trained vs random weights":

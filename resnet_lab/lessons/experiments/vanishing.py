@@ -3,6 +3,7 @@ problem (and the skips that remove it), and the regimes of plain and residual CN
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,6 +149,18 @@ def skips_reduce_degradation(histories: dict[str, History]) -> Verdict:
                    f"{WORSE:g}x); ResNet-20 {res20:.2f}")
 
 
+def scale_blind(net: nn.Module, x: torch.Tensor, layer: str = "conv1", factor: float = 2.0
+                ) -> tuple[float, float]:
+    """What BatchNorm makes of a conv's scale: the largest change of a copy of `net`'s outputs
+    on `x` (BN on the batch's statistics, as in training) when `layer`'s weights are multiplied
+    by `factor`, and the largest output, for scale."""
+    net = copy.deepcopy(net).train()
+    with torch.no_grad():
+        before = net(x)
+        net.get_submodule(layer).weight.mul_(factor)
+        return (net(x) - before).abs().max().item(), before.abs().max().item()
+
+
 def layer_learning(net: nn.Module, history: History, last: int = 50
                    ) -> dict[str, tuple[float, float]]:
     """How each recorded layer of a trained net can still learn: {layer: (growth, relative
@@ -249,7 +262,7 @@ def plain_explodes_with_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
                    ratio / EXPLODING_ABOVE,
                    f"plain-56's ratio {ratio:.1e} with BatchNorm added to the default-init net "
                    f"(claim: over {EXPLODING_ABOVE:g}); with He init as well, as ResNets are "
-                   f"built: {he:.1e}")
+                   f"built: {he:.1e} (printed, not part of the claim)")
 
 
 @claim
