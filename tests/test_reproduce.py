@@ -120,10 +120,26 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
     falling = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
                                          ("ResNet", 110): net(110, 0.1)})
     assert falling[0].endswith("ResNet-20 30.05% -> 30.05%; ResNet-110 25.30% -> 20.30%.")
-    assert "changed by (+ rose, - fell) +0.00 points for ResNet-20" in falling[1]
-    assert "on every seed? Yes: the budget ends before" in falling[1]
+    assert "rose (+) or fell (-) by: ResNet-20 +0.00 points" in falling[1]
+    assert "on every seed)? Yes: the budget ends before" in falling[1]
     flat = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.0)})
-    assert "on every seed? No, so the budget did not cut ResNet-110 off" in flat[1]
+    assert "on every seed)? No: its place in the order by depth is what this budget" in flat[1]
+
+
+def test_the_report_says_how_the_runs_tested_and_warmed_up():
+    """From the runs' own records: how BatchNorm was evaluated, and how many steps each
+    warmed-up net trained at the lower learning rate (a run without the record says nothing)."""
+    def net(depth, warmup):
+        runs = report.NetRuns("ResNet", depth)
+        runs.histories = [{"lr": [0.01] * warmup + [0.1] * 5 + [0.01] * 3,
+                           "setup": {"eval_bn": "precise BatchNorm"}} for _ in range(2)]
+        return runs
+
+    notes = report.how_trained({("ResNet", 20): net(20, 0), ("ResNet", 110): net(110, 4)})
+    assert notes == ["BatchNorm at evaluation, as the runs record it: precise BatchNorm.",
+                     "Warm-up: ResNet-110 trained at a tenth of the learning rate for its first "
+                     "4 and 4 steps (one number per seed), the shallower nets for none."]
+    assert report.how_trained({("ResNet", 20): report.NetRuns("ResNet", 20)}) == []
 
 
 @pytest.mark.slow

@@ -115,6 +115,23 @@ def findings(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     return out
 
 
+def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
+    """What the runs record of their own testing and warm-up: how BatchNorm was evaluated
+    (a run made before the lab recorded it says nothing), and each warmed-up net's warm-up,
+    the steps before it first trained at the recipe's full learning rate."""
+    histories = [h for net in nets.values() for h in net.histories]
+    said = sorted({h["setup"]["eval_bn"] for h in histories if h.get("setup", {}).get("eval_bn")})
+    notes = [f"BatchNorm at evaluation, as the runs record it: {'; '.join(said)}."] if said else []
+    for (kind, depth), net in sorted(nets.items()):
+        warmup = [next(i for i, lr in enumerate(h["lr"]) if lr == max(h["lr"]))
+                  for h in net.histories if h.get("lr")]
+        if any(warmup):
+            notes.append(f"Warm-up: {kind}-{depth} trained at a tenth of the learning rate for "
+                         f"its first {' and '.join(map(str, warmup))} steps (one number per "
+                         "seed), the shallower nets for none.")
+    return notes
+
+
 def error_before(history: dict, fraction: float) -> float:
     """Training error (%) just before `fraction` of the steps: the mean batch error of the 5%
     of the steps before it (at 1.0, `final_train_error`)."""
@@ -141,16 +158,16 @@ def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     return [
         "ResNets' training error at half the steps -> at the end: " + "; ".join(
             f"ResNet-{d} {mean(d, 0.5):.2f}% -> {mean(d, 1.0):.2f}%" for d in depths) + ".",
-        "Still falling at the end? Over the last fifth of the steps (one lr) the training error "
-        "changed by (+ rose, - fell) " + "; ".join(
-            f"{statistics.mean(moved[d]):+.2f} points for ResNet-{d} (seeds "
+        "Still falling at the end? Over the last fifth of the steps (one learning rate) the "
+        "training error rose (+) or fell (-) by: " + "; ".join(
+            f"ResNet-{d} {statistics.mean(moved[d]):+.2f} points (seeds "
             f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
-        + f". Is ResNet-{hi} still catching up, its error falling faster than ResNet-{lo}'s "
-        "on every seed? "
+        + f". Was ResNet-{hi} still catching up with ResNet-{lo} when the budget ended (its "
+        "error falling faster, on every seed)? "
         + ("Yes: the budget ends before the deeper ResNet has converged, so the order by depth "
            "at this budget is not the order at convergence." if shown else
-           f"No, so the budget did not cut ResNet-{hi} off while it was gaining on ResNet-{lo}: "
-           "its place in the order by depth is this budget's."),
+           "No: its place in the order by depth is what this budget gives, not a run cut "
+           "off early."),
     ]
 
 
@@ -246,7 +263,8 @@ def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[
     notes = [measured_label(grid, results, calls), f"Quoted: {HE2015_TABLE6_SOURCE}.",
              HE2015_FIG6_PLAIN,
              "Training error: the mean batch error (augmented images) of the last 5% of the "
-             "steps. Test error: the whole test set at the end. Mean ± std over seeds."]
+             "steps. Test error: the whole test set at the end. Mean ± std over seeds.",
+             *how_trained(nets)]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
     said = findings(nets) + resnets_at_the_end(nets) or ["Not enough finished runs to say."]
     return Contents(status, header, rows, notes, said, failed)

@@ -261,8 +261,8 @@ def plain_explodes_with_bn(table: dict[tuple, dict[str, float]]) -> Verdict:
     return Verdict("plain CNN with BatchNorm: gradients explode towards the input",
                    ratio / EXPLODING_ABOVE,
                    f"plain-56's ratio {ratio:.1e} with BatchNorm added to the default-init net "
-                   f"(claim: over {EXPLODING_ABOVE:g}); with He init as well, as ResNets are "
-                   f"built: {he:.1e} (printed, not part of the claim)")
+                   f"(claim: over {EXPLODING_ABOVE:g}); beside it, not claimed: {he:.1e} with "
+                   "He init as well, as ResNets are built")
 
 
 @claim
