@@ -138,7 +138,7 @@ def test_the_report_says_how_the_runs_tested_and_warmed_up():
     notes = report.how_trained({("ResNet", 20): net(20, 0), ("ResNet", 110): net(110, 4)})
     assert notes == ["BatchNorm at evaluation, as the runs record it: precise BatchNorm.",
                      "Warm-up: ResNet-110 trained at a tenth of the learning rate for its first "
-                     "4 and 4 steps (one number per seed), the shallower nets for none."]
+                     "4 steps (every seed), the shallower nets for none."]
     assert report.how_trained({("ResNet", 20): report.NetRuns("ResNet", 20)}) == []
 
 

@@ -126,9 +126,10 @@ def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
         warmup = [next(i for i, lr in enumerate(h["lr"]) if lr == max(h["lr"]))
                   for h in net.histories if h.get("lr")]
         if any(warmup):
+            steps = (f"{warmup[0]} steps (every seed)" if len(set(warmup)) == 1 else
+                     f"{' and '.join(map(str, warmup))} steps (one number per seed)")
             notes.append(f"Warm-up: {kind}-{depth} trained at a tenth of the learning rate for "
-                         f"its first {' and '.join(map(str, warmup))} steps (one number per "
-                         "seed), the shallower nets for none.")
+                         f"its first {steps}, the shallower nets for none.")
     return notes
 
 

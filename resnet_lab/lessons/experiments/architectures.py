@@ -66,8 +66,8 @@ def block_types_match(histories: dict[str, History]) -> Verdict:
     losses = {n: h.final_train_loss() for n, h in histories.items()}
     gap = max(losses.values()) - min(losses.values())
     allowed = SIMILAR * math.log(10)
-    return Verdict("at (almost) the same parameter count the two block types train about as "
-                   "well",
+    return Verdict("at (almost) the same parameter count the two designs, basic blocks at 20 "
+                   "layers and bottlenecks at 29, train about as well",
                    allowed / max(gap, TINY),
                    ", ".join(f"{n}: final training loss {v:.2f}" for n, v in losses.items())
                    + f"; gap {gap:.2f} (claim: within {allowed:.2f}, a twentieth of the "
