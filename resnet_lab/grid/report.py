@@ -123,8 +123,7 @@ def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     said = sorted({h["setup"]["eval_bn"] for h in histories if h.get("setup", {}).get("eval_bn")})
     notes = [f"BatchNorm at evaluation, as the runs record it: {'; '.join(said)}."] if said else []
     for (kind, depth), net in sorted(nets.items()):
-        warmup = [next(i for i, lr in enumerate(h["lr"]) if lr == max(h["lr"]))
-                  for h in net.histories if h.get("lr")]
+        warmup = [h["lr"].index(max(h["lr"])) for h in net.histories if h.get("lr")]
         if any(warmup):
             steps = (f"{warmup[0]} steps (every seed)" if len(set(warmup)) == 1 else
                      f"{' and '.join(map(str, warmup))} steps (one number per seed)")

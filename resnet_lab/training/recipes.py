@@ -22,10 +22,10 @@ class Recipe:
     """SGD with momentum and a learning-rate schedule over training progress p in [0, 1].
 
     schedule: "step" (÷10 at `milestones`), "onecycle" (linear warm-up for the first
-    `ONECYCLE_WARMUP` of the steps, then
-    cosine down to 0) or "constant". `warmup_error` > 0: a model of depth >= WARMUP_DEPTH trains
-    at lr/10 until its training error is under `warmup_error` (He et al. 2015 §4.2 warmed
-    ResNet-110 up at 0.01 until its training error was below 80%, about 400 iterations).
+    `ONECYCLE_WARMUP` of the steps, then cosine down to 0) or "constant". `warmup_error` > 0:
+    a model of depth >= WARMUP_DEPTH trains at lr/10 until its training error is under
+    `warmup_error` (He et al. 2015 §4.2 warmed ResNet-110 up at 0.01 until its training error
+    was below 80%, about 400 iterations).
     """
 
     name: str

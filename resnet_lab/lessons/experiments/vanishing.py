@@ -47,30 +47,28 @@ LARGE = 1.5   # the exploding MLP's weights: He init's, times this
 
 
 def large_weight_mlps(seed: int = 0) -> dict[str, nn.Module]:
-    """A 20-layer ReLU MLP with He init, and the same net with every weight times `LARGE`:
-    each of its layers multiplies the backward signal by about that much."""
-    nets = {"ReLU MLP, He init": deep_mlp(20, activation="relu", init="he", seed=seed),
-            f"ReLU MLP, He init x {LARGE:g}": deep_mlp(20, activation="relu", init="he",
-                                                       seed=seed)}
+    """A 20-layer ReLU MLP with He init, and a copy of it with every weight times `LARGE`:
+    each of the copy's layers multiplies the backward signal by about that much."""
+    he = deep_mlp(20, activation="relu", init="he", seed=seed)
+    large = copy.deepcopy(he)
     with torch.no_grad():
-        for layer in nets[f"ReLU MLP, He init x {LARGE:g}"].modules():
+        for layer in large.modules():
             if isinstance(layer, nn.Linear):
                 layer.weight.mul_(LARGE)
-    return nets
+    return {"ReLU MLP, He init": he, f"ReLU MLP, He init x {LARGE:g}": large}
 
 
 def explode_ratios(seed: int = 0) -> dict[str, tuple[float, float]]:
-    """For each of `large_weight_mlps`, on `mlp_batch`: the gradient arriving at the first
-    hidden layer's output over the last one's (||dL/dh_1|| / ||dL/dh_20||), and the
-    first/last ratio of the weights' gradients."""
+    """For each of `large_weight_mlps`, from one backward pass on `mlp_batch`: the gradient
+    arriving at the first hidden layer's output over the last one's (||dL/dh_1|| /
+    ||dL/dh_20||), and the first/last ratio of the weights' gradients."""
     x, y = mlp_batch(seed)
     ratios = {}
     for name, net in large_weight_mlps(seed).items():
         with GradientNorms(net, block_outputs=True) as norms:
             F.cross_entropy(net(x), y).backward()
         outputs = norms.block_values()[0]
-        ratios[name] = (float(outputs[0] / outputs[-1]),
-                       first_last_ratio(gradient_profile(net, x, y)))
+        ratios[name] = (float(outputs[0] / outputs[-1]), first_last_ratio(norms.values()[0]))
     return ratios
 
 
@@ -242,7 +240,7 @@ def regime_pairs(images: data.Dataset, seed: int = 0, depth: int = 56) -> dict[s
                                                           setup[row, depth, 1.0])
              for row in REGIME_SETUPS}
     pairs |= {f"plain-{depth}, {no_bn} vs {bn}": (setup[no_bn, depth, 0.0], setup[bn, depth, 0.0]),
-             f"plain-{depth}, {bn} vs {he}": (setup[bn, depth, 0.0], setup[he, depth, 0.0])}
+              f"plain-{depth}, {bn} vs {he}": (setup[bn, depth, 0.0], setup[he, depth, 0.0])}
     return {title: one_change(a, b, title) for title, (a, b) in pairs.items()}
 
 
