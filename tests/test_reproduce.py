@@ -3,6 +3,7 @@ reported, and the report with its table and figure (a tiny grid: depths 8 and 14
 30 steps, synthetic 8x8 images, one thread per run so that every path gives the same numbers)."""
 
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -113,32 +114,48 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
         runs = report.NetRuns("ResNet", depth)
         for seed in (0, 1):
             errors = [0.3 - slope * step / 1000 + 0.001 * seed for step in range(1000)]
-            runs.histories.append({"train_error": errors})
+            runs.histories.append({"train_error": errors,
+                                   "setup": {"batch_size": 100, "depth": depth}})
             runs.train.append(100 * errors[-1])
         return runs
 
-    falling = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
-                                         ("ResNet", 110): net(110, 0.1)})
-    assert falling[0].endswith("ResNet-20 30.05% -> 30.05%; ResNet-110 25.30% -> 20.30%.")
-    assert "rose (+) or fell (-) by: ResNet-20 +0.00 points" in falling[1]
-    assert "on every seed)? Yes: the budget ends before" in falling[1]
-    flat = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.0)})
-    assert "on every seed)? No: its place in the order by depth is what this budget" in flat[1]
+    nets = {("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.1)}
+    (falling,) = report.resnets_at_the_end(nets)
+    assert "rose (+) or fell (-) by: ResNet-20 +0.00 points" in falling
+    assert "on every seed)? Yes: the budget ends before" in falling
+    last = sum(nets[("ResNet", 110)].histories[0]["train_error"][-50:]) / 50   # its last 5%
+    noise = 100 * math.sqrt(2 * last * (1 - last) / (50 * 100))
+    assert f"two windows of 5,000 training images each differ by chance by about ±{noise:.2f}" \
+        in falling
+    (flat,) = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
+                                        ("ResNet", 110): net(110, 0.0)})
+    assert "on every seed)? No: its place in the order by depth is what this budget" in flat
+    plain = report.NetRuns("plain", 110, histories=[{"train_error": [0.9] * 500 + [0.4] * 500}])
+    (halves,) = report.at_half_and_end({**nets, ("plain", 110): plain})
+    assert halves.endswith("the end: plain-110 90.00% -> 40.00%; ResNet-20 30.05% -> 30.05%; "
+                           "ResNet-110 25.30% -> 20.30%.")
 
 
 def test_the_report_says_how_the_runs_tested_and_warmed_up():
     """From the runs' own records: how BatchNorm was evaluated, and how many steps each
-    warmed-up net trained at the lower learning rate (a run without the record says nothing)."""
-    def net(depth, warmup):
-        runs = report.NetRuns("ResNet", depth)
-        runs.histories = [{"lr": [0.01] * warmup + [0.1] * 5 + [0.01] * 3,
-                           "setup": {"eval_bn": "precise BatchNorm"}} for _ in range(2)]
+    warmed-up net trained at the lower learning rate, or that it never left the warm-up (a
+    run without the record says nothing)."""
+    def net(kind, depth, lrs):
+        runs = report.NetRuns(kind, depth)
+        setup = {"eval_bn": "precise BatchNorm", "recipe": {"lr": 0.1, "warmup_error": 0.8}}
+        runs.histories = [{"lr": lrs, "setup": setup} for _ in range(2)]
         return runs
 
-    notes = report.how_trained({("ResNet", 20): net(20, 0), ("ResNet", 110): net(110, 4)})
+    schedule = [0.1] * 5 + [0.01] * 3      # the scheduled rate after warm-up, then a drop
+    notes = report.how_trained({("ResNet", 20): net("ResNet", 20, schedule),
+                                ("ResNet", 110): net("ResNet", 110, [0.01] * 4 + schedule),
+                                ("plain", 110): net("plain", 110, [0.01] * 12)})
     assert notes == ["BatchNorm at evaluation, as the runs record it: precise BatchNorm.",
-                     "Warm-up: ResNet-110 trained at a tenth of the learning rate for its first "
-                     "4 steps (every seed), the shallower nets for none."]
+                     "Warm-up (a tenth of the learning rate until the training error is under "
+                     "80%): ResNet-110 for its first 4 steps (every seed); "
+                     "plain-110 never left it (its training error never fell under 80%, so "
+                     "it trained at the lower rate for all 12 steps, every seed); the "
+                     "other nets had none."]
     assert report.how_trained({("ResNet", 20): report.NetRuns("ResNet", 20)}) == []
 
 
@@ -227,6 +244,34 @@ def test_bad_grids_and_folders_are_refused_with_a_clear_error(tmp_path, uninterr
     other = Grid(depths=(8,), seeds=1, steps=5, dataset="synthetic")
     with pytest.raises(ValueError, match="holds another grid"):
         reproduce.reproduce(other, uninterrupted, quiet=True)
+
+
+@pytest.mark.slow
+def test_a_grown_grid_trains_only_its_new_runs(uninterrupted, tmp_path):
+    """ResNets first, plain nets added later (docs/figure6 was made so): the new call trains
+    the new runs alone, and the old ones stay as they were."""
+    folder = tmp_path / "grown"
+    shutil.copytree(uninterrupted, folder)
+    before = histories(folder)
+    grown = Grid(**{**GRID.to_dict(), "depths": (8, 14), "plain_depths": (8, 14, 20)})
+    reproduce.reproduce(grown, folder, threads=1, quiet=True)
+    after = histories(folder)
+    assert set(after) == {*before, "plain-20-seed0.json"}
+    assert all(after[name] == before[name] for name in before)
+    assert json.loads((folder / "calls.json").read_text())[-1]["runs"] == 1
+    assert "| 20 |" in (folder / "report.md").read_text()
+
+
+def test_a_grid_grows_by_depths_or_seeds_and_nothing_else():
+    saved = Grid(depths=(20, 56), plain_depths=(), seeds=2, steps=50, dataset="synthetic")
+    assert saved.grows(saved)
+    assert Grid(depths=(20, 56), plain_depths=(20, 110), seeds=2, steps=50,
+                dataset="synthetic").grows(saved)
+    assert Grid(depths=(20, 56, 110), plain_depths=(), seeds=3, steps=50,
+                dataset="synthetic").grows(saved)
+    for changed in (dict(depths=(20,)), dict(seeds=1), dict(steps=60), dict(width=8)):
+        fields = dict(depths=(20, 56), plain_depths=(), seeds=2, steps=50, dataset="synthetic")
+        assert not Grid(**{**fields, **changed}).grows(saved), changed
 
 
 def test_without_ray_the_ray_path_says_how_to_get_it(monkeypatch):

@@ -118,18 +118,40 @@ def findings(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
 def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     """What the runs record of their own testing and warm-up: how BatchNorm was evaluated
     (a run made before the lab recorded it says nothing), and each warmed-up net's warm-up,
-    the steps before it first trained at the recipe's full learning rate."""
+    the steps it trained at a tenth of the recipe's learning rate before it first left it."""
     histories = [h for net in nets.values() for h in net.histories]
     said = sorted({h["setup"]["eval_bn"] for h in histories if h.get("setup", {}).get("eval_bn")})
     notes = [f"BatchNorm at evaluation, as the runs record it: {'; '.join(said)}."] if said else []
-    for (kind, depth), net in sorted(nets.items()):
-        warmup = [h["lr"].index(max(h["lr"])) for h in net.histories if h.get("lr")]
-        if any(warmup):
-            steps = (f"{warmup[0]} steps (every seed)" if len(set(warmup)) == 1 else
-                     f"{' and '.join(map(str, warmup))} steps (one number per seed)")
-            notes.append(f"Warm-up: {kind}-{depth} trained at a tenth of the learning rate for "
-                         f"its first {steps}, the shallower nets for none.")
+    warmed, bound = [], ""
+    for (kind, depth), net in sorted(nets.items(), key=lambda item: (item[0][1], item[0][0])):
+        runs = [h for h in net.histories if h.get("lr")]
+        warmup = [warmup_steps(h) for h in runs]
+        if not any(warmup):
+            continue
+        bound = f"{100 * runs[0]['setup']['recipe']['warmup_error']:.0f}%"
+        if all(w == len(h["lr"]) for w, h in zip(warmup, runs, strict=True)):
+            warmed.append(f"{kind}-{depth} never left it (its training error never fell under "
+                          f"{bound}, so it trained at the lower rate for all "
+                          f"{len(runs[0]['lr']):,} steps, every seed)")
+        else:
+            warmed.append(f"{kind}-{depth} for its first " + (
+                f"{warmup[0]} steps (every seed)" if len(set(warmup)) == 1 else
+                f"{' and '.join(map(str, warmup))} steps (one number per seed)"))
+    if warmed:
+        notes.append(f"Warm-up (a tenth of the learning rate until the training error is under "
+                     f"{bound}): " + "; ".join(warmed) + "; the other nets had none.")
     return notes
+
+
+def warmup_steps(history: dict) -> int:
+    """The leading steps a run trained at a tenth of its recipe's learning rate (its warm-up);
+    all of them if it never left it, 0 for a run that records no recipe."""
+    recipe = history.get("setup", {}).get("recipe")
+    if not recipe:
+        return 0
+    warm = recipe["lr"] / 10
+    return next((i for i, lr in enumerate(history["lr"]) if not math.isclose(lr, warm)),
+                len(history["lr"]))
 
 
 def error_before(history: dict, fraction: float) -> float:
@@ -141,28 +163,49 @@ def error_before(history: dict, fraction: float) -> float:
     return 100 * sum(errors[end - window:end]) / window
 
 
+def at_half_and_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
+    """Each net's training error just before the first lr drop (half the steps) and at the
+    end, mean over seeds: how much of its learning came after the drop."""
+    if not any(net.histories for net in nets.values()):
+        return []
+    mean = lambda net, f: statistics.mean(error_before(h, f) for h in net.histories)
+    order = sorted(nets, key=lambda kind_depth: (kind_depth[0] != "plain", kind_depth[1]))
+    return ["Training error at half the steps (the first lr drop) -> at the end: " + "; ".join(
+        f"{kind}-{depth} {mean(nets[kind, depth], 0.5):.2f}% -> "
+        f"{mean(nets[kind, depth], 1.0):.2f}%" for kind, depth in order
+        if nets[kind, depth].histories) + "."]
+
+
+def window_noise(history: dict) -> str:
+    """How much two of `error_before`'s windows differ by chance alone: the binomial noise of
+    a mean error over a window's images, for the difference of two such means."""
+    errors = history["train_error"]
+    images = max(1, len(errors) // 20) * history["setup"]["batch_size"]
+    p = statistics.mean(errors[-len(errors) // 20:])
+    noise = 100 * math.sqrt(2 * p * (1 - p) / images)
+    return (f"two windows of {images:,} training images each differ by chance by about "
+            f"±{noise:.2f} points, one std, at ResNet-{history['setup']['depth']}'s error")
+
+
 def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
-    """Whether the ResNets' order by depth is the order they would keep: each one's training
-    error at half the steps and at the end, and how far it still fell over the last fifth
-    (after the last lr drop at 75%, so at one learning rate). The deepest ResNet still falling
-    by more than the shallowest, beyond the seeds' range, means it has not converged when the
-    budget ends."""
+    """Whether the ResNets' order by depth is the order they would keep: how far each one's
+    training error still fell over the last fifth (after the last lr drop at 75%, so at one
+    learning rate). The deepest ResNet still falling by more than the shallowest, beyond the
+    seeds' range, means it has not converged when the budget ends."""
     depths = sorted(d for k, d in nets if k == "ResNet")
     if len(depths) < 2:
         return []
     runs = {d: nets[("ResNet", d)].histories for d in depths}
     moved = {d: [error_before(h, 1.0) - error_before(h, 0.8) for h in runs[d]] for d in depths}
-    mean = lambda d, f: statistics.mean(error_before(h, f) for h in runs[d])
     lo, hi = depths[0], depths[-1]
     shown = max(moved[hi]) < min(moved[lo])
     return [
-        "ResNets' training error at half the steps -> at the end: " + "; ".join(
-            f"ResNet-{d} {mean(d, 0.5):.2f}% -> {mean(d, 1.0):.2f}%" for d in depths) + ".",
         "Still falling at the end? Over the last fifth of the steps (one learning rate) the "
-        "training error rose (+) or fell (-) by: " + "; ".join(
+        "ResNets' training error rose (+) or fell (-) by: " + "; ".join(
             f"ResNet-{d} {statistics.mean(moved[d]):+.2f} points (seeds "
             f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
-        + f". Was ResNet-{hi} still catching up with ResNet-{lo} when the budget ended (its "
+        + f" ({window_noise(runs[hi][0])}). "
+        f"Was ResNet-{hi} still catching up with ResNet-{lo} when the budget ended (its "
         "error falling faster, on every seed)? "
         + ("Yes: the budget ends before the deeper ResNet has converged, so the order by depth "
            "at this budget is not the order at convergence." if shown else
@@ -266,7 +309,8 @@ def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[
              "steps. Test error: the whole test set at the end. Mean ± std over seeds.",
              *how_trained(nets)]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
-    said = findings(nets) + resnets_at_the_end(nets) or ["Not enough finished runs to say."]
+    said = (findings(nets) + at_half_and_end(nets) + resnets_at_the_end(nets)
+            or ["Not enough finished runs to say."])
     return Contents(status, header, rows, notes, said, failed)
 
 

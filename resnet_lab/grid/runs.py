@@ -111,6 +111,15 @@ class Grid:
     def eval_every(self) -> int:
         return max(1, self.steps // 10)
 
+    def grows(self, saved: Grid) -> bool:
+        """Whether this grid is `saved` with more depths or seeds and nothing else changed:
+        every run of `saved` is one of this grid's, trained alike, so a folder may grow."""
+        same = {k: v for k, v in asdict(saved).items()
+                if k not in ("depths", "plain_depths", "seeds")}
+        return (same == {k: getattr(self, k) for k in same} and self.seeds >= saved.seeds
+                and set(self.depths) >= set(saved.depths)
+                and set(self.plain_depths) >= set(saved.plain_depths))
+
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
@@ -211,12 +220,14 @@ class GridFolder:
         path.write_text(json.dumps([*calls, call], indent=1))
 
     def claim(self, grid: Grid) -> None:
-        """Record the grid in grid.json; refuse a folder that holds another grid."""
+        """Record the grid in grid.json; refuse a folder that holds another grid, unless the
+        new one only adds depths or seeds to it (`Grid.grows`)."""
         self.root.mkdir(parents=True, exist_ok=True)
         saved = self.root / "grid.json"
-        if saved.exists() and Grid.from_dict(json.loads(saved.read_text())) != grid:
+        if saved.exists() and not grid.grows(Grid.from_dict(json.loads(saved.read_text()))):
             raise ValueError(f"{self.root} holds another grid ({saved}); give another --out, "
-                             "or the same arguments as the first call to resume it")
+                             "the same arguments as the first call to resume it, or those "
+                             "arguments with more depths or seeds to add runs")
         saved.write_text(json.dumps(grid.to_dict(), indent=1))
 
 
