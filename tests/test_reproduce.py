@@ -97,7 +97,7 @@ def test_the_committed_figure6_report_shows_its_numbers_in_a_clone(capsys):
     saved = report.Contents(**json.loads((folder / "report.json").read_text()))
     assert report.to_markdown(saved) == (folder / "report.md").read_text()   # one report
     text = shown(folder, capsys)
-    assert text.startswith("All runs finished.") and "Degradation: plain-56" in text
+    assert text.startswith("All runs finished.") and "Degradation: plain-110" in text
     assert all(" ".join(row) in " ".join(text.split()) for row in saved.rows)
 
 
@@ -157,6 +157,12 @@ def test_the_report_says_how_the_runs_tested_and_warmed_up():
                      "it trained at the lower rate for all 12 steps, every seed); the "
                      "other nets had none."]
     assert report.how_trained({("ResNet", 20): report.NetRuns("ResNet", 20)}) == []
+    older = net("ResNet", 20, schedule)          # a run whose lab version worded it otherwise
+    older.histories = [{**h, "setup": {**h["setup"], "eval_bn": "precise BN"}}
+                       for h in older.histories]
+    assert report.how_trained({("ResNet", 20): older, ("plain", 20): net("plain", 20, schedule)}
+                              )[0] == ("BatchNorm at evaluation, as the runs record it: precise "
+                                       "BatchNorm (plain-20); precise BN (ResNet-20).")
 
 
 @pytest.mark.slow
@@ -287,3 +293,9 @@ def test_every_subcommand_takes_dataset(capsys):
     for command in (["train"], ["compare"], ["reproduce", "--out", "x"]):
         assert parser.parse_args([*command, "--dataset", "synthetic"]).dataset == "synthetic"
     assert capsys.readouterr().err == ""
+
+
+def test_the_report_says_which_calls_ran_on_ray():
+    assert report.on_ray([{"ray": False}]) == ""
+    assert report.on_ray([{"ray": True}, {"ray": True}]) == " (Ray)"
+    assert report.on_ray([{"ray": False}, {"ray": True}]) == " (1 of 2 on Ray)"

@@ -119,9 +119,15 @@ def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     """What the runs record of their own testing and warm-up: how BatchNorm was evaluated
     (a run made before the lab recorded it says nothing), and each warmed-up net's warm-up,
     the steps it trained at a tenth of the recipe's learning rate before it first left it."""
-    histories = [h for net in nets.values() for h in net.histories]
-    said = sorted({h["setup"]["eval_bn"] for h in histories if h.get("setup", {}).get("eval_bn")})
-    notes = [f"BatchNorm at evaluation, as the runs record it: {'; '.join(said)}."] if said else []
+    said: dict[str, list[str]] = {}      # each wording -> the nets whose runs recorded it
+    for (kind, depth), net in sorted(nets.items(), key=lambda item: (item[0][0] != "plain",
+                                                                     item[0][1])):
+        for words in dict.fromkeys(h.get("setup", {}).get("eval_bn") for h in net.histories):
+            if words:
+                said.setdefault(words, []).append(f"{kind}-{depth}")
+    notes = ["BatchNorm at evaluation, as the runs record it: " + "; ".join(
+        words + (f" ({', '.join(names)})" if len(said) > 1 else "")
+        for words, names in said.items()) + "."] if said else []
     warmed, bound = [], ""
     for (kind, depth), net in sorted(nets.items(), key=lambda item: (item[0][1], item[0][0])):
         runs = [h for h in net.histories if h.get("lr")]
@@ -278,8 +284,13 @@ def measured_label(grid: Grid, results: list[dict], calls: list[dict]) -> str:
             f"{'with' if grid.augment else 'without'} crop and flip, {grid.recipe} recipe; "
             f"on {', '.join(devices)} with {'/'.join(map(str, threads))} thread(s) per run; "
             f"{duration(train)} of training, {duration(wall)} of wall time over "
-            f"{len(calls)} call(s) of `resnet-lab reproduce`"
-            f"{' (Ray)' if any(c.get('ray') for c in calls) else ''}.")
+            f"{len(calls)} call(s) of `resnet-lab reproduce`{on_ray(calls)}.")
+
+
+def on_ray(calls: list[dict]) -> str:
+    """" (Ray)" when every call ran its runs on Ray, " (2 of 3 on Ray)" when some did."""
+    ray = sum(bool(c.get("ray")) for c in calls)
+    return "" if not ray else " (Ray)" if ray == len(calls) else f" ({ray} of {len(calls)} on Ray)"
 
 
 @dataclass
