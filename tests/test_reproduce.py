@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_lab.grid import cluster, report, reproduce
+from resnet_lab.grid import cluster, findings, report, reproduce
 from resnet_lab.grid.runs import Grid
 from resnet_lab.nets.paper import HE2015_TABLE6
 
@@ -111,7 +111,7 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
     """From the curves: a ResNet-110 whose error still falls over the last fifth, more than
     ResNet-20's on every seed, has not converged ("Yes"); two curves flat alike: "No"."""
     def net(depth, slope):
-        runs = report.NetRuns("ResNet", depth)
+        runs = findings.NetRuns("ResNet", depth)
         for seed in (0, 1):
             errors = [0.3 - slope * step / 1000 + 0.001 * seed for step in range(1000)]
             runs.histories.append({"train_error": errors,
@@ -120,18 +120,18 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
         return runs
 
     nets = {("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.1)}
-    (falling,) = report.resnets_at_the_end(nets)
+    (falling,) = findings.resnets_at_the_end(nets)
     assert "rose (+) or fell (-) by: ResNet-20 +0.00 points" in falling
     assert "on every seed)? Yes: the budget ends before" in falling
     last = sum(nets[("ResNet", 110)].histories[0]["train_error"][-50:]) / 50   # its last 5%
     noise = 100 * math.sqrt(2 * last * (1 - last) / (50 * 100))
     assert f"two windows of 5,000 training images each differ by chance by about ±{noise:.2f}" \
         in falling
-    (flat,) = report.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
+    (flat,) = findings.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
                                         ("ResNet", 110): net(110, 0.0)})
     assert "on every seed)? No: its place in the order by depth is what this budget" in flat
-    plain = report.NetRuns("plain", 110, histories=[{"train_error": [0.9] * 500 + [0.4] * 500}])
-    (halves,) = report.at_half_and_end({**nets, ("plain", 110): plain})
+    plain = findings.NetRuns("plain", 110, histories=[{"train_error": [0.9] * 500 + [0.4] * 500}])
+    (halves,) = findings.at_half_and_end({**nets, ("plain", 110): plain})
     assert halves.endswith("the end: plain-110 90.00% -> 40.00%; ResNet-20 30.05% -> 30.05%; "
                            "ResNet-110 25.30% -> 20.30%.")
 
@@ -141,13 +141,13 @@ def test_the_report_says_how_the_runs_tested_and_warmed_up():
     warmed-up net trained at the lower learning rate, or that it never left the warm-up (a
     run without the record says nothing)."""
     def net(kind, depth, lrs):
-        runs = report.NetRuns(kind, depth)
+        runs = findings.NetRuns(kind, depth)
         setup = {"eval_bn": "precise BatchNorm", "recipe": {"lr": 0.1, "warmup_error": 0.8}}
         runs.histories = [{"lr": lrs, "setup": setup} for _ in range(2)]
         return runs
 
     schedule = [0.1] * 5 + [0.01] * 3      # the scheduled rate after warm-up, then a drop
-    notes = report.how_trained({("ResNet", 20): net("ResNet", 20, schedule),
+    notes = findings.how_trained({("ResNet", 20): net("ResNet", 20, schedule),
                                 ("ResNet", 110): net("ResNet", 110, [0.01] * 4 + schedule),
                                 ("plain", 110): net("plain", 110, [0.01] * 12)})
     assert notes == ["BatchNorm at evaluation, as the runs record it: precise BatchNorm.",
@@ -156,11 +156,11 @@ def test_the_report_says_how_the_runs_tested_and_warmed_up():
                      "plain-110 never left it (its training error never fell under 80%, so "
                      "it trained at the lower rate for all 12 steps, every seed); the "
                      "other nets had none."]
-    assert report.how_trained({("ResNet", 20): report.NetRuns("ResNet", 20)}) == []
+    assert findings.how_trained({("ResNet", 20): findings.NetRuns("ResNet", 20)}) == []
     older = net("ResNet", 20, schedule)          # a run whose lab version worded it otherwise
     older.histories = [{**h, "setup": {**h["setup"], "eval_bn": "precise BN"}}
                        for h in older.histories]
-    assert report.how_trained({("ResNet", 20): older, ("plain", 20): net("plain", 20, schedule)}
+    assert findings.how_trained({("ResNet", 20): older, ("plain", 20): net("plain", 20, schedule)}
                               )[0] == ("BatchNorm at evaluation, as the runs record it: precise "
                                        "BatchNorm (plain-20); precise BN (ResNet-20).")
 
@@ -299,3 +299,16 @@ def test_the_report_says_which_calls_ran_on_ray():
     assert report.on_ray([{"ray": False}]) == ""
     assert report.on_ray([{"ray": True}, {"ray": True}]) == " (Ray)"
     assert report.on_ray([{"ray": False}, {"ray": True}]) == " (1 of 2 on Ray)"
+
+
+@pytest.mark.slow
+def test_the_report_says_what_changed_between_twins_and_each_seeds_errors(uninterrupted):
+    """The pair of each depth differs in the skip alone, read from the runs' own setups, and
+    a ± over seeds can be read back from each seed's numbers."""
+    text = (uninterrupted / "report.md").read_text()
+    for depth in (8, 14):
+        line = next(x for x in text.splitlines() if f"ResNet-{depth} vs plain-{depth}" in x)
+        assert "changed:  skip (1 → 0) / the same:" in line and "tensors start equal" in line
+    nets = findings.runs_by_net(report.load(uninterrupted)[1])
+    first = nets["plain", 8]
+    assert f"plain-8 {first.train[0]:.2f} / {first.test[0]:.2f};" in text

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
@@ -26,24 +25,17 @@ from matplotlib.figure import Figure
 
 from ..nets.paper import HE2015_FIG6_PLAIN, HE2015_TABLE6, HE2015_TABLE6_SOURCE
 from ..training.history import running_mean
+from .findings import (
+    NetRuns,
+    at_half_and_end,
+    findings,
+    how_trained,
+    per_seed,
+    resnets_at_the_end,
+    runs_by_net,
+    twins_changed,
+)
 from .runs import Grid
-
-
-@dataclass
-class NetRuns:
-    """The finished runs of one net of the grid, a (kind, depth) such as plain-56: their
-    final errors in %, one per seed, and their histories."""
-
-    kind: str
-    depth: int
-    train: list[float] = field(default_factory=list)
-    test: list[float] = field(default_factory=list)
-    histories: list[dict] = field(default_factory=list)
-
-
-def final_train_error(history: dict) -> float:
-    """Training error (%) at the end: the mean batch error of the last 5% of the steps."""
-    return error_before(history, 1.0)
 
 
 def load(folder: Path) -> tuple[Grid, list[dict], list[dict], list[dict]]:
@@ -53,18 +45,6 @@ def load(folder: Path) -> tuple[Grid, list[dict], list[dict], list[dict]]:
     calls = folder / "calls.json"
     return grid, read("runs"), read("failed"), json.loads(calls.read_text()) if calls.exists() \
         else []
-
-
-def runs_by_net(results: list[dict]) -> dict[tuple[str, int], NetRuns]:
-    """Results grouped by (kind, depth), seeds in order."""
-    nets: dict[tuple[str, int], NetRuns] = {}
-    for r in sorted(results, key=lambda r: (r["kind"], r["depth"], r["seed"])):
-        net = nets.setdefault((r["kind"], r["depth"]), NetRuns(r["kind"], r["depth"]))
-        h = r["history"]
-        net.histories.append(h)
-        net.train.append(final_train_error(h))
-        net.test.append(100 * h["test_error"][-1] if h["test_error"] else math.nan)
-    return nets
 
 
 def mean_std(values: list[float]) -> str:
@@ -88,136 +68,6 @@ def table(grid: Grid, nets: dict[tuple[str, int], NetRuns]) -> tuple[list[str], 
                                    for c in (plain, res) for k in ("train", "test")),
                      f"{HE2015_TABLE6[depth]:.2f}" if depth in HE2015_TABLE6 else "–"])
     return header, rows
-
-
-def findings(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
-    """What the measurement shows, against He et al.'s two claims (said either way)."""
-    mean = lambda c, k: statistics.mean(getattr(c, k))
-    out = []
-    plains = sorted(d for k, d in nets if k == "plain")
-    if len(plains) >= 2:
-        low, high = nets[("plain", plains[0])], nets[("plain", plains[-1])]
-        shown = mean(high, "train") > mean(low, "train")
-        out.append(f"Degradation: plain-{high.depth}'s training error "
-                   f"({mean(high, 'train'):.2f}%) is {'above' if shown else 'NOT above'} "
-                   f"plain-{low.depth}'s ({mean(low, 'train'):.2f}%): "
-                   f"{'shown' if shown else 'NOT shown'}.")
-    both = sorted(d for k, d in nets if k == "plain" and ("ResNet", d) in nets)
-    if both:
-        d = both[-1]
-        plain, res = nets[("plain", d)], nets[("ResNet", d)]
-        shown = all(mean(res, k) < mean(plain, k) for k in ("train", "test"))
-        out.append(f"Residual learning: at {d} layers the ResNet's training and test error "
-                   f"({mean(res, 'train'):.2f}% / {mean(res, 'test'):.2f}%) are "
-                   f"{'below' if shown else 'NOT both below'} the plain net's "
-                   f"({mean(plain, 'train'):.2f}% / {mean(plain, 'test'):.2f}%): "
-                   f"{'shown' if shown else 'NOT shown'}.")
-    return out
-
-
-def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
-    """What the runs record of their own testing and warm-up: how BatchNorm was evaluated
-    (a run made before the lab recorded it says nothing), and each warmed-up net's warm-up,
-    the steps it trained at a tenth of the recipe's learning rate before it first left it."""
-    said: dict[str, list[str]] = {}      # each wording -> the nets whose runs recorded it
-    for (kind, depth), net in sorted(nets.items(), key=lambda item: (item[0][0] != "plain",
-                                                                     item[0][1])):
-        for words in dict.fromkeys(h.get("setup", {}).get("eval_bn") for h in net.histories):
-            if words:
-                said.setdefault(words, []).append(f"{kind}-{depth}")
-    notes = ["BatchNorm at evaluation, as the runs record it: " + "; ".join(
-        words + (f" ({', '.join(names)})" if len(said) > 1 else "")
-        for words, names in said.items()) + "."] if said else []
-    warmed, bound = [], ""
-    for (kind, depth), net in sorted(nets.items(), key=lambda item: (item[0][1], item[0][0])):
-        runs = [h for h in net.histories if h.get("lr")]
-        warmup = [warmup_steps(h) for h in runs]
-        if not any(warmup):
-            continue
-        bound = f"{100 * runs[0]['setup']['recipe']['warmup_error']:.0f}%"
-        if all(w == len(h["lr"]) for w, h in zip(warmup, runs, strict=True)):
-            warmed.append(f"{kind}-{depth} never left it (its training error never fell under "
-                          f"{bound}, so it trained at the lower rate for all "
-                          f"{len(runs[0]['lr']):,} steps, every seed)")
-        else:
-            warmed.append(f"{kind}-{depth} for its first " + (
-                f"{warmup[0]} steps (every seed)" if len(set(warmup)) == 1 else
-                f"{' and '.join(map(str, warmup))} steps (one number per seed)"))
-    if warmed:
-        notes.append(f"Warm-up (a tenth of the learning rate until the training error is under "
-                     f"{bound}): " + "; ".join(warmed) + "; the other nets had none.")
-    return notes
-
-
-def warmup_steps(history: dict) -> int:
-    """The leading steps a run trained at a tenth of its recipe's learning rate (its warm-up);
-    all of them if it never left it, 0 for a run that records no recipe."""
-    recipe = history.get("setup", {}).get("recipe")
-    if not recipe:
-        return 0
-    warm = recipe["lr"] / 10
-    return next((i for i, lr in enumerate(history["lr"]) if not math.isclose(lr, warm)),
-                len(history["lr"]))
-
-
-def error_before(history: dict, fraction: float) -> float:
-    """Training error (%) just before `fraction` of the steps: the mean batch error of the 5%
-    of the steps before it (at 1.0, `final_train_error`)."""
-    errors = history["train_error"]
-    window = max(1, len(errors) // 20)
-    end = max(window, round(fraction * len(errors)))
-    return 100 * sum(errors[end - window:end]) / window
-
-
-def at_half_and_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
-    """Each net's training error just before the first lr drop (half the steps) and at the
-    end, mean over seeds: how much of its learning came after the drop."""
-    if not any(net.histories for net in nets.values()):
-        return []
-    mean = lambda net, f: statistics.mean(error_before(h, f) for h in net.histories)
-    order = sorted(nets, key=lambda kind_depth: (kind_depth[0] != "plain", kind_depth[1]))
-    return ["Training error at half the steps (the first lr drop) -> at the end: " + "; ".join(
-        f"{kind}-{depth} {mean(nets[kind, depth], 0.5):.2f}% -> "
-        f"{mean(nets[kind, depth], 1.0):.2f}%" for kind, depth in order
-        if nets[kind, depth].histories) + "."]
-
-
-def window_noise(history: dict) -> str:
-    """How much two of `error_before`'s windows differ by chance alone: the binomial noise of
-    a mean error over a window's images, for the difference of two such means."""
-    errors = history["train_error"]
-    images = max(1, len(errors) // 20) * history["setup"]["batch_size"]
-    p = statistics.mean(errors[-len(errors) // 20:])
-    noise = 100 * math.sqrt(2 * p * (1 - p) / images)
-    return (f"two windows of {images:,} training images each differ by chance by about "
-            f"±{noise:.2f} points, one std, at ResNet-{history['setup']['depth']}'s error")
-
-
-def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
-    """Whether the ResNets' order by depth is the order they would keep: how far each one's
-    training error still fell over the last fifth (after the last lr drop at 75%, so at one
-    learning rate). The deepest ResNet still falling by more than the shallowest, beyond the
-    seeds' range, means it has not converged when the budget ends."""
-    depths = sorted(d for k, d in nets if k == "ResNet")
-    if len(depths) < 2:
-        return []
-    runs = {d: nets[("ResNet", d)].histories for d in depths}
-    moved = {d: [error_before(h, 1.0) - error_before(h, 0.8) for h in runs[d]] for d in depths}
-    lo, hi = depths[0], depths[-1]
-    shown = max(moved[hi]) < min(moved[lo])
-    return [
-        "Still falling at the end? Over the last fifth of the steps (one learning rate) the "
-        "ResNets' training error rose (+) or fell (-) by: " + "; ".join(
-            f"ResNet-{d} {statistics.mean(moved[d]):+.2f} points (seeds "
-            f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
-        + f" ({window_noise(runs[hi][0])}). "
-        f"Was ResNet-{hi} still catching up with ResNet-{lo} when the budget ended (its "
-        "error falling faster, on every seed)? "
-        + ("Yes: the budget ends before the deeper ResNet has converged, so the order by depth "
-           "at this budget is not the order at convergence." if shown else
-           "No: its place in the order by depth is what this budget gives, not a run cut "
-           "off early."),
-    ]
 
 
 def seed_band(ax, xs: list[list[int]], ys: list[list[float]], colour, width: float,
@@ -318,7 +168,7 @@ def contents(grid: Grid, results: list[dict], failures: list[dict], calls: list[
              HE2015_FIG6_PLAIN,
              "Training error: the mean batch error (augmented images) of the last 5% of the "
              "steps. Test error: the whole test set at the end. Mean ± std over seeds.",
-             *how_trained(nets)]
+             *how_trained(nets), *per_seed(nets), *twins_changed(nets)]
     failed = [f"{f['run']}: {f['error'].strip().splitlines()[-1]}" for f in failures]
     said = (findings(nets) + at_half_and_end(nets) + resnets_at_the_end(nets)
             or ["Not enough finished runs to say."])
