@@ -2,6 +2,7 @@
 and their bar chart (the statistics themselves are bench_verdicts' to measure)."""
 
 import math
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -94,6 +95,32 @@ def test_cardinality_runs_train_the_pair_once_per_seed(images):
     worse = resnext.cardinality_holds_its_own({"a": [0.2, 0.22], "b": [0.30, 0.32]})
     better = resnext.cardinality_holds_its_own({"a": [0.30, 0.32], "b": [0.2, 0.22]})
     assert math.isclose(worse.margin, 2 * 0.01 / 0.1) and not worse.shown and better.shown
+
+
+def test_a_reference_run_reads_back_what_the_runs_measured_seed_by_seed(images, tmp_path):
+    resnext.write_reference(tmp_path, TINY, images, seeds=(1, 0), steps=3)
+    reference = resnext.load_reference(tmp_path)
+    direct = resnext.cardinality_runs(TINY, images, seeds=(0, 1), steps=3)
+    assert reference.errors == direct.values      # seed order, each seed's pair retrained alike
+    assert reference.how.startswith("2 seeds (0-1), 3 steps at batch 16 on synthetic")
+    gaps = [100 * (b - a) for a, b in zip(*reference.errors.values(), strict=True)]
+    line = resnext.seed_by_seed(reference.errors)
+    assert f"lower on {sum(g < 0 for g in gaps)} of 2 seeds" in line and f"{gaps[0]:+.1f}" in line
+    # the lesson's run against the reference, from the setups the files keep: only the steps
+    shorter = resnext.cardinality_runs(TINY, images, seeds=(0,))
+    changes = resnext.against_reference(shorter, reference)
+    assert changes.count("changed:  steps (2 → 3)") == 2, changes
+    assert "seed 0 for both: all" in changes
+    with pytest.raises(FileNotFoundError, match="no seed"):
+        resnext.load_reference(tmp_path / "empty")
+
+
+def test_the_committed_reference_run_is_of_the_lessons_pair():
+    """Lesson 4 reads docs/resnext: a renamed or rebuilt pair would leave it stale."""
+    errors, how, setups = resnext.load_reference(Path(__file__).parents[1] / "docs" / "resnext")
+    assert list(errors) == list(resnext.LAB_PAIR) and len({len(v) for v in errors.values()}) == 1
+    assert list(setups) == list(resnext.LAB_PAIR)
+    assert "on fashion_mnist (20,000 training images, 16x16)" in how
 
 
 def test_a_bar_chart_draws_one_bar_per_name_and_the_seeds_spread():

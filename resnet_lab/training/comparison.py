@@ -12,6 +12,7 @@ different shape draw different weights from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -173,11 +174,17 @@ class Comparison:
         return self.titled(self.title) if self.title else "\n".join(self.lines())
 
 
+def as_saved(value):
+    """A setup's value as a JSON file keeps it (tuples become lists), so that a setup read
+    back from a file compares equal to the same setup in memory."""
+    return json.loads(json.dumps(value))
+
+
 def one_change(a: dict, b: dict, title: str = "") -> Comparison:
     """Compare two setups (`History.setup` or `measured_setup`) field by field; `title`
     names the pair ("ResNet-56 vs plain-56")."""
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in DERIVED]
-    changed = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+    changed = {k: (a.get(k), b.get(k)) for k in keys if as_saved(a.get(k)) != as_saved(b.get(k))}
     same = {k: a.get(k) for k in keys if k not in changed}
     seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
     return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),

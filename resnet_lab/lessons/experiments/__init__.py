@@ -66,6 +66,8 @@ from .residual import (
 )
 from .resnext import (
     LAB_PAIR,
+    Reference,
+    against_reference,
     budget_variants,
     cardinality_holds_its_own,
     cardinality_runs,
@@ -73,10 +75,13 @@ from .resnext import (
     grouped_is_faster,
     lab_budget,
     lab_pair,
+    load_reference,
     median_ms,
     same_budget,
+    seed_by_seed,
     three_forms,
     time_forms,
+    write_reference,
 )
 from .vanishing import (
     LARGE,
@@ -117,9 +122,11 @@ __all__ = [
     "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
     "identity_pair", "identity_stacks",
     "identity_start_stds", "layer_response_stds", "responses_are_smaller",
-    "set_identity_weights", "skips_carry_the_gradient", "LAB_PAIR", "budget_variants",
+    "set_identity_weights", "skips_carry_the_gradient", "LAB_PAIR", "Reference",
+    "against_reference", "budget_variants",
     "cardinality_holds_its_own", "cardinality_runs", "forms_agree", "grouped_is_faster",
-    "lab_budget", "lab_pair", "median_ms", "same_budget", "three_forms", "time_forms",
+    "lab_budget", "lab_pair", "load_reference", "median_ms", "same_budget", "seed_by_seed",
+    "three_forms", "time_forms", "write_reference",
     "WATCHED_SIGMOIDS", "WORSE", "MLPTraining", "LARGE", "LEVEL", "SLOWER", "by_thirds",
     "explode_ratios", "large_weight_mlps", "scale_blind",
     "deep_plain_early_layers_slow", "deeper_plain_trains_worse", "early_layers_freeze",

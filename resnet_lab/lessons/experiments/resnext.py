@@ -4,8 +4,11 @@ trained over several seeds."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -17,7 +20,8 @@ from ...nets.init import build_seeded, initialize
 from ...nets.models import ResNet, cifar_resnet
 from ...nets.paper import XIE2017_TABLE2
 from ...training import data, train
-from ...training.comparison import Compared, between
+from ...training.comparison import Compared, between, one_change
+from ...training.history import History
 from ..settings import Settings
 from ..verdicts import TINY, Verdict, claim
 
@@ -112,22 +116,84 @@ def lab_budget(nets: dict[str, ResNet], shape: tuple[int, ...]) -> dict[tuple[in
     return {LAB_PAIR[name]: complexity(net, shape) for name, net in nets.items()}
 
 
-def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (0, 1, 2)
-                     ) -> Compared:
-    """The lab pair trained side by side, the same steps (half the lesson's) on the same
-    batches, once per seed: `values` {name: test error of each seed's run}, and what changed
-    between the two nets (read from the first seed's runs)."""
+def cardinality_runs(s: Settings, images: data.Dataset, seeds: Sequence[int] = (0, 1, 2),
+                     steps: int | None = None) -> Compared:
+    """The lab pair trained side by side, `steps` steps (default: half the lesson's) on the
+    same batches, once per seed: `values` {name: test error of each seed's run}, and what
+    changed between the two nets; `runs`, the first seed's histories."""
+    steps = steps or s.steps // 2
     errors: dict[str, list[float]] = {name: [] for name in LAB_PAIR}
-    changes = {}
+    first: dict[str, History] = {}
     for seed in seeds:
         nets = lab_pair(**images.net_options, seed=seed)
-        runs = train.compare(nets, images, steps=s.steps // 2, batch_size=s.batch_size,
+        runs = train.compare(nets, images, steps=steps, batch_size=s.batch_size,
                              recipe="quick", seed=seed, grad_every=0,
-                             eval_every=s.steps // 2)   # only the final error is read
+                             eval_every=steps)   # only the final error is read
         for name, h in runs.items():
             errors[name].append(h.test_error[-1])
-        changes = changes or {" vs ".join(runs): between(*runs.values())}
-    return Compared(errors, changes)
+        first = first or runs
+    return Compared(errors, {" vs ".join(first): between(*first.values())}, first)
+
+
+def seed_by_seed(errors: dict[str, list[float]]) -> str:
+    """ResNeXt's test error minus ResNet's, seed by seed (a seed's pair trains on the same
+    batches): each difference, their mean, and on how many seeds ResNeXt's was the lower."""
+    (_, res), (_, nxt) = errors.items()
+    gaps = 100 * (np.array(nxt) - np.array(res))
+    return (f"ResNeXt's test error minus ResNet's, seed by seed: "
+            f"{', '.join(f'{g:+.1f}' for g in gaps)} points (mean {gaps.mean():+.2f}); "
+            f"ResNeXt's is the lower on {int((gaps < 0).sum())} of {len(gaps)} seeds")
+
+
+class Reference(NamedTuple):
+    """A longer run of the lab pair (`write_reference`): {name: test error per seed}, one line
+    on how it was trained, and the first seed's setups {name: `History.setup`}."""
+
+    errors: dict[str, list[float]]
+    how: str
+    setups: dict[str, dict]
+
+
+def write_reference(folder: str | Path, s: Settings, images: data.Dataset,
+                    seeds: Sequence[int], steps: int) -> None:
+    """`cardinality_runs` for a longer reference run, one file per seed (`seed<N>.json`):
+    a run stopped halfway keeps the seeds it finished, and two processes can share the seeds."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        start = time.perf_counter()
+        runs = cardinality_runs(s, images, seeds=(seed,), steps=steps)
+        (folder / f"seed{seed}.json").write_text(json.dumps({
+            "seed": seed, "steps": steps, "batch_size": s.batch_size, "data": images.name,
+            "n_train": len(images.x_train), "size": images.shape[-1],
+            "errors": {name: v[0] for name, v in runs.values.items()},
+            "setups": {name: h.setup for name, h in runs.runs.items()},
+            "seconds": round(time.perf_counter() - start, 1),
+            "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=1))
+
+
+def load_reference(folder: str | Path) -> Reference:
+    """The seeds `write_reference` wrote to `folder`, in seed order."""
+    rows = sorted((json.loads(p.read_text()) for p in Path(folder).glob("seed*.json")),
+                  key=lambda row: row["seed"])
+    if not rows:
+        raise FileNotFoundError(f"no seed*.json in {folder}: write it with "
+                                "scripts/resnext_reference.py")
+    first = rows[0]
+    how = (f"{len(rows)} seeds ({first['seed']}-{rows[-1]['seed']}), {first['steps']:,} "
+           f"steps at batch {first['batch_size']} on {first['data']} "
+           f"({first['n_train']:,} training images, {first['size']}x{first['size']}), "
+           f"{sum(row['seconds'] for row in rows) / 60:.0f} min of CPU training with "
+           f"{first['threads']} thread(s), torch {first['torch']}")
+    return Reference({name: [row["errors"][name] for row in rows] for name in LAB_PAIR}, how,
+                     first["setups"])
+
+
+def against_reference(lesson: Compared, reference: Reference) -> str:
+    """What changed between a lesson's `cardinality_runs` and the reference run, net by net:
+    the first seed's setups, compared by `one_change`."""
+    return "\n".join(one_change(lesson.runs[name].setup, reference.setups[name])
+                     .titled(f"{name}: this lesson vs the longer run") for name in LAB_PAIR)
 
 
 @claim
