@@ -105,7 +105,7 @@ def test_a_reference_run_reads_back_what_the_runs_measured_seed_by_seed(images, 
     assert reference.how.startswith("2 seeds (0-1), 3 steps at batch 16 on synthetic")
     gaps = [100 * (b - a) for a, b in zip(*reference.errors.values(), strict=True)]
     line = resnext.seed_by_seed(reference.errors)
-    assert f"lower on {sum(g < 0 for g in gaps)} of 2 seeds" in line and f"{gaps[0]:+.1f}" in line
+    assert f"lower on {sum(g < 0 for g in gaps)} of 2 seeds" in line and f"{gaps[0]:+.2f}" in line
     # the lesson's run against the reference, from the setups the files keep: only the steps
     shorter = resnext.cardinality_runs(TINY, images, seeds=(0,))
     changes = resnext.against_reference(shorter, reference)

@@ -17,12 +17,13 @@ from ...training.step import Step
 from ..verdicts import TINY, Verdict, claim
 
 
-def fit_identity(stack: nn.Module, steps: int = 300, seed: int = 0) -> list[float]:
-    """Train `stack` to map x to x (mean squared error, Adam 1e-3) on fresh random vectors
+def fit_identity(stack: nn.Module, steps: int = 300, seed: int = 0, lr: float = 1e-3
+                 ) -> list[float]:
+    """Train `stack` to map x to x (mean squared error, Adam at `lr`) on fresh random vectors
     each step; return the losses. The lab's training step does the work (`step.Step`, here
     with Adam and an MSE loss), and the losses come to the host in one copy at the end."""
     g = torch.Generator().manual_seed(seed)
-    train_step = Step(stack, torch.optim.Adam(stack.parameters(), lr=1e-3), loss_fn=F.mse_loss,
+    train_step = Step(stack, torch.optim.Adam(stack.parameters(), lr=lr), loss_fn=F.mse_loss,
                       error_fn=None, norms=False)
     rows = [train_step(x, x) for x in (torch.randn(256, 64, generator=g) for _ in range(steps))]
     return torch.stack(rows)[:, 0].tolist()
@@ -73,9 +74,9 @@ def identity_start_stds(seed: int = 0) -> dict[str, float]:
     return {name: net.blocks(x).std().item() for name, net in identity_stacks(seed).items()}
 
 
-def identity_fits(steps: int = 300, seed: int = 0) -> dict[str, list[float]]:
+def identity_fits(steps: int = 300, seed: int = 0, lr: float = 1e-3) -> dict[str, list[float]]:
     """Each stack of `identity_stacks` trained to output its input: {name: losses}."""
-    return {name: fit_identity(net.blocks, steps, seed)
+    return {name: fit_identity(net.blocks, steps, seed, lr)
             for name, net in identity_stacks(seed).items()}
 
 

@@ -141,7 +141,7 @@ def seed_by_seed(errors: dict[str, list[float]]) -> str:
     (_, res), (_, nxt) = errors.items()
     gaps = 100 * (np.array(nxt) - np.array(res))
     return (f"ResNeXt's test error minus ResNet's, seed by seed: "
-            f"{', '.join(f'{g:+.1f}' for g in gaps)} points (mean {gaps.mean():+.2f}); "
+            f"{', '.join(f'{g:+.2f}' for g in gaps)} points (mean {gaps.mean():+.2f}); "
             f"ResNeXt's is the lower on {int((gaps < 0).sum())} of {len(gaps)} seeds")
 
 
