@@ -73,9 +73,9 @@ def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     (a run made before the lab recorded it says nothing), and each warmed-up net's warm-up,
     the steps it trained at a tenth of the recipe's learning rate before it first left it."""
     said: dict[str, list[str]] = {}      # each wording -> the nets whose runs recorded it
-    for (kind, depth), net in sorted(nets.items(), key=lambda item: (item[0][0] != "plain",
-                                                                     item[0][1])):
-        for words in dict.fromkeys(h.get("setup", {}).get("eval_bn") for h in net.histories):
+    for kind, depth in plain_first(nets):
+        for words in dict.fromkeys(h.get("setup", {}).get("eval_bn")
+                                   for h in nets[kind, depth].histories):
             if words:
                 said.setdefault(words, []).append(f"{kind}-{depth}")
     notes = ["BatchNorm at evaluation, as the runs record it: " + "; ".join(
@@ -104,11 +104,10 @@ def how_trained(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
 
 def per_seed(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     """Each seed's final errors, so that a ± over two seeds can be read back."""
-    order = sorted(nets, key=lambda kind_depth: (kind_depth[0] != "plain", kind_depth[1]))
     said = [f"{kind}-{depth} " + ", ".join(f"{train:.2f} / {test:.2f}" for train, test in
                                           zip(nets[kind, depth].train, nets[kind, depth].test,
                                               strict=True))
-            for kind, depth in order if nets[kind, depth].train]
+            for kind, depth in plain_first(nets) if nets[kind, depth].train]
     return ["Each seed's training / test error %: " + "; ".join(said) + "."] if said else []
 
 
@@ -138,11 +137,22 @@ def warmup_steps(history: dict) -> int:
                 len(history["lr"]))
 
 
+def plain_first(nets: dict[tuple[str, int], NetRuns]) -> list[tuple[str, int]]:
+    """The nets' (kind, depth) keys as the notes list them: plain nets, then ResNets, each by
+    depth."""
+    return sorted(nets, key=lambda kind_depth: (kind_depth[0] != "plain", kind_depth[1]))
+
+
+def window_steps(errors: list[float]) -> int:
+    """The steps a training-error reading averages: the last 5% of the run, at least one."""
+    return max(1, len(errors) // 20)
+
+
 def error_before(history: dict, fraction: float) -> float:
     """Training error (%) just before `fraction` of the steps: the mean batch error of the 5%
     of the steps before it (at 1.0, `final_train_error`)."""
     errors = history["train_error"]
-    window = max(1, len(errors) // 20)
+    window = window_steps(errors)
     end = max(window, round(fraction * len(errors)))
     return 100 * sum(errors[end - window:end]) / window
 
@@ -153,10 +163,9 @@ def at_half_and_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     if not any(net.histories for net in nets.values()):
         return []
     mean = lambda net, f: statistics.mean(error_before(h, f) for h in net.histories)
-    order = sorted(nets, key=lambda kind_depth: (kind_depth[0] != "plain", kind_depth[1]))
     return ["Training error at half the steps (the first lr drop) -> at the end: " + "; ".join(
         f"{kind}-{depth} {mean(nets[kind, depth], 0.5):.2f}% -> "
-        f"{mean(nets[kind, depth], 1.0):.2f}%" for kind, depth in order
+        f"{mean(nets[kind, depth], 1.0):.2f}%" for kind, depth in plain_first(nets)
         if nets[kind, depth].histories) + "."]
 
 
@@ -164,8 +173,9 @@ def window_noise(history: dict) -> str:
     """How much two of `error_before`'s windows differ by chance alone: the binomial noise of
     a mean error over a window's images, for the difference of two such means."""
     errors = history["train_error"]
-    images = max(1, len(errors) // 20) * history["setup"]["batch_size"]
-    p = statistics.mean(errors[-len(errors) // 20:])
+    window = window_steps(errors)
+    images = window * history["setup"]["batch_size"]
+    p = statistics.mean(errors[-window:])
     noise = 100 * math.sqrt(2 * p * (1 - p) / images)
     return (f"two windows of {images:,} training images each differ by chance by about "
             f"±{noise:.2f} points, one std, at ResNet-{history['setup']['depth']}'s error")
