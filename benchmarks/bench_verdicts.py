@@ -135,9 +135,10 @@ def margins(rows: list[dict], kernels: list[str]) -> dict:
                      "over": " x ".join(over), "shown": f"{sum(m > 1 for m in values)}/{len(runs)}",
                      "min": fmt(min(values)), "median": fmt(statistics.median(values)),
                      "max": fmt(max(values))}
-        if len(datasets) > 1:                           # each data set's own smallest margin
-            out[name]["min_by_data"] = {d: fmt(min(r["margin"] for r in runs if r["dataset"] == d))
-                                        for d in datasets}
+        if len(datasets) > 1:                  # each data set's own smallest and median margin
+            out[name]["by_data"] = {d: {"min": fmt(min(own)), "median": fmt(statistics.median(own))}
+                                    for d in datasets
+                                    for own in [[r["margin"] for r in runs if r["dataset"] == d]]}
     return {"made_by": "benchmarks/bench_verdicts.py", "machine": machine(), "verdicts": out}
 
 

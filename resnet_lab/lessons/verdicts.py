@@ -81,9 +81,11 @@ def spread(name: str) -> str:
            f"shown in {measured['shown']}, "
     if measured.get("max") == measured["min"]:       # one margin on every run (exact, or unbounded)
         return runs + f"margin {measured['min']} in every run"
-    by_data = measured.get("min_by_data", {})
-    each = f" ({', '.join(f'{d} {m}' for d, m in by_data.items())})" if by_data else ""
-    return runs + f"margin min {measured['min']}{each}, median {measured['median']}"
+    by_data = measured.get("by_data")
+    if by_data:          # two data sets: each one's own margins, not a median pooled over both
+        return runs + "margin " + "; ".join(f"{d} min {m['min']}, median {m['median']}"
+                                            for d, m in by_data.items())
+    return runs + f"margin min {measured['min']}, median {measured['median']}"
 
 
 def verdict(v: Verdict) -> None:
