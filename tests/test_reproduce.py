@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_lab.grid import cluster, findings, report, reproduce
+from resnet_lab.grid import cluster, control, findings, report, reproduce
 from resnet_lab.grid.runs import Grid
 from resnet_lab.nets.paper import HE2015_TABLE6
 
@@ -108,8 +108,9 @@ def test_the_report_quotes_table_6_with_its_depths():
 
 
 def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end():
-    """From the curves: a ResNet-110 whose error still falls over the last fifth, more than
-    ResNet-20's on every seed, has not converged ("Yes"); two curves flat alike: "No"."""
+    """From the curves: the gap between the deepest and the shallowest ResNet, and a
+    ResNet-110 whose error still falls over the last fifth on every seed has not converged;
+    two flat curves give the order this budget gives, and no more."""
     def net(depth, slope):
         runs = findings.NetRuns("ResNet", depth)
         for seed in (0, 1):
@@ -122,14 +123,17 @@ def test_the_report_says_whether_the_deepest_resnet_was_still_falling_at_the_end
     nets = {("ResNet", 20): net(20, 0.0), ("ResNet", 110): net(110, 0.1)}
     (falling,) = findings.resnets_at_the_end(nets)
     assert "rose (+) or fell (-) by: ResNet-20 +0.00 points" in falling
-    assert "on every seed)? Yes: the budget ends before" in falling
+    assert falling.startswith("ResNet-110 minus ResNet-20, training error: -4.75 points at "
+                              "half the steps, -9.75 at the end.")   # steps 450-499, 950-999
+    assert "Still falling on every seed: ResNet-110; the budget ended while" in falling
     last = sum(nets[("ResNet", 110)].histories[0]["train_error"][-50:]) / 50   # its last 5%
     noise = 100 * math.sqrt(2 * last * (1 - last) / (50 * 100))
     assert f"two windows of 5,000 training images each differ by chance by about ±{noise:.2f}" \
         in falling
     (flat,) = findings.resnets_at_the_end({("ResNet", 20): net(20, 0.0),
                                         ("ResNet", 110): net(110, 0.0)})
-    assert "on every seed)? No: its place in the order by depth is what this budget" in flat
+    assert "None still fell on every seed: at the smallest rate the curves have flattened" \
+        in flat and "this run cannot say" in flat
     plain = findings.NetRuns("plain", 110, histories=[{"train_error": [0.9] * 500 + [0.4] * 500}])
     (halves,) = findings.at_half_and_end({**nets, ("plain", 110): plain})
     assert halves.endswith("the end: plain-110 90.00% -> 40.00%; ResNet-20 30.05% -> 30.05%; "
@@ -163,6 +167,20 @@ def test_the_report_says_how_the_runs_tested_and_warmed_up():
     assert findings.how_trained({("ResNet", 20): older, ("plain", 20): net("plain", 20, schedule)}
                               )[0] == ("BatchNorm at evaluation, as the runs record it: precise "
                                        "BatchNorm (plain-20); precise BN (ResNet-20).")
+
+
+def test_a_twin_line_gives_the_warm_up_rules_outcome_per_net():
+    """The pair of a depth shares the warm-up rule, not its outcome: each net's own steps at
+    the lower rate are printed beside what changed."""
+    def net(kind, skip, lrs):
+        setup = {"skip": skip, "recipe": {"lr": 0.1, "warmup_error": 0.8}}
+        return findings.NetRuns(kind, 110, histories=[{"lr": lrs, "setup": setup}])
+
+    (line,) = findings.twins_changed({("ResNet", 110): net("ResNet", 1.0, [0.01] * 2 + [0.1] * 8),
+                                      ("plain", 110): net("plain", 0.0, [0.01] * 7 + [0.1] * 3)})
+    assert line.startswith("ResNet-110 vs plain-110, their first seeds: changed:  skip (1 → 0)")
+    assert line.endswith("the warm-up rule's outcome (steps at a tenth of the rate): "
+                         "ResNet-110 2, plain-110 7")
 
 
 @pytest.mark.slow
@@ -312,3 +330,24 @@ def test_the_report_says_what_changed_between_twins_and_each_seeds_errors(uninte
     nets = findings.runs_by_net(report.load(uninterrupted)[1])
     first = nets["plain", 8]
     assert f"plain-8 {first.train[0]:.2f} / {first.test[0]:.2f};" in text
+
+
+@pytest.mark.slow
+def test_a_control_run_repeats_a_grid_run_with_one_change_the_learning_rate(uninterrupted,
+                                                                             tmp_path):
+    """The control trains the grid's plain-8 again at a tenth of the rate: the same weights,
+    batches and data; its file says what changed (the lr schedule alone) and both runs'
+    errors, the grid run's read from its own history."""
+    folder = tmp_path / "grid"
+    shutil.copytree(uninterrupted, folder)
+    path = control.train_control(folder, "plain-8", seed=0, lr=0.01, threads=1)
+    assert path.name == "control-plain-8-seed0-lr0.01.json"
+    grid_line, control_line, changed = control.control_lines(path)
+    twin = json.loads((folder / "runs" / "plain-8-seed0.json").read_text())["history"]
+    assert grid_line.startswith(f"plain-8 (the grid's run): training error "
+                                f"{findings.error_before(twin, 0.5):.2f}% at half the steps")
+    assert control_line.startswith("the control: training error ") and control_line != grid_line
+    assert "changed:  lr schedule (" in changed and "lr 0.1 → " in changed.split("\n")[1]
+    assert "tensors start equal" in changed and "skip" not in changed.split("\n")[1]
+    with pytest.raises(ValueError, match="run='plain-9' with seed=0 is not a run of the grid"):
+        control.train_control(folder, "plain-9", seed=0, lr=0.01)

@@ -113,16 +113,22 @@ def per_seed(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
 
 def twins_changed(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
     """What changed between the ResNet and the plain net of each depth, read from their first
-    seeds' setups (`comparison.one_change`): their lines, joined, one note per depth."""
+    seeds' setups (`comparison.one_change`): their lines, joined, one note per depth. Where
+    the recipe's warm-up rule warmed either net up, its outcome too: the same rule, but each
+    net's own number of steps at the lower rate."""
     notes = []
     for (kind, depth), plain in sorted(nets.items()):
         twin = nets.get(("ResNet", depth))
         if kind != "plain" or not twin or not (plain.histories and twin.histories):
             continue
-        a, b = (net.histories[0].get("setup") for net in (twin, plain))
+        first = twin.histories[0], plain.histories[0]
+        a, b = (h.get("setup") for h in first)
         if a and b:
+            warm = [warmup_steps(h) for h in first]
+            outcome = (f" / the warm-up rule's outcome (steps at a tenth of the rate): "
+                       f"ResNet-{depth} {warm[0]}, plain-{depth} {warm[1]}" if any(warm) else "")
             notes.append(f"ResNet-{depth} vs plain-{depth}, their first seeds: "
-                         + " / ".join(one_change(a, b).lines()))
+                         + " / ".join(one_change(a, b).lines()) + outcome)
     return notes
 
 
@@ -182,27 +188,29 @@ def window_noise(history: dict) -> str:
 
 
 def resnets_at_the_end(nets: dict[tuple[str, int], NetRuns]) -> list[str]:
-    """Whether the ResNets' order by depth is the order they would keep: how far each one's
-    training error still fell over the last fifth (after the last lr drop at 75%, so at one
-    learning rate). The deepest ResNet still falling by more than the shallowest, beyond the
-    seeds' range, means it has not converged when the budget ends."""
+    """Where the ResNets' order by depth stands when the budget ends: how far the deepest is
+    behind the shallowest at half the steps and at the end, and how far each one's training
+    error still moved over the last fifth (after the last lr drop at 75%, so at one learning
+    rate, the smallest). A ResNet whose error still falls there has not converged."""
     depths = sorted(d for k, d in nets if k == "ResNet")
     if len(depths) < 2:
         return []
     runs = {d: nets[("ResNet", d)].histories for d in depths}
     moved = {d: [error_before(h, 1.0) - error_before(h, 0.8) for h in runs[d]] for d in depths}
     lo, hi = depths[0], depths[-1]
-    shown = max(moved[hi]) < min(moved[lo])
+    gap = {f: statistics.mean(error_before(h, f) for h in runs[hi])
+           - statistics.mean(error_before(h, f) for h in runs[lo]) for f in (0.5, 1.0)}
+    falling = [d for d in depths if max(moved[d]) < 0]
     return [
-        "Still falling at the end? Over the last fifth of the steps (one learning rate) the "
-        "ResNets' training error rose (+) or fell (-) by: " + "; ".join(
+        f"ResNet-{hi} minus ResNet-{lo}, training error: {gap[0.5]:+.2f} points at half the "
+        f"steps, {gap[1.0]:+.2f} at the end. Over the last fifth of the steps (one learning "
+        "rate, the smallest) the ResNets' training error rose (+) or fell (-) by: " + "; ".join(
             f"ResNet-{d} {statistics.mean(moved[d]):+.2f} points (seeds "
             f"{min(moved[d]):+.2f} to {max(moved[d]):+.2f})" for d in depths)
         + f" ({window_noise(runs[hi][0])}). "
-        f"Was ResNet-{hi} still catching up with ResNet-{lo} when the budget ended (its "
-        "error falling faster, on every seed)? "
-        + ("Yes: the budget ends before the deeper ResNet has converged, so the order by depth "
-           "at this budget is not the order at convergence." if shown else
-           "No: its place in the order by depth is what this budget gives, not a run cut "
-           "off early."),
+        + (f"Still falling on every seed: {', '.join(f'ResNet-{d}' for d in falling)}; the "
+           "budget ended while they were still learning." if falling else
+           "None still fell on every seed: at the smallest rate the curves have flattened, so "
+           "this is the order this budget gives. What a longer budget would give (more steps "
+           "at the large rate too) this run cannot say."),
     ]

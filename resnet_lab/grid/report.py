@@ -222,7 +222,7 @@ def write_report(folder: str | Path) -> Path:
 def to_text(c: Contents) -> str:
     """The report as plain text, its table in aligned columns (a notebook's printout)."""
     header = ["depth", "plain train %", "plain test %", "ResNet train %", "ResNet test %",
-              "He et al. (quoted)"]
+              "He et al. ResNet test % (quoted)"]
     widths = [max(len(r[i]) for r in [header, *c.rows]) for i in range(len(header))]
     line = lambda r: "  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True))
     return "\n".join([c.status, "", line(header), *map(line, c.rows), "",

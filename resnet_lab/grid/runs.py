@@ -37,7 +37,7 @@ from ..nets.paper import HE2015_PLAIN_NOT_DRAWN, HE2015_TABLE6
 from ..training import data as datasets
 from ..training.callbacks import Callback
 from ..training.checkpoint import Checkpoint
-from ..training.recipes import RECIPES
+from ..training.recipes import RECIPES, Recipe
 from ..training.run import Run
 from ..training.train import fit
 
@@ -149,10 +149,11 @@ def grid_data(grid: Grid) -> datasets.Dataset:
 
 def train_one(grid: Grid, cell: GridRun, *, threads: int | None = None,
               checkpoint: Path | None = None, checkpoint_seconds: float = 300.0,
-              callbacks: Sequence[Callback] = ()) -> dict:
+              callbacks: Sequence[Callback] = (), recipe: Recipe | None = None) -> dict:
     """Train one grid run and return its result: the history (plain numbers) and where and how
     it ran. With `checkpoint`, it resumes from that file when it exists and saves there every
     `checkpoint_seconds`. `threads` sets torch's CPU threads for the run (restored after).
+    `recipe`: another recipe than the grid's, for a control run (`control.py`).
     A Ctrl-C ends it with KeyboardInterrupt (the checkpoint stays for the next call)."""
     images = grid_data(grid)
     model = named_net(cell.name, width=grid.width, seed=cell.seed, **images.net_options)
@@ -161,7 +162,7 @@ def train_one(grid: Grid, cell: GridRun, *, threads: int | None = None,
     torch.set_num_threads(threads or before)
     try:
         history = fit(model, images, name=cell.name, steps=grid.steps,
-                      batch_size=grid.batch_size, recipe=grid.recipe, seed=cell.seed,
+                      batch_size=grid.batch_size, recipe=recipe or grid.recipe, seed=cell.seed,
                       augment=grid.augment, eval_every=grid.eval_every, eval_samples=None,
                       grad_every=max(1, grid.steps // 50), callbacks=[*saver, *callbacks])
     finally:
