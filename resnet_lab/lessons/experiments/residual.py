@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...instruments.hooks import ActivationStats, GradientNorms
-from ...nets.models import cifar_resnet, deep_mlp
+from ...nets.models import build, cifar_resnet, config_of, deep_mlp
 from ...training import data
 from ...training.comparison import Comparison, measured_setup, one_change
 from ...training.evaluation import evaluate, precise_bn
@@ -67,25 +67,31 @@ def set_identity_weights(stack: nn.Sequential) -> nn.Sequential:
 
 
 @torch.no_grad()
-def identity_start_stds(seed: int = 0) -> dict[str, float]:
-    """Each identity stack's output std before training, for 1,024 random inputs of std 1:
-    how much of the signal gets through its 20 blocks."""
+def signal_through(stacks: dict[str, nn.Module], seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Each identity stack's output for 1,024 random inputs of std 1: its std, and the part of
+    it that varies with the input (each output's std across the inputs, root mean square over
+    the outputs): how much of the signal gets through its 20 blocks. The rest is a constant
+    (at the start, what the blocks' biases add)."""
     x = torch.randn(1024, IDENTITY_BRANCH["width"], generator=torch.Generator().manual_seed(seed))
-    return {name: net.blocks(x).std().item() for name, net in identity_stacks(seed).items()}
+    outputs = {name: net.blocks(x) for name, net in stacks.items()}
+    return {name: (y.std().item(), y.std(0).pow(2).mean().sqrt().item())
+            for name, y in outputs.items()}
 
 
-def identity_fits(steps: int = 300, seed: int = 0, lr: float = 1e-3) -> dict[str, list[float]]:
-    """Each stack of `identity_stacks` trained to output its input: {name: losses}."""
-    return {name: fit_identity(net.blocks, steps, seed, lr)
-            for name, net in identity_stacks(seed).items()}
+def identity_fits(steps: int = 300, seed: int = 0, lr: float = 1e-3,
+                  stacks: dict[str, nn.Module] | None = None) -> dict[str, list[float]]:
+    """Each stack of `identity_stacks` (or of `stacks`, trained in place, so that they can be
+    measured after) trained to output its input: {name: losses}."""
+    stacks = identity_stacks(seed) if stacks is None else stacks
+    return {name: fit_identity(net.blocks, steps, seed, lr) for name, net in stacks.items()}
 
 
-def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENTITY_PAIR
-                  ) -> Comparison:
+def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENTITY_PAIR,
+                  lr: float = 1e-3) -> Comparison:
     """What differs between two of the identity stacks, as `identity_fits` trains them."""
     nets = identity_stacks(seed)
     fit = dict(inputs="256 random 64-d vectors a step", inputs_seed=seed, steps=steps,
-               optimizer="Adam, lr 1e-3")
+               optimizer=f"Adam, lr {lr:.0e}".replace("e-0", "e-"))
     return one_change(*(measured_setup(nets[name], **fit) for name in pair), " vs ".join(pair))
 
 
@@ -135,23 +141,25 @@ def gradient_pair(size: int, seed: int = 0) -> Comparison:
 def skips_carry_the_gradient(grads: dict[str, np.ndarray]) -> Verdict:
     spread = {n: v.max() / max(v.min(), TINY) for n, v in grads.items()}
     said = {n: f"{spread[n]:.2g}" if v.min() > 0 else
-            f"unbounded ({(v == 0).sum()} blocks' gradient underflows to exactly 0 in float32)"
+            f"infinite ({(v == 0).sum()} blocks' gradient underflows to exactly 0 in float32)"
             for n, v in grads.items()}
     return Verdict("skip connections carry the gradient to every block",
                    min(100 / spread["ResNet-56"], spread["plain-56"] / 100),
                    f"largest/smallest block gradient: ResNet-56 {said['ResNet-56']}, "
-                   f"plain-56 {said['plain-56']} (claim: under / over 100)")
+                   f"plain-56 {said['plain-56']} (claim: ResNet-56 under 100, plain-56 over "
+                   "100; the margin is the smaller of the two nets' margins)")
 
 
-def layer_response_stds(nets: dict[str, nn.Module], images: data.Dataset
-                        ) -> dict[str, np.ndarray]:
+def layer_response_stds(nets: dict[str, nn.Module], images: data.Dataset, *,
+                        as_initialised: bool = False) -> dict[str, np.ndarray]:
     """He et al. Fig. 7: the std of every 3x3 layer's response (after BN), on 500 test images
-    in eval mode, for the plain-56 and ResNet-56 of the degradation experiment. Each net's
-    BatchNorm statistics are re-estimated on training images first (precise BN): with lagging
-    running averages the stds would measure the lag, not the responses."""
+    in eval mode, for each net of the degradation experiment (with `as_initialised`, of the
+    same nets as they started: rebuilt from their configs and seeds). Each net's BatchNorm
+    statistics are re-estimated on training images first (precise BN): with lagging running
+    averages the stds would measure the lag, not the responses."""
     stds = {}
-    for name in ("plain-56", "ResNet-56"):
-        net = nets[name]
+    for name, net in nets.items():
+        net = build(config_of(net)) if as_initialised else net
         responses = [n for n, _ in net.named_modules()
                      if n.startswith("layer") and n.endswith(("bn1", "bn2"))]
         precise_bn(net, images.x_train)     # before the hooks: not recorded
@@ -169,4 +177,5 @@ def responses_are_smaller(stds: dict[str, np.ndarray]) -> Verdict:
         np.array_split(plain, 3), strict=True))
     return Verdict("averaged over its 3x3 layers, the ResNet's responses are smaller than the "
                    "plain net's", plain.mean() / res.mean(),
-                   f"mean std {res.mean():.2f} vs {plain.mean():.2f} (by depth: {thirds})")
+                   f"mean std {res.mean():.2f} vs {plain.mean():.2f} (by depth: {thirds}) "
+                   "(claim: the plain net's mean over the ResNet's above 1)")

@@ -159,6 +159,16 @@ def scale_blind(net: nn.Module, x: torch.Tensor, layer: str = "conv1", factor: f
         return (net(x) - before).abs().max().item(), before.abs().max().item()
 
 
+def ratio_in_training(history: History) -> str:
+    """The first/last-layer gradient ratio over a trained net's recorded steps
+    (`History.grad_norms`), in one line: at step 1, its median, at the last step, and its
+    smallest and largest."""
+    ratios = np.array([first_last_ratio(row) for row in history.grad_norms])
+    return (f"{history.name}: first/last-layer gradient ratio during training: step 1 "
+            f"{ratios[0]:.2g}, median {np.median(ratios):.2g}, last step {ratios[-1]:.2g} "
+            f"(smallest {ratios.min():.2g}, largest {ratios.max():.2g})")
+
+
 def layer_learning(net: nn.Module, history: History, last: int = 50
                    ) -> dict[str, tuple[float, float]]:
     """How each recorded layer of a trained net can still learn: {layer: (growth, relative
