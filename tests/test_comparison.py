@@ -4,6 +4,7 @@ differs in exactly the fields its claim names, read from the nets the experiment
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +124,21 @@ def test_the_plain_identity_stack_can_compute_the_identity():
     x = torch.randn(32, stack[0].fc.out_features, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(stack(x), x, atol=1e-4)
     assert not torch.allclose(ex.identity_stacks()["plain"].blocks(x), x, atol=0.1)
+
+
+def test_the_identity_stacks_measures_read_the_signal_and_the_branches():
+    """`signal_through`: the plain stack as initialised lets almost nothing of its input
+    through, the same stack with the identity's weights all of it; `branch_sizes`: a
+    residual block whose last layer is zero has F = 0, so its size reads 0."""
+    stacks = ex.identity_stacks()
+    std, across = ex.signal_through(stacks)["plain"]
+    assert across < 1e-6 < std
+    ex.set_identity_weights(stacks["plain"].blocks)
+    assert abs(ex.signal_through(stacks)["plain"][1] - 1) < 0.1
+    residual = stacks["residual"].blocks
+    assert (ex.branch_sizes(residual) > 0.1).all()
+    with torch.no_grad():
+        residual[3].fc.weight.zero_()
+        residual[3].fc.bias.zero_()
+    sizes = ex.branch_sizes(residual)
+    assert sizes[3] == 0 and (np.delete(sizes, 3) > 0.1).all()

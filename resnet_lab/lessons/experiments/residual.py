@@ -66,13 +66,20 @@ def set_identity_weights(stack: nn.Sequential) -> nn.Sequential:
     return stack
 
 
+def measuring_inputs(seed: int = 0) -> torch.Tensor:
+    """The 1,024 random inputs of std 1 that the identity stacks are measured on (not trained
+    on): one batch, the same for every measurement of a seed."""
+    return torch.randn(1024, IDENTITY_BRANCH["width"],
+                       generator=torch.Generator().manual_seed(seed))
+
+
 @torch.no_grad()
 def signal_through(stacks: dict[str, nn.Module], seed: int = 0) -> dict[str, tuple[float, float]]:
     """Each identity stack's output for 1,024 random inputs of std 1: its std, and the part of
     it that varies with the input (each output's std across the inputs, root mean square over
     the outputs): how much of the signal gets through its 20 blocks. The rest is a constant
     (at the start, what the blocks' biases add)."""
-    x = torch.randn(1024, IDENTITY_BRANCH["width"], generator=torch.Generator().manual_seed(seed))
+    x = measuring_inputs(seed)
     outputs = {name: net.blocks(x) for name, net in stacks.items()}
     return {name: (y.std().item(), y.std(0).pow(2).mean().sqrt().item())
             for name, y in outputs.items()}
@@ -83,7 +90,7 @@ def branch_sizes(stack: nn.Module, seed: int = 0) -> np.ndarray:
     """Each block's residual against its input, ||F(h)|| / ||h||, for 1,024 random inputs of
     std 1 passed through `stack` (an identity stack's `blocks`): how far each block is from
     computing the identity by F = 0, the point the notes say a residual block has to reach."""
-    h = torch.randn(1024, IDENTITY_BRANCH["width"], generator=torch.Generator().manual_seed(seed))
+    h = measuring_inputs(seed)
     sizes = []
     for block in stack:
         sizes.append((block.residual(h).norm() / h.norm()).item())
