@@ -2,6 +2,7 @@
 differs in exactly the fields its claim names, read from the nets the experiments build
 (untrained: cheap), and the line that says so is built from the setups."""
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from resnet_lab import lessons
 from resnet_lab.lessons import experiments as ex
 from resnet_lab.nets.models import cifar_resnet
-from resnet_lab.training import comparison, data, train
+from resnet_lab.training import comparison, data, recipes, train
 from resnet_lab.training.callbacks import StopAtLoss
 from resnet_lab.training.comparison import measured_setup, one_change
 
@@ -45,8 +46,8 @@ VERDICTS = {
     "residual_stays_healthy": (lambda: ex.regime_pairs(IMAGES)[
         "plain-56 vs ResNet-56, BatchNorm, He init"],
                                {"skip"}, True),
-    "cardinality_holds_its_own": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
-                                  {"groups", "width_per_group"}, False),
+    "a_gain_like_xies_would_show": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
+                                    {"groups", "width_per_group"}, False),
     "preact_trains_better": (lambda: pair(ex.preact_nets(S, IMAGES), "ResNet-110",
                                           "pre-act ResNet-110"), {"preact"}, False),
 }
@@ -142,3 +143,13 @@ def test_the_identity_stacks_measures_read_the_signal_and_the_branches():
         residual[3].fc.bias.zero_()
     sizes = ex.branch_sizes(residual)
     assert sizes[3] == 0 and (np.delete(sizes, 3) > 0.1).all()
+
+
+def test_a_recipe_saved_before_a_field_existed_compares_as_that_fields_default():
+    """A run saved before `warmup_steps` existed warmed up by its error rule, as
+    `warmup_steps=0` says: no change. A fixed warm-up is one."""
+    now = dataclasses.asdict(recipes.RECIPES["he2015"])
+    before = {k: v for k, v in now.items() if k != "warmup_steps"}
+    assert not comparison.one_change({"recipe": before}, {"recipe": now}).changed
+    fixed = dataclasses.asdict(recipes.with_warmup_steps("he2015", 386))
+    assert set(comparison.one_change({"recipe": before}, {"recipe": fixed}).changed) == {"recipe"}

@@ -351,3 +351,22 @@ def test_a_control_run_repeats_a_grid_run_with_one_change_the_learning_rate(unin
     assert "tensors start equal" in changed and "skip" not in changed.split("\n")[1]
     with pytest.raises(ValueError, match="run='plain-9' with seed=0 is not a run of the grid"):
         control.train_control(folder, "plain-9", seed=0, lr=0.01)
+
+
+@pytest.mark.slow
+def test_a_pair_control_trains_both_twins_with_one_fixed_warm_up(uninterrupted, tmp_path):
+    """The pair of one depth trained again, both under one recipe with a fixed warm-up: the
+    skip is the one change, in two processes as in one; a depth the grid lacks is refused."""
+    folder = tmp_path / "grid"
+    shutil.copytree(uninterrupted, folder)
+    path = control.train_pair(folder, 8, seed=0, warmup=2, threads=1, workers=2)
+    assert path.name == "control-8-seed0-warmup2.json"
+    resnet, plain, changed = control.control_lines(path)
+    assert resnet.startswith("ResNet-8: training error ") and plain.startswith("plain-8: ")
+    assert changed.split("\n")[1].strip() == "changed:  skip (1 → 0)"
+    assert "lr schedule (he2015 (warm-up 2 steps): steps ÷10, lr 0.1)" in changed
+    saved = json.loads(path.read_text())["runs"]
+    twin = json.loads((folder / "runs" / "plain-8-seed0.json").read_text())["history"]
+    assert saved["plain-8"]["train_error_end"] == round(findings.error_before(twin, 1.0), 2)
+    with pytest.raises(ValueError, match="run='ResNet-9' with seed=0 is not a run of the grid"):
+        control.train_pair(folder, 9, seed=0, warmup=2)

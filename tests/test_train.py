@@ -220,6 +220,27 @@ def test_warm_up_lasts_until_the_training_error_is_under_the_threshold():
     assert deep.lr[:ends] == [pytest.approx(0.01)] * ends and set(deep.lr[ends:]) == {0.1}
 
 
+@pytest.mark.slow
+def test_a_fixed_warm_up_gives_a_plain_net_and_a_resnet_the_same_learning_rates():
+    """`with_warmup_steps`: exactly 6 steps at lr/10 for both 110-layer nets, whatever their
+    training errors, so the two runs' lr columns are equal; the error rule would end them apart."""
+    images = data.synthetic(512, 64, size=8, seed=0)
+    recipe = recipes.with_warmup_steps(
+        dataclasses.replace(recipes.RECIPES["he2015"], schedule="constant"), 6)
+    models = {name: rl.cifar_resnet(110, width=4, skip=skip, seed=0)
+              for name, skip in (("plain-110", 0.0), ("ResNet-110", 1.0))}
+    runs = train.compare(models, images, steps=10, batch_size=32, recipe=recipe)
+    assert runs["plain-110"].lr == runs["ResNet-110"].lr == [pytest.approx(0.01)] * 6 + [0.1] * 4
+    assert runs["ResNet-110"].setup["recipe"]["warmup_steps"] == 6
+    assert "warm-up 6 steps" in runs["ResNet-110"].setup["recipe"]["name"]
+
+
+def test_a_warm_up_of_no_steps_is_refused_by_name():
+    for steps in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="steps="):
+            recipes.with_warmup_steps("he2015", steps)
+
+
 def test_save_and_load_a_run(tiny, tmp_path, device):
     models = small_models()
     recipe = recipes.with_lr("constant", 0.05)

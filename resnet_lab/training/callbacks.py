@@ -45,17 +45,25 @@ class LrSchedule(Callback):
 
 class WarmUp(Callback):
     """He et al.'s warm-up (§4.2, ResNet-110): a model in `run.warming_up` trains at lr/10 until
-    its last training error is under the recipe's `warmup_error`. Its rows are read every step
-    while it warms up, so where warm-up ends does not depend on timing. After `LrSchedule`."""
+    its last training error is under the recipe's `warmup_error`, or for exactly the recipe's
+    `warmup_steps` where it sets them. Its rows are read every step while it warms up, so where
+    warm-up ends does not depend on timing. After `LrSchedule`."""
 
     def before_step(self, run: Run) -> None:
         for name in [n for n in run.active if n in run.warming_up]:
-            run.flush()
-            errors = run.histories[name].train_error
-            if errors and errors[-1] < run.recipe.warmup_error:
-                run.warming_up.discard(name)
-            else:
+            if self.warm(run, name):
                 run.lr[name] = run.recipe.lr_at(run.progress, warming_up=True)
+            else:
+                run.warming_up.discard(name)
+
+    @staticmethod
+    def warm(run: Run, name: str) -> bool:
+        """Whether model `name` takes its next step at the warm-up rate."""
+        if run.recipe.warmup_steps:
+            return run.step < run.recipe.warmup_steps
+        run.flush()
+        errors = run.histories[name].train_error
+        return not (errors and errors[-1] < run.recipe.warmup_error)
 
 
 class DivergenceGuard(Callback):

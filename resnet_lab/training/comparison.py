@@ -13,7 +13,7 @@ different shape draw different weights from it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from torch import nn
 from ..nets.configs import KINDS, config_from_dict, config_to_dict
 from ..nets.models import build, config_of, is_plain
 from .history import History
-from .recipes import base_name
+from .recipes import Recipe, base_name
 
 LABELS = {   # setup fields that are not the net's own, in the words a lesson uses
     "seed": "data seed", "batch_size": "batch size", "recipe": "lr schedule",
@@ -180,11 +180,23 @@ def as_saved(value):
     return json.loads(json.dumps(value))
 
 
+# a recipe saved before one of its fields existed trained as that field's default says
+RECIPE_DEFAULTS = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
+
+
+def compared_value(key: str, value):
+    """A setup's value as `one_change` compares it: `as_saved`, a recipe with its defaults."""
+    if key == "recipe" and isinstance(value, dict):
+        value = {**RECIPE_DEFAULTS, **value}
+    return as_saved(value)
+
+
 def one_change(a: dict, b: dict, title: str = "") -> Comparison:
     """Compare two setups (`History.setup` or `measured_setup`) field by field; `title`
     names the pair ("ResNet-56 vs plain-56")."""
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in DERIVED]
-    changed = {k: (a.get(k), b.get(k)) for k in keys if as_saved(a.get(k)) != as_saved(b.get(k))}
+    changed = {k: (a.get(k), b.get(k)) for k in keys
+               if compared_value(k, a.get(k)) != compared_value(k, b.get(k))}
     same = {k: a.get(k) for k in keys if k not in changed}
     seed = a.get("weights_seed") if a.get("weights_seed") == b.get("weights_seed") else None
     return Comparison(changed, same, equal_tensors(initial_weights(a), initial_weights(b)),

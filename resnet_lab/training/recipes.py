@@ -25,7 +25,9 @@ class Recipe:
     `ONECYCLE_WARMUP` of the steps, then cosine down to 0) or "constant". `warmup_error` > 0:
     a model of depth >= WARMUP_DEPTH trains at lr/10 until its training error is under
     `warmup_error` (He et al. 2015 §4.2 warmed ResNet-110 up at 0.01 until its training error
-    was below 80%, about 400 iterations).
+    was below 80%, about 400 iterations). `warmup_steps` > 0: such a model warms up for
+    exactly that many steps instead, whatever its error (`with_warmup_steps`): one length for
+    every model, so that two nets compared train at the very same learning rates.
     """
 
     name: str
@@ -35,6 +37,7 @@ class Recipe:
     schedule: str = "step"
     milestones: tuple[float, ...] = (0.5, 0.75)
     warmup_error: float = 0.0
+    warmup_steps: int = 0
 
     def sgd(self, params: Iterable[torch.Tensor], **options) -> torch.optim.SGD:
         """torch's SGD over `params` with this recipe's learning rate, momentum and weight
@@ -83,6 +86,15 @@ def with_lr(recipe: str | Recipe, lr: float) -> Recipe:
     return replace(base, name=f"{base_name(base.name)} (lr {lr:g})", lr=lr)
 
 
+def with_warmup_steps(recipe: str | Recipe, steps: int) -> Recipe:
+    """A recipe whose warm-up lasts exactly `steps` steps for every model it warms up (a
+    CIFAR net of WARMUP_DEPTH layers or more), named so that a run's setup says so."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r} is not allowed; give a whole number of steps, >= 1")
+    base = get_recipe(recipe)
+    return replace(base, name=f"{base.name} (warm-up {steps} steps)", warmup_steps=steps)
+
+
 def base_name(name: str) -> str:
     """A recipe's name without the "(lr ...)" that `with_lr` adds: "constant (lr 0.5)" ->
     "constant"."""
@@ -92,5 +104,6 @@ def base_name(name: str) -> str:
 def warms_up(model: nn.Module, recipe: Recipe) -> bool:
     """Whether the recipe warms this model up: a CIFAR net of WARMUP_DEPTH layers or more."""
     config = config_of(model)
-    return recipe.warmup_error > 0 and isinstance(config, CifarConfig) and \
+    return (recipe.warmup_error > 0 or recipe.warmup_steps > 0) and \
+        isinstance(config, CifarConfig) and \
         config.depth >= WARMUP_DEPTH
