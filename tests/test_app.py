@@ -145,6 +145,8 @@ def test_training_lab_trains_draws_and_stops():
     assert [len(curves[i].x) for i in (0, 2)] == [40, 40]
     assert heatmaps[0].z is not None and len(heatmaps[0].y) == 8
     assert "plain-8: finished" in lab.status.value and not lab.train_button.disabled
+    assert "ResNet-8 vs plain-8: changed: skip (1 → 0); weights: seed 0 for both: all " \
+           in lab.status.value                       # the runs' one difference, read from them
     # Stop: a long run ends at a step boundary, everything so far is kept
     lab.steps.value = 3000
     lab.start()

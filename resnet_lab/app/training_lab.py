@@ -5,6 +5,7 @@ at most every `redraw_seconds`."""
 
 from __future__ import annotations
 
+import html
 import math
 import threading
 import time
@@ -31,6 +32,7 @@ from ..pictures.plots import (
 )
 from ..training import data as datasets
 from ..training.callbacks import Callback
+from ..training.comparison import between
 from ..training.recipes import with_lr
 from ..training.run import Run
 from ..training.train import compare
@@ -213,6 +215,15 @@ class TrainingLab:
                              f" &middot; {run.steps_per_second:.1f} steps/s &middot; "
                              f"device {run.device}")
 
+    def what_changed(self) -> str:
+        """For a plain net trained beside a ResNet: a line saying what differs between the two
+        runs (the skip) and whether they started from the same weights, read from the runs."""
+        if len(self.histories) != 2:
+            return ""
+        plain, resnet = self.histories.values()          # in `chosen`'s order
+        changed, _, weights = (" ".join(line.split()) for line in between(resnet, plain).lines())
+        return f"<br>{resnet.name} vs {plain.name}: {html.escape(changed)}; {html.escape(weights)}"
+
     def _train(self, names: list[str]) -> None:
         try:
             data = self._build(names)
@@ -222,7 +233,7 @@ class TrainingLab:
             words = [f"{n}: {h.status}, final loss {h.final_train_loss():.3f}"
                      + (f" &mdash; {h.message}" if h.status == "diverged" else "")
                      for n, h in self.histories.items()]
-            self.status.value += "<br>" + "<br>".join(words)
+            self.status.value += "<br>" + "<br>".join(words) + self.what_changed()
             self.lesion.start(data, {n: h.latest_norms() for n, h in self.histories.items()
                                      if h.grad_norms})
         except Exception as err:           # show it in the page; the kernel lives on
