@@ -92,9 +92,29 @@ def test_cardinality_runs_train_the_pair_once_per_seed(images):
     assert list(errors) == list(resnext.LAB_PAIR) and all(len(v) == 2 for v in errors.values())
     budget = resnext.lab_budget(resnext.lab_pair(1, 10), (1, 1, 8, 8))
     assert set(budget) == set(resnext.LAB_PAIR.values())
-    worse = resnext.cardinality_holds_its_own({"a": [0.2, 0.22], "b": [0.30, 0.32]})
-    better = resnext.cardinality_holds_its_own({"a": [0.30, 0.32], "b": [0.2, 0.22]})
-    assert math.isclose(worse.margin, 2 * 0.01 / 0.1) and not worse.shown and better.shown
+
+
+def test_the_pair_is_read_seed_by_seed_with_a_95_percent_interval():
+    """Gaps +1, +2, +3 points: mean 2, sd 1, so the interval is 2 ± 4.303 / sqrt(3)."""
+    p = resnext.paired_gaps({"ResNet": [0.10, 0.10, 0.10], "ResNeXt": [0.11, 0.12, 0.13]})
+    assert math.isclose(p.mean, 2) and math.isclose(p.high - p.mean, 4.303 / math.sqrt(3))
+    assert "+1.00, +2.00, +3.00 points; mean +2.00" in resnext.seed_by_seed(
+        {"ResNet": [0.10, 0.10, 0.10], "ResNeXt": [0.11, 0.12, 0.13]})
+    with pytest.raises(ValueError, match="errors: 2 to 11 seeds"):
+        resnext.paired_gaps({"ResNet": [0.1], "ResNeXt": [0.1]})
+
+
+def test_a_tie_shows_only_when_the_interval_is_narrower_than_xies_gain():
+    """ResNet at 20 % error: Xie et al.'s share (7.1 %) is 1.42 points. Gaps of ±0.1 points
+    over 8 seeds tie; gaps of 3 points either way, or noise of ±3 points, do not."""
+    resnet = [0.20] * 8
+    def claim(gaps):
+        return resnext.a_gain_like_xies_would_show(
+            {"ResNet": resnet, "ResNeXt": [0.20 + g / 100 for g in gaps]})
+    assert math.isclose(100 * resnext.XIE_GAIN, 100 * (1 - 22.2 / 23.9))
+    assert claim([0.1, -0.1] * 4).shown
+    assert not claim([3.1, 2.9] * 4).shown and not claim([-3.1, -2.9] * 4).shown
+    assert not claim([3, -3] * 4).shown
 
 
 def test_a_reference_run_reads_back_what_the_runs_measured_seed_by_seed(images, tmp_path):
