@@ -49,7 +49,8 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     grid = np.array(alphas, dtype=float)
     shape = (len(grid),) * len(directions)
     losses = np.zeros(shape)
-    # in training mode: BatchNorm uses the batch's statistics, as Li et al. did
+    # in training mode: BatchNorm uses the batch's statistics at every point. Li et al.'s code
+    # evaluates in eval mode, with the trained net's running statistics, which fit only theta
     try:
         with in_mode(model, training=True):
             for index in np.ndindex(*shape):
