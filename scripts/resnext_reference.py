@@ -25,4 +25,5 @@ torch.set_num_threads(args.threads)
 settings = lessons.settings("quick")     # lesson 4's data and batch size in quick mode
 experiments.write_reference(args.out, settings, lessons.degradation_data(settings),
                             args.seeds, args.steps)
-print(experiments.seed_by_seed(experiments.load_reference(args.out).errors))
+reference = experiments.load_reference(args.out)
+print(experiments.seed_by_seed(reference.errors, reference.wrong))

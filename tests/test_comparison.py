@@ -46,7 +46,7 @@ VERDICTS = {
     "residual_stays_healthy": (lambda: ex.regime_pairs(IMAGES)[
         "plain-56 vs ResNet-56, BatchNorm, He init"],
                                {"skip"}, True),
-    "a_gain_like_xies_would_show": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
+    "resnext_keeps_up": (lambda: pair(ex.lab_pair(1, 10), *ex.LAB_PAIR),
                                     {"groups", "width_per_group"}, False),
     "preact_trains_better": (lambda: pair(ex.preact_nets(S, IMAGES), "ResNet-110",
                                           "pre-act ResNet-110"), {"preact"}, False),

@@ -15,7 +15,9 @@ from resnet_lab.instruments.hooks import (
     GradientNorms,
     UpdateRatios,
     gradient_profile,
+    layer_norms,
     relative_weight_change,
+    scaled_norm,
     weight_snapshot,
 )
 
@@ -308,3 +310,17 @@ def test_a_deep_sigmoid_mlps_first_layers_barely_move():
             step(mlp, x, y, opt)
     last = ratios.values()[-1]
     assert last[1] < last[-1] * 1e-6                   # blocks.0.fc vs the output layer
+
+
+def test_a_vanishing_gradient_reads_as_its_size_not_as_zero():
+    """Entries of 1e-25 square to 1e-50, below float32's smallest number: a plain sum of squares
+    reads 0. The lab's norms (per layer and per block output) give the float64 norm."""
+    tiny = [torch.full((3, 3), 1e-25), torch.zeros(4), torch.tensor([3.0, 4.0])]
+    assert torch._foreach_norm(tiny)[0] == 0                     # what a plain norm reads
+    norms = layer_norms([torch.empty(1)] * 3, tiny)
+    torch.testing.assert_close(norms, torch.tensor([3e-25, 0.0, 5.0]), rtol=1e-5, atol=0)
+    torch.testing.assert_close(scaled_norm(tiny[0]), torch.tensor(3e-25), rtol=1e-5, atol=0)
+    net = rl.cifar_resnet(56, skip=0.0, norm=False, init="default", seed=0)
+    with GradientNorms(net, block_outputs=True) as norms:
+        F.cross_entropy(net(torch.randn(16, 3, 16, 16)), torch.randint(0, 10, (16,))).backward()
+    assert (norms.block_values()[0] > 0).all() and (norms.values()[0] > 0).all()

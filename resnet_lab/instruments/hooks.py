@@ -5,7 +5,7 @@
     norms.names, norms.values()              # ... and are gone here, even after an exception
 
 `GradientNorms` records, after every backward pass, the gradient norm of each conv/linear
-layer's weights (one batched `torch._foreach_norm` and one device sync per recorded step).
+layer's weights (batched `torch._foreach_norm`s, one device sync per recorded step).
 `ActivationStats` records per-layer mean, std, dead fraction and a histogram.
 `UpdateRatios` records how far each step moves each layer's weights (update / weight size).
 `gradient_profile` is a single forward + backward that touches neither `.grad` nor hooks.
@@ -44,11 +44,19 @@ def watched_weights(model: nn.Module, shortcuts: bool) -> tuple[list[str], list[
 
 
 def layer_norms(weights: list[torch.Tensor], grads: list[torch.Tensor | None]) -> torch.Tensor:
-    """The norm of each layer's gradient (0 where it got none), in one batched call, on the
-    device: no sync here."""
+    """The norm of each layer's gradient (0 where it got none), on the device: no sync here.
+    Each is divided by its largest entry first: squared as it is, an entry below about 1e-23
+    underflows float32 to 0, and a gradient that only vanished would read as exactly 0."""
     grads = [torch.zeros((), device=w.device) if g is None else g.detach()
              for w, g in zip(weights, grads, strict=True)]
-    return torch.stack(torch._foreach_norm(grads)).float()
+    largest = torch._foreach_norm(grads, float("inf"))
+    scaled = torch._foreach_div(grads, [m.clamp_min(torch.finfo(m.dtype).tiny) for m in largest])
+    return (torch.stack(torch._foreach_norm(scaled)) * torch.stack(largest)).float()
+
+
+def scaled_norm(t: torch.Tensor) -> torch.Tensor:
+    """The norm of `t`, on the device, safe from underflow (see `layer_norms`)."""
+    return layer_norms([t], [t])[0]
 
 
 def weight_snapshot(model: nn.Module, shortcuts: bool = False) -> dict[str, torch.Tensor]:
@@ -205,15 +213,15 @@ class GradientNorms(LayerRecorder):
     def _block_hook(self, i: int) -> Callable:
         def hook(module, inputs, output) -> None:   # returns None: the output is untouched
             if output.requires_grad and self._recording():
-                output.register_hook(lambda g: self._block_sq[i].append(g.detach().pow(2).sum()))
+                output.register_hook(lambda g: self._block_sq[i].append(scaled_norm(g.detach())))
         return hook
 
     def _record(self, grads: Sequence[torch.Tensor | None]) -> None:
         if self._recording():
             rows = [layer_norms(self.weights, list(grads))]
-            if self.blocks:   # a block used twice adds both gradients' squares
-                rows.append(torch.stack([torch.stack(sq).sum() if sq else rows[0].new_zeros(())
-                                         for sq in self._block_sq]).float().sqrt())
+            if self.blocks:   # a block used twice adds both gradients' squares (in float64)
+                rows.append(torch.stack([torch.stack(sq).double().norm() if sq else
+                                         rows[0].new_zeros(()) for sq in self._block_sq]).float())
             values = torch.cat(rows).cpu().numpy()       # the one device sync of this step
             self.ring.append(self.backward_passes, values[:len(self.names)])
             if self.block_ring is not None:

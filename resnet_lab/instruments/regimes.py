@@ -14,7 +14,8 @@ EXPLODING_ABOVE = 1e2    # the first layer gets > 100x the last layer's gradient
 def first_last_ratio(profile: Mapping[str, float] | Sequence[float]) -> float:
     """The first weight layer's gradient norm over the last one's (the fc layer in a ResNet):
     how much of the gradient reaches the input end of the network. 0 when the first layer's
-    gradient underflowed to zero, inf when only the last layer's did, nan when both did."""
+    gradient is exactly 0 (deep enough without normalization, it underflows float32 in the
+    backward pass itself), inf when only the last layer's is, nan when both are."""
     values = list(profile.values()) if isinstance(profile, Mapping) else list(profile)
     if len(values) < 2:
         raise ValueError(f"profile has {len(values)} layer(s); a ratio needs at least two")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -97,24 +98,48 @@ def describe_bn(model: nn.Module, n: int | None) -> str:
     return f"precise BatchNorm, re-estimated on {n:,} training images"
 
 
+@contextmanager
+def precise_statistics(model: nn.Module, bn_from: torch.Tensor | None):
+    """Inside: the model's BatchNorm statistics re-estimated on the training images `bn_from`
+    (`precise_bn`; None: left as they are). Afterwards the running averages are put back, so
+    training goes on as it left them."""
+    if bn_from is None:
+        yield
+        return
+    saved = [b.clone() for m in batchnorms(model) for b in (m.running_mean, m.running_var)]
+    try:
+        precise_bn(model, bn_from)
+        yield
+    finally:
+        for buffer, old in zip((b for m in batchnorms(model)
+                                for b in (m.running_mean, m.running_var)), saved, strict=True):
+            buffer.copy_(old)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, *,
              bn_from: torch.Tensor | None = None) -> tuple[float, float]:
     """Mean cross-entropy loss and error rate (1 - accuracy) of `model` on (x, y), in eval
     mode (restored afterwards, even after an exception). With `bn_from` (training images) the
-    BatchNorm statistics are re-estimated on them for this evaluation (`precise_bn`) and put
-    back afterwards, so the running averages go on as training left them; without, eval mode
-    uses whatever statistics the model holds. x and y go to the model's device."""
-    if bn_from is None:
+    BatchNorm statistics are re-estimated on them for this evaluation (`precise_statistics`);
+    without, eval mode uses whatever statistics the model holds. x and y go to the model's
+    device."""
+    with precise_statistics(model, bn_from):
         return measure(model, x, y, batch_size)
-    saved = [b.clone() for m in batchnorms(model) for b in (m.running_mean, m.running_var)]
-    try:
-        precise_bn(model, bn_from)
-        return measure(model, x, y, batch_size)
-    finally:
-        for buffer, old in zip((b for m in batchnorms(model)
-                                for b in (m.running_mean, m.running_var)), saved, strict=True):
-            buffer.copy_(old)
+
+
+@torch.no_grad()
+def mistakes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, *,
+             bn_from: torch.Tensor | None = None) -> torch.Tensor:
+    """Which images of (x, y) the model gets wrong (a bool per image, on the CPU), measured as
+    `evaluate` measures its error: their mean is that error."""
+    wrong = []
+    with precise_statistics(model, bn_from), in_mode(model, training=False):
+        for i in range(0, len(x), batch_size):
+            xb, yb = to_device_of(model, x[i:i + batch_size], y[i:i + batch_size])
+            with autocast(device_of(model)):
+                wrong.append((model(layout(xb, device_of(model))).argmax(1) != yb).cpu())
+    return torch.cat(wrong)
 
 
 @torch.no_grad()

@@ -161,7 +161,7 @@ def gradient_pair(size: int, seed: int = 0) -> Comparison:
 def skips_carry_the_gradient(grads: dict[str, np.ndarray]) -> Verdict:
     spread = {n: v.max() / max(v.min(), TINY) for n, v in grads.items()}
     said = {n: f"{spread[n]:.2g}" if v.min() > 0 else
-            f"infinite ({(v == 0).sum()} blocks' gradient underflows to exactly 0 in float32)"
+            f"infinite ({(v == 0).sum()} blocks' gradient is exactly 0 in float32)"
             for n, v in grads.items()}
     return Verdict("skip connections carry the gradient to every block",
                    min(100 / spread["ResNet-56"], spread["plain-56"] / 100),
