@@ -83,8 +83,10 @@ def test_lesson_2s_lab_answer_trains_then_deletes_one_block_of_each_net(trained_
     assert set(lab.lesion.results["layer2.1"]) == {"plain-14", "ResNet-14"}
     texts = [i for i in items if isinstance(i, str)]
     status = texts[0].splitlines()                              # the status after training
-    assert [line.split(":")[0] for line in status[1:]] == ["plain-14", "ResNet-14"]
-    assert all("finished" in line for line in status[1:])
+    assert [line.split(":")[0] for line in status[1:]] == ["plain-14", "ResNet-14",
+                                                           "ResNet-14 vs plain-14"]
+    assert all("finished" in line for line in status[1:3])
+    assert status[3].startswith("ResNet-14 vs plain-14: changed: skip (1 → 0); weights: ")
     assert texts[1].startswith("ResNet-14 without layer2.1")    # the readout of the last click
     assert "layer2.1" in texts[2] and "plain-14" in texts[2]    # the table, both nets
     curves = items[1]
