@@ -317,6 +317,11 @@ def test_the_lesion_view_marks_follow_its_state_and_two_deletions_are_recorded()
     assert set(lesion.results) == {"none", "layer1.1", "layer1.1 + layer3.1"}
     assert "layer1.1 + layer3.1" in lesion.table.value
     assert lesion.results["layer1.1 + layer3.1"]["ResNet-14"] == lesion.error("ResNet-14")
+    _, table, plain, resnet = lesion.snapshot()          # the page without a kernel says it too
+    crosses = [t for t in resnet.axes[0].texts if t.get_text() == "✕"]
+    assert len(crosses) == 2 and "layer1.1 + layer3.1 deleted" in resnet.axes[0].get_title()
+    assert "✕" not in [t.get_text() for t in plain.axes[0].texts]
+    assert "layer1.1 + layer3.1" in table
 
 
 def test_the_mlp_takes_the_init_switch_too(explorer):

@@ -96,11 +96,13 @@ class LesionView:
         self.strips[name].show(model, self.last_norms.get(name), self.deleted[name], clickable)
 
     def snapshot(self) -> list:
-        """The readout, the table and each net drawn, deleted blocks dashed, for a page
-        without a kernel."""
+        """The readout, the table and each net drawn, its deleted blocks crossed out, for a
+        page without a kernel."""
         size = (1, *self.test[0].shape[1:]) if self.test is not None else (1, 3, 32, 32)
+        titles = {name: f"{name}: {' + '.join(sorted(gone))} deleted (✕)" if gone else
+                  f"{name}: click a block to delete it" for name, gone in self.deleted.items()}
         return [html_text(self.readout.value), *([self.table_text()] if self.results else []),
-                *(draw_network(model, size, title=f"{name}: click a block to delete it")
+                *(draw_network(model, size, title=titles[name], deleted=self.deleted[name])
                   for name, model in self.models.items())]
 
     def table_text(self) -> str:

@@ -5,7 +5,7 @@ ResNeXt's three forms, a grouped convolution as a weight grid, the function-clas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -144,12 +144,29 @@ def network_stages(model: ResNet, input_size: Sequence[int]) -> list[Stage]:
     return stages
 
 
+def draw_stage_blocks(ax: plt.Axes, x: float, blocks: Mapping[str, ResidualBlock],
+                      colours: Mapping[str, str], deleted: Collection[str]) -> None:
+    """One stage's blocks as small squares in its box at `x`: dashed where the skip is cut,
+    filled with `colours`; a `deleted` block grey and crossed out in red."""
+    side = min(0.14, 0.76 / len(blocks))
+    for j, (name, block) in enumerate(blocks.items()):
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (x - 0.38 + j * side, 0.55), side * 0.85, 0.3,
+            facecolor="#d9d9d9" if name in deleted else colours.get(name, "#ffffff"),
+            edgecolor="#333", ls="--" if block.skip == 0 else "-", lw=0.8))
+        if name in deleted:
+            ax.text(x - 0.38 + (j + 0.425) * side, 0.7, "✕", ha="center", va="center",
+                    color="#c62828", fontsize=18, fontweight="bold")
+
+
 def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
-                 block_colours: Mapping[str, str] | None = None) -> plt.Figure:
+                 block_colours: Mapping[str, str] | None = None,
+                 deleted: Collection[str] = ()) -> plt.Figure:
     """A ResNet left to right: stem, stages (one small square per block, dashed where the
     block's skip is cut), pooling and fc; under each box the picture it hands on, channels ×
     height × width. `block_colours` (from `norm_colour`) colours the blocks by gradient norm,
-    and a colour bar shows that scale."""
+    and a colour bar shows that scale; the `deleted` blocks (the lesion view's) are crossed
+    out in red."""
     stages = network_stages(model, input_size)
     blocks = blocks_of(model)
     fig, ax = plt.subplots(figsize=(1.9 * len(stages) + (1.6 if block_colours else 0), 2.6))
@@ -160,14 +177,8 @@ def draw_network(model: ResNet, input_size: Sequence[int], *, title: str = "",
             facecolor="#dbe9f6" if wide else "#f2f2f2", edgecolor="#555"))
         ax.text(i, 1.28, stage.text, ha="center", va="center", fontsize=8, wrap=True)
         if wide:
-            members = [n for n in blocks if stage_of(n) == stage.name]
-            side = min(0.14, 0.76 / len(members))
-            for j, name in enumerate(members):
-                cut = blocks[name].skip == 0
-                ax.add_patch(matplotlib.patches.Rectangle(
-                    (i - 0.38 + j * side, 0.55), side * 0.85, 0.3,
-                    facecolor=(block_colours or {}).get(name, "#ffffff"), edgecolor="#333",
-                    ls="--" if cut else "-", lw=0.8))
+            draw_stage_blocks(ax, i, {n: b for n, b in blocks.items() if stage_of(n) == stage.name},
+                              block_colours or {}, deleted)
         shape = f"{stage.channels}" if stage.size == 1 else \
             f"{stage.channels}×{stage.size}×{stage.size}"
         ax.text(i, 0.02, shape, ha="center", va="top", fontsize=8, color="#1f4e79")
