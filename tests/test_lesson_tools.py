@@ -286,7 +286,10 @@ def test_bench_verdicts_summarizes_the_rows_of_an_earlier_run(tmp_path):
         "claim": "toy claim", "margin": margin, "evidence": "-"}) + "\n"
         for kernel, margin in (("default", 2.0), ("avx2", 1e40)))
         + json.dumps({"kernel": "default", "seed": 0, "dataset": "fashion_mnist", "lesson": "1",
-                      "name": "toy", "claim": "toy claim", "margin": 3.0, "evidence": "-"}))
+                      "name": "toy", "claim": "toy claim", "margin": 3.0, "evidence": "-"}) + "\n"
+        + "".join(json.dumps({"kernel": kernel, "seed": 0, "dataset": "exact", "lesson": "3",
+                              "name": "counted", "claim": "exact claim", "margin": 2.5,
+                              "evidence": "-"}) + "\n" for kernel in ("default", "avx2")))
     subprocess.run([sys.executable, "benchmarks/bench_verdicts.py", "--summarize", str(rows),
                     "--margins", str(out)], check=True, capture_output=True, cwd=ROOT)
     toy = json.loads(out.read_text())["verdicts"]["toy"]
@@ -295,6 +298,9 @@ def test_bench_verdicts_summarizes_the_rows_of_an_earlier_run(tmp_path):
     assert toy["by_data"] == {"fashion_mnist": {"min": "3", "median": "3"},
                               "synthetic": {"min": "2", "median": "unbounded"}}
     assert toy["max"] != "2"
+    counted = json.loads(out.read_text())["verdicts"]["counted"]    # no seed changes an exact check
+    assert counted["over"] == "2 CPU kernel set(s); no seed, as its numbers are exact or a " \
+        "committed run's"
 
 
 def test_layer_learning_reads_the_growth_from_the_seed_and_the_gradient_relative_to_the_weights():
