@@ -121,8 +121,9 @@ def identity_is_easier(fits: dict[str, list[float]]) -> Verdict:
     control = fits["plain, signal kept (control)"]
     fell = "; ".join(f"{name} {losses[0] / losses[-1]:.3g}x" for name, losses in
                      (("residual", residual), ("plain", plain), ("control", control)))
-    return Verdict("F -> 0 is easier than H(x) = x: the residual stack ends far closer to the "
-                   "identity, and gets there by learning",
+    return Verdict("F -> 0 is easier than H(x) = x (F: the stack's residual, the sum of its "
+                   "branches): the residual stack ends far closer to the identity, and gets "
+                   "there by learning",
                    min(plain[-1], control[-1], residual[0]) / (10 * residual[-1]),
                    f"final MSE: residual {residual[-1]:.1e}, plain {plain[-1]:.1e} (the same "
                    f"stack without the skip), control {control[-1]:.1e}; from its first step "
