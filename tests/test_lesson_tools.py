@@ -330,3 +330,13 @@ def test_the_early_layer_verdict_compares_the_thirds_of_both_plain_nets():
     assert v.shown
     layers["plain-20"]["l0"] = layers["plain-20"]["l1"] = (1.0, 0.002)    # plain-20 slow too
     assert not experiments.deep_plain_early_layers_slow(layers).shown
+
+
+def test_the_default_init_mlp_vanishes_because_its_biases_hold_the_signal_up():
+    """Lesson 1's answer: the default init shrinks the gradient at every layer, and its biases
+    keep the forward signal from shrinking with it; with the biases at 0 the two shrink
+    together and cancel in the weights' gradients, so the first/last ratio is healthy."""
+    found = experiments.bias_control(seed=0)
+    (default, kept), (no_biases, no_bias_kept), (he, _) = found.values()
+    assert [rl.regime(p) for p in (default, no_biases, he)] == ["vanishing", "healthy", "healthy"]
+    assert kept > 1e3 * no_bias_kept                       # the biases hold the signal up

@@ -43,7 +43,8 @@ ALSO = {   # what else a change of one of the net's fields changes, said beside 
     "width_per_group": "each group's channels in Xie et al.'s template; a net of another "
                        "width scales them",
     "block": "basic: two 3×3 convs; bottleneck: 1×1, 3×3, 1×1",
-    "init": "he: weights drawn with std √(2 / fan-in)",
+    "init": "he: convs' weights drawn with std √(2 / fan-out), an MLP's with √(2 / fan-in) "
+            "and zero biases",
     "branch_scale": "a fixed factor on F(x) in every block",
 }
 

@@ -116,8 +116,8 @@ def probe(errors: dict[str, float], kind: str, state: str) -> tuple[str, float]:
 def features_transfer(errors: dict[str, float]) -> Verdict:
     _, trained = probe(errors, "ResNet", "trained")
     _, random = probe(errors, "ResNet", "random weights")
-    return Verdict("training makes a ResNet a backbone: its frozen features serve classes it "
-                   "never saw better than its random initial ones",
+    return Verdict("a trained ResNet's frozen features serve classes it never saw better than "
+                   "its random initial ones (a linear probe on held-out classes)",
                    random / max(trained, TINY),
                    ", ".join(f"{k} {100 * v:.1f}%" for k, v in errors.items())
                    + " linear-probe test error on the unseen classes (claim: the trained "

@@ -164,7 +164,8 @@ def skips_carry_the_gradient(grads: dict[str, np.ndarray]) -> Verdict:
     said = {n: f"{spread[n]:.2g}" if v.min() > 0 else
             f"infinite ({(v == 0).sum()} blocks' gradient is exactly 0 in float32)"
             for n, v in grads.items()}
-    return Verdict("skip connections carry the gradient to every block",
+    return Verdict("without BatchNorm, at initialization, skip connections carry the gradient "
+                   "to every block",
                    min(100 / spread["ResNet-56"], spread["plain-56"] / 100),
                    f"largest/smallest block gradient: ResNet-56 {said['ResNet-56']}, "
                    f"plain-56 {said['plain-56']} (claim: ResNet-56 under 100, plain-56 over "
