@@ -62,6 +62,7 @@ from .residual import (
     layer_response_stds,
     responses_are_smaller,
     set_identity_weights,
+    shallow_identity_fits,
     signal_through,
     skips_carry_the_gradient,
 )
@@ -125,7 +126,8 @@ __all__ = [
     "fit_identity", "gradient_nets", "gradient_pair", "identity_fits", "identity_is_easier",
     "identity_pair", "identity_stacks",
     "signal_through", "layer_response_stds", "responses_are_smaller",
-    "set_identity_weights", "skips_carry_the_gradient", "LAB_PAIR", "Reference",
+    "set_identity_weights", "shallow_identity_fits", "skips_carry_the_gradient", "LAB_PAIR",
+    "Reference",
     "against_reference", "budget_variants",
     "resnext_keeps_up", "cardinality_runs", "forms_agree", "grouped_is_faster",
     "lab_budget", "lab_pair", "load_reference", "median_ms", "same_budget", "seed_by_seed",

@@ -70,5 +70,5 @@ def block_types_match(histories: dict[str, History]) -> Verdict:
                    "layers and bottlenecks at 29, train about as well",
                    allowed / max(gap, TINY),
                    ", ".join(f"{n}: final training loss {v:.2f}" for n, v in losses.items())
-                   + f"; gap {gap:.2f} (claim: within {allowed:.2f}, a twentieth of the "
-                   "starting loss ln 10)")
+                   + f"; gap {gap:.2f} (claim: within {allowed:.2f}, a twentieth of "
+                   "ln 10, the loss of a uniform guess)")

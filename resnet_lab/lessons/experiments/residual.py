@@ -106,6 +106,18 @@ def identity_fits(steps: int = 300, seed: int = 0, lr: float = 1e-3,
     return {name: fit_identity(net.blocks, steps, seed, lr) for name, net in stacks.items()}
 
 
+def shallow_identity_fits(depths: tuple[int, ...] = (2, 5), steps: int = 300, seed: int = 0
+                          ) -> dict[str, list[float]]:
+    """A positive control for `identity_fits`: the plain stack's blocks, fewer of them (one
+    change, the depth), trained to output their input as the 20-block stacks are. If they
+    learn it, the plain block can find the identity, and the 20-block stack's failure is its
+    depth's: {name: losses}."""
+    plain = {**IDENTITY_BRANCH, **IDENTITY_STACKS["plain"]}
+    return {f"plain, {d} blocks": fit_identity(deep_mlp(**{**plain, "depth": d}, seed=seed).blocks,
+                                               steps, seed)
+            for d in depths}
+
+
 def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENTITY_PAIR,
                   lr: float = 1e-3) -> Comparison:
     """What differs between two of the identity stacks, as `identity_fits` trains them."""
@@ -122,8 +134,8 @@ def identity_is_easier(fits: dict[str, list[float]]) -> Verdict:
     fell = "; ".join(f"{name} {losses[0] / losses[-1]:.3g}x" for name, losses in
                      (("residual", residual), ("plain", plain), ("control", control)))
     return Verdict("F -> 0 is easier than H(x) = x (F: the stack's residual, the sum of its "
-                   "branches): the residual stack ends far closer to the identity, and gets "
-                   "there by learning",
+                   "branches), in a 20-block MLP stack trained with Adam for 300 steps: the "
+                   "residual stack ends far closer to the identity, and gets there by learning",
                    min(plain[-1], control[-1], residual[0]) / (10 * residual[-1]),
                    f"final MSE: residual {residual[-1]:.1e}, plain {plain[-1]:.1e} (the same "
                    f"stack without the skip), control {control[-1]:.1e}; from its first step "
