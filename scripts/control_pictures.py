@@ -125,7 +125,7 @@ def show(control, state: str | None = None) -> None:
         for number in plt.get_fignums():         # an earlier state's pictures, made on the way
             if plt.figure(number) not in items:
                 plt.close(number)
-        print(f"The answer, as the control shows it after {said}:")
+        print(f"The answer, as the widget shows it after {said}:")
     for item in items:
         if isinstance(item, str):
             print(item)

@@ -115,7 +115,7 @@ def test_show_heads_the_start_and_each_answer(capsys):
     show(cardinality, "cardinality-32")
     out = capsys.readouterr().out
     assert out.index("As it starts") < out.index("C = 1,") < \
-        out.index("The answer, as the control shows it after sliding C to 32") < \
+        out.index("The answer, as the widget shows it after sliding C to 32") < \
         out.index("C = 32,")
 
 

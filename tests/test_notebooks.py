@@ -170,7 +170,7 @@ def answered(cell: dict) -> list[bool]:
     found: list[bool] = []
     for output in cell.get("outputs", []):
         text = joined(output.get("text", ""))
-        found += [False] * text.count("The answer, as the control shows it")
+        found += [False] * text.count("The answer, as the widget shows it")
         if found and "image/png" in output.get("data", {}):
             found[-1] = True
     return found

@@ -365,8 +365,8 @@ def draw_function_classes(axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
         ax.text(truth[0] + 0.2, truth[1] + 0.1, "f* (the truth)", color="#c00", fontsize=9)
         ax.set(xlim=(-4.2, 5.4), ylim=(-3.2, 3.0), title=title, aspect="equal")
         ax.axis("off")
-    fig.suptitle("More capacity helps only if the bigger class contains the smaller one: a "
-                 "block that can be the identity (F(x) = 0) makes the classes nested",
+    fig.suptitle("More capacity cannot move further from f* if the bigger class contains the "
+                 "smaller one: a block that can be the identity (F(x) = 0) makes them nested",
                  fontsize=9.5)
     fig.tight_layout()
     return fig

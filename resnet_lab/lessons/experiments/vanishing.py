@@ -149,7 +149,8 @@ def deeper_plain_trains_worse(histories: dict[str, History]) -> Verdict:
     p20, p56 = histories["plain-20"], histories["plain-56"]
     loss20, loss56 = p20.final_train_loss(), p56.final_train_loss()
     err20, err56 = p20.test_error[-1], p56.test_error[-1]
-    return Verdict("deeper plain net has higher TRAINING loss (not overfitting)",
+    return Verdict(f"after {len(p56.train_loss)} steps the deeper plain net has higher TRAINING "
+                   "loss (not overfitting)",
                    min(loss56 / loss20, err56 / max(err20, TINY)) / WORSE,
                    f"plain-56 train loss {loss56:.2f} vs plain-20 {loss20:.2f}, test error "
                    f"{100 * err56:.0f}% vs {100 * err20:.0f}% (claim: plain-56's train loss and "
