@@ -132,10 +132,11 @@ def margins(rows: list[dict], kernels: list[str]) -> dict:
         values = [r["margin"] for r in runs]
         datasets = sorted({r["dataset"] for r in runs} - {"-", EXACT})
         kernel_sets = f"{len({r['kernel'] for r in runs})} CPU kernel set(s)"
-        over = [f"{len({r['seed'] for r in runs})} seed(s)",
-                *([" and ".join(datasets)] if datasets else []), kernel_sets]
         if runs[0]["dataset"] == EXACT:
             over = [f"{kernel_sets}; no seed, as its numbers are exact or a committed run's"]
+        else:
+            over = [f"{len({r['seed'] for r in runs})} seed(s)",
+                    *([" and ".join(datasets)] if datasets else []), kernel_sets]
         out[name] = {"lesson": runs[0]["lesson"], "claim": runs[-1]["claim"], "runs": len(runs),
                      "over": " x ".join(over), "shown": f"{sum(m > 1 for m in values)}/{len(runs)}",
                      "min": fmt(min(values)), "median": fmt(statistics.median(values)),

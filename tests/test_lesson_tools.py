@@ -346,5 +346,6 @@ def test_shallow_plain_stacks_learn_the_identity_the_deep_one_does_not():
     """Lesson 2's positive control: the plain identity stack's blocks, 2 of them, learn to copy
     their input in the steps in which the 20-block stack stays at the error of answering 0."""
     shallow = experiments.shallow_identity_fits(depths=(2,), steps=300)["plain, 2 blocks"]
-    deep = experiments.identity_fits(seed=0)["plain"]
+    plain = {"plain": experiments.identity_stacks(seed=0)["plain"]}
+    deep = experiments.identity_fits(seed=0, stacks=plain)["plain"]
     assert shallow[-1] < shallow[0] / 3 and deep[-1] > 0.9 * deep[0]

@@ -101,13 +101,14 @@ def ensemble_survives_deletion(results: dict[str, tuple[float, np.ndarray]],
                                chance: float) -> Verdict:
     damage = {n: deletion_damage(*r, chance) for n, r in results.items()}
     res, plain = damage["ResNet-20"], damage["plain-20"]
+    parts = plain / (4 * max(res, TINY)), plain / 0.5
     return Verdict("deleting one block hurts the ResNet far less than the plain net, in the "
                    "median over blocks",
-                   min(plain / (4 * max(res, TINY)), plain / 0.5),
+                   min(parts),
                    f"median damage (0 = none, 1 = chance): ResNet-20 {res:.2f}, plain-20 "
                    f"{plain:.2f} (claim: the ResNet's under a quarter of the plain net's, and "
                    "the plain net's over 0.5; the margin is the smaller of the two: "
-                   f"{plain / (4 * max(res, TINY)):.3g} and {plain / 0.5:.3g})")
+                   f"{parts[0]:.3g} and {parts[1]:.3g})")
 
 
 HIGH_LR = 0.5   # five times He et al.'s 0.1, with no warm-up

@@ -113,9 +113,8 @@ def shallow_identity_fits(depths: tuple[int, ...] = (2, 5), steps: int = 300, se
     learn it, the plain block can find the identity, and the 20-block stack's failure is its
     depth's: {name: losses}."""
     plain = {**IDENTITY_BRANCH, **IDENTITY_STACKS["plain"]}
-    return {f"plain, {d} blocks": fit_identity(deep_mlp(**{**plain, "depth": d}, seed=seed).blocks,
-                                               steps, seed)
-            for d in depths}
+    stacks = {f"plain, {d} blocks": deep_mlp(**{**plain, "depth": d}, seed=seed) for d in depths}
+    return identity_fits(steps, seed, stacks=stacks)
 
 
 def identity_pair(steps: int = 300, seed: int = 0, pair: tuple[str, str] = IDENTITY_PAIR,
